@@ -1,0 +1,27 @@
+# One command sets up and runs the demo; one sets up and runs the tests (README).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the product and its test tools
+
+demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects closer than 20 m)
+	$(BIN)/python -m stream --source demo --closer-than 20 --output out/demo.mp4 --jsonl out/demo.jsonl
+
+test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## FPS of both layouts on the bundled clip -> bench/results/
+	$(BIN)/python -m bench --source demo --layouts serial parallel --out bench/results
+
+clean:
+	rm -rf out .pytest_cache

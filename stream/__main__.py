@@ -1,0 +1,157 @@
+"""``python -m stream``: detect objects and tell how far away they are, on a video, camera or stream.
+
+Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+
+from .config import load_config
+from .errors import StreamError
+
+EPILOG = """examples:
+  python -m stream --source demo --closer-than 8 --output out/near.mp4 --jsonl out/near.jsonl
+  python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
+  python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+
+every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
+exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line, no usage block
+        self.exit(2, f"error: {message} (see python -m stream --help)\n")
+
+
+def _metres(flag: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a distance in metres, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive number of metres, got {text}")
+        return value
+
+    return parse
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-frames must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--max-frames must be >= 0 (0 = all), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m stream",
+        description="Find objects in a video and tell how far away they are, in metres, from one ordinary camera.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--source", help="demo (bundled clip) | video file | image folder or glob | camera index | rtsp://... (default: config source.uri)")
+    p.add_argument("--closer-than", type=_metres("--closer-than"), metavar="M", help="keep objects nearer than M metres")
+    p.add_argument("--further-than", type=_metres("--further-than"), metavar="M", help="keep objects farther than M metres")
+    p.add_argument("--layout", choices=["serial", "parallel"], help="serial: mask by depth, then detect; parallel: depth and detection at once (default: config)")
+    p.add_argument("--output", metavar="MP4", help="write the annotated video (H.264 MP4)")
+    p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame (boxes, classes, scores, metres, timings)")
+    p.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. detect.conf=0.4 (repeatable)")
+    p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
+    p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
+    p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
+    return p
+
+
+def format_summary(s) -> str:
+    from .app import MAIN_STAGES
+
+    lines = [
+        f"{s.frames} frames in {s.wall_s:.1f} s = {s.fps:.1f} FPS  ({s.layout} layout, {s.policy} policy, stopped by {s.stopped_by})",
+        f"source: {s.source}   depth: {s.depth_source} ({s.depth_kind}), box distance = {s.box_stat}   band: {s.band}",
+    ]
+    if s.threads is not None:
+        lines.append(f"model threads: detect {s.threads.detect}" + (f", depth {s.threads.depth}" if s.threads.depth else ""))
+    if s.dropped:
+        lines.append(f"dropped frames (live source, newest kept): {s.dropped}")
+    if s.frames:
+        lines.append("per-stage ms      p50     p95")
+        for stage in MAIN_STAGES:
+            if stage in s.timings:
+                p50, p95 = s.percentiles(stage)
+                lines.append(f"  {stage:<12} {p50:7.1f} {p95:7.1f}")
+        import numpy as np
+
+        lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   (decode -> written)")
+    if s.objects:
+        objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
+        lines.append(f"objects in band (boxes over all frames): {objs}")
+    else:
+        lines.append("objects in band: none")
+    for path in s.outputs:
+        lines.append(f"wrote {path}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
+    progress = None
+    try:
+        overrides = {
+            "source.uri": args.source,
+            "band.closer_than": args.closer_than,
+            "band.further_than": args.further_than,
+            "pipeline.layout": args.layout,
+            "output.mp4": args.output,
+            "output.jsonl": args.jsonl,
+            "source.max_frames": args.max_frames,
+            "output.show": args.show,
+            "depth.source": args.depth_model,
+        }
+        cfg = load_config(args.config, args.set, overrides)
+        from .app import run
+
+        on_frame = None
+        if not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            progress = tqdm(unit="frame", dynamic_ncols=True, leave=False)
+
+            def on_frame(done: int, total: int | None) -> None:
+                if total and progress.total != total:
+                    progress.total = total
+                progress.update(1)
+
+        summary = run(cfg, on_frame=on_frame)
+    except StreamError as exc:
+        _close(progress)
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _close(progress)
+        out = f"; outputs closed: {args.output or ''} {args.jsonl or ''}".rstrip() if (args.output or args.jsonl) else ""
+        sys.stderr.write(f"interrupted{out}\n")
+        return 130
+    _close(progress)
+    if not args.quiet:
+        sys.stdout.write(format_summary(summary) + "\n")
+    return 0
+
+
+def _close(progress) -> None:
+    if progress is not None:
+        progress.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Builds the stages from a Config, runs a layout over a source and feeds the sinks.
+
+The CLI (``python -m stream``) and the benchmarks both call :func:`run`; nothing here prints: the
+caller gets a :class:`Summary` back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .boxdepth import assign_box_depth, parse_box_stat
+from .config import Config
+from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .detect import YoloxDetector
+from .mask import DistanceBand, band_mask, fill_outside
+from .overlay import OverlayOptions, draw
+from .pipeline import Pipeline, RunStats, Stages
+from .sinks import JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
+from .sources import Source, open_source
+from .types import Result
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_FPS = Fraction(5)  # an MP4 made from a folder of images plays at this rate
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How the CPU threads are shared between the two models (they run at the same time in both
+    layouts, so their sum must not exceed the budget)."""
+
+    detect: int
+    depth: int
+
+
+def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) -> ThreadPlan:
+    total = cfg.pipeline.threads or cores or os.cpu_count() or 1
+    if not depth_is_network:
+        return ThreadPlan(detect=total, depth=0)
+    depth = cfg.depth.threads or max(1, total // 2)
+    return ThreadPlan(detect=max(1, total - depth), depth=depth)
+
+
+def build_depth(cfg: Config, threads: int) -> DepthProvider:
+    if cfg.depth.source == "ground-plane":
+        gp = cfg.depth.ground_plane
+        return GroundPlaneDepth(
+            gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px, cy_px=gp.cy_px, max_depth_m=gp.max_depth_m,
+        )
+    return open_depth_model(cfg.depth.source, threads=max(1, threads))
+
+
+def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
+    """``auto``: the ground-contact strip for ground-plane depth (an upright object's own pixels show
+    the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
+    if cfg.depth.box_stat == "auto":
+        return "bottom" if isinstance(depth, GroundPlaneDepth) else "center_mean"
+    parse_box_stat(cfg.depth.box_stat)
+    return cfg.depth.box_stat
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
+
+
+def make_stages(cfg: Config, depth: DepthProvider, detector: YoloxDetector, band: DistanceBand, stat: str) -> Stages:
+    serial = cfg.pipeline.layout == "serial"
+
+    def depth_stage(res: Result) -> Result:
+        t0 = time.perf_counter()
+        dm = depth(res.frame)
+        t1 = time.perf_counter()
+        mask = band_mask(dm, band) if band.active else None
+        return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
+
+    def detect_stage(res: Result) -> Result:
+        image = res.frame.image
+        extra = {}
+        if serial and res.mask is not None:
+            t0 = time.perf_counter()
+            image = fill_outside(image, res.mask, cfg.mask.fill, cfg.mask.blur_ksize)
+            extra["fill"] = _ms(t0)
+        t0 = time.perf_counter()
+        dets, sub = detector(image)
+        return replace(res, detections=dets, timings_ms={**res.timings_ms, **extra, "detect": _ms(t0), **sub})
+
+    def finish_stage(res: Result) -> Result:
+        t0 = time.perf_counter()
+        dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        if band.active:
+            dets = dets[band.contains(dets.depth_m)]
+        return res.timed("box_depth", _ms(t0), detections=dets)
+
+    return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
+
+
+@dataclass
+class Summary:
+    frames: int = 0
+    wall_s: float = 0.0
+    layout: str = ""
+    policy: str = ""
+    source: str = ""
+    depth_source: str = ""
+    depth_kind: str = ""
+    box_stat: str = ""
+    band: str = ""
+    threads: ThreadPlan | None = None
+    stopped_by: str = ""
+    dropped: int = 0
+    outputs: list[str] = field(default_factory=list)
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    ages_ms: list[float] = field(default_factory=list)
+    objects: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def percentiles(self, stage: str, qs=(50, 95)) -> list[float]:
+        return [float(np.percentile(self.timings[stage], q)) for q in qs]
+
+
+# Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
+MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "overlay", "encode")
+
+
+class _Fps:
+    """Frames per second over the last ~2 s of results."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def tick(self) -> float | None:
+        now = time.perf_counter()
+        self.times.append(now)
+        while self.times and now - self.times[0] > 2.0:
+            self.times.pop(0)
+        return (len(self.times) - 1) / (now - self.times[0]) if len(self.times) > 1 else None
+
+
+def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
+    """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
+
+    ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
+    ``on_frame(done, total)`` is called after each written frame (progress bars).
+    KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
+    """
+    band = DistanceBand(cfg.band.closer_than, cfg.band.further_than)
+    src = source or open_source(cfg.source.uri)
+    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=band.describe())
+    # OpenCV's own thread pool would compete with the models' threads for the same cores.
+    cv2.setNumThreads(1)
+    with contextlib.ExitStack() as stack:
+        depth_probe_is_network = cfg.depth.source != "ground-plane"
+        threads = plan_threads(cfg, depth_probe_is_network)
+        depth = build_depth(cfg, threads.depth)
+        stat = box_stat_for(cfg, depth)
+        detector = YoloxDetector.from_path(
+            cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
+            classes=cfg.detect.classes, max_det=cfg.detect.max_det,
+        )
+        # Outputs are checked before anything heavy runs, so a bad path fails at once.
+        if cfg.output.mp4:
+            prepare_output_path(cfg.output.mp4, "MP4")
+        mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
+        jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl)) if cfg.output.jsonl else None
+        window = WindowSink("stream") if cfg.output.show else None
+        if window is not None:
+            window.open()
+            stack.callback(window.close)
+        stack.enter_context(detector)
+        depth.open()
+        stack.callback(depth.close)
+        stack.enter_context(src)
+        policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
+        summary.policy, summary.threads, summary.box_stat = policy, threads, stat
+        summary.depth_source = depth.source
+        summary.depth_kind = depth.kind
+        options = OverlayOptions(
+            tint_bgr=tuple(cfg.overlay.tint_bgr), tint_alpha=cfg.overlay.tint_alpha,
+            depth_inset=cfg.overlay.depth_inset, inset_fraction=cfg.overlay.inset_fraction,
+            inset_max_m=cfg.overlay.inset_max_m, hud=cfg.overlay.hud,
+        )
+        pipeline = Pipeline(
+            src, make_stages(cfg, depth, detector, band, stat), layout=cfg.pipeline.layout, policy=policy,
+            queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
+        )
+        total = src.frame_count
+        if cfg.source.max_frames:
+            total = min(total, cfg.source.max_frames) if total else cfg.source.max_frames
+        fps_meter = _Fps()
+        band_text = band.describe() if band.active else None
+        names = detector.class_names
+        stopped_by = None
+        try:
+            for res in pipeline.results():
+                fps = fps_meter.tick()
+                t0 = time.perf_counter()
+                shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
+                image = draw(shown, names, fps=fps, band_text=band_text, options=options)
+                res = res.timed("overlay", _ms(t0))
+                if cfg.output.mp4:
+                    if mp4 is None:
+                        h, w = image.shape[:2]
+                        mp4 = stack.enter_context(Mp4Sink(
+                            cfg.output.mp4, fps=src.fps or DEFAULT_IMAGE_FPS, width=w, height=h,
+                            crf=cfg.output.crf, preset=cfg.output.preset,
+                        ))
+                    t0 = time.perf_counter()
+                    mp4.write(image)
+                    res = res.timed("encode", _ms(t0))
+                age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
+                if jsonl is not None:
+                    jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
+                                             band_text=band_text, age_ms=age_ms))
+                summary.frames += 1
+                summary.ages_ms.append(age_ms)
+                for k, v in res.timings_ms.items():
+                    summary.timings.setdefault(k, []).append(v)
+                for c in res.detections.class_id:
+                    name = names[c] if c < len(names) else str(c)
+                    summary.objects[name] = summary.objects.get(name, 0) + 1
+                if on_frame is not None:
+                    on_frame(summary.frames, total)
+                if window is not None and not window.write(image):
+                    stopped_by = "window closed"
+                    break
+        finally:
+            stats: RunStats = pipeline.stats
+            summary.wall_s = stats.wall_s
+            summary.dropped = stats.dropped
+            summary.stopped_by = stopped_by or stats.stopped_by
+            summary.outputs = [p for p in (cfg.output.mp4, cfg.output.jsonl) if p]
+    return summary

@@ -1,0 +1,42 @@
+"""The product's one error hierarchy.
+
+Every error is a ``StreamError`` and also the builtin it resembles, so callers can catch either.
+Messages say what failed, what was received, what was expected and how to fix it. The CLI prints
+``error: <message>`` on one line and exits with ``exit_code`` (2 usage/config, 1 runtime).
+"""
+
+from __future__ import annotations
+
+
+class StreamError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(StreamError, ValueError):
+    """A bad flag, config key or config value (exit code 2)."""
+
+    exit_code = 2
+
+
+class SourceError(StreamError, IOError):
+    """A video source could not be opened or read."""
+
+
+class EngineError(StreamError, RuntimeError):
+    """A model file or an inference backend is missing, wrong or failed."""
+
+
+class DepthError(StreamError, ValueError):
+    """Depth is asked for in a unit the depth source cannot give (e.g. metres from an uncalibrated model)."""
+
+    exit_code = 2
+
+
+class SinkError(StreamError, IOError):
+    """An output (MP4, JSONL, window) could not be written."""
+
+
+class PipelineError(StreamError, RuntimeError):
+    """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""

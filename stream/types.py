@@ -1,0 +1,161 @@
+"""The data that flows through the pipeline.
+
+Every type is a frozen dataclass; a stage returns a new value (``dataclasses.replace``) instead of
+mutating the one it got, so a frame can be handed between threads without locks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+DepthKind = Literal["metric", "relative+calibrated", "geometric"]
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded picture.
+
+    image:       (H, W, 3) uint8, **BGR** colour order (OpenCV's), C-contiguous.
+    index:       monotonic per source, starting at 0; a gap means frames were dropped before processing.
+    pts_s:       media time in seconds from the container (None for cameras / images without one).
+    captured_ns: ``time.monotonic_ns()`` when the frame was decoded; every latency and frame age is
+                 measured from it.
+    source_id:   the source as the user gave it, credentials redacted.
+    """
+
+    image: np.ndarray
+    index: int
+    pts_s: float | None
+    captured_ns: int
+    source_id: str
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+            got = f"{type(img).__name__} {getattr(img, 'dtype', '')} {getattr(img, 'shape', '')}"
+            raise TypeError(f"Frame.image must be a (H, W, 3) uint8 BGR array, got {got}")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+def _col(values, dtype, n: int, name: str, fill: float | None = None) -> np.ndarray:
+    if values is None:
+        return np.full((n,), np.nan if fill is None else fill, dtype=dtype)
+    arr = np.asarray(values, dtype=dtype)
+    if arr.shape != (n,):
+        raise ValueError(f"Detections.{name} must have shape ({n},) to match xyxy, got {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Boxes of one frame, as a struct of arrays (all of length N).
+
+    xyxy:             (N, 4) float32, frame pixels, x1 < x2, y1 < y2.
+    confidence:       (N,) float32 in [0, 1] (objectness x class score for YOLOX).
+    class_id:         (N,) int32, index into the detector's class names.
+    depth_m:          (N,) float32 metres along the optical axis; NaN until depth is assigned or when no
+                      valid depth pixel fell in the box.
+    depth_valid_frac: (N,) float32, share of the sampled pixels that had valid depth (NaN until assigned).
+    depth_spread_m:   (N,) float32, interquartile range of the sampled depths in metres (NaN until assigned).
+
+    Filter like numpy: ``dets[dets.depth_m < 2]``.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    depth_m: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_valid_frac: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_spread_m: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        n = xyxy.shape[0]
+        set_ = object.__setattr__
+        set_(self, "xyxy", xyxy)
+        set_(self, "confidence", _col(self.confidence, np.float32, n, "confidence"))
+        set_(self, "class_id", _col(self.class_id, np.int32, n, "class_id"))
+        set_(self, "depth_m", _col(self.depth_m, np.float32, n, "depth_m"))
+        set_(self, "depth_valid_frac", _col(self.depth_valid_frac, np.float32, n, "depth_valid_frac"))
+        set_(self, "depth_spread_m", _col(self.depth_spread_m, np.float32, n, "depth_spread_m"))
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index) -> "Detections":
+        """Select boxes with a boolean mask, an index array or a slice; always returns Detections."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Detections(
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
+            self.depth_m[index],
+            self.depth_valid_frac[index],
+            self.depth_spread_m[index],
+        )
+
+    def with_depth(self, depth_m, valid_frac, spread_m) -> "Detections":
+        return dataclasses.replace(self, depth_m=depth_m, depth_valid_frac=valid_frac, depth_spread_m=spread_m)
+
+
+@dataclass(frozen=True, eq=False)
+class DepthMap:
+    """Depth of every pixel of a frame, in **metres along the optical axis** (z-depth).
+
+    metres: (H, W) float32 at the frame's resolution; NaN where depth is invalid (sky above a ground
+            plane, a model's invalid output, beyond the source's range).
+    source: what produced it, e.g. ``ground-plane`` or the model card's name.
+    kind:   ``metric`` (a network trained in metres), ``relative+calibrated`` (a relative network with a
+            scale/shift calibration), ``geometric`` (computed from the camera's pose, e.g. ground plane).
+    """
+
+    metres: np.ndarray
+    source: str
+    kind: DepthKind
+
+    def __post_init__(self) -> None:
+        m = self.metres
+        if not (isinstance(m, np.ndarray) and m.dtype == np.float32 and m.ndim == 2):
+            raise TypeError(f"DepthMap.metres must be a (H, W) float32 array, got {getattr(m, 'dtype', type(m))} {getattr(m, 'shape', '')}")
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(H, W) bool: pixels with a finite, positive depth."""
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(self.metres) & (self.metres > 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Everything known about one frame as it travels through the stages.
+
+    mask: (H, W) bool, True where the pixel lies inside the asked distance band (None: no band asked,
+          or depth not computed yet).
+    timings_ms: stage name -> milliseconds spent on this frame in that stage.
+    """
+
+    frame: Frame
+    depth: DepthMap | None = None
+    mask: np.ndarray | None = None
+    detections: Detections | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, stage: str, ms: float, **changes) -> "Result":
+        """A copy with ``changes`` applied and ``stage``'s time recorded."""
+        return dataclasses.replace(self, timings_ms={**self.timings_ms, stage: ms}, **changes)

@@ -1,0 +1,165 @@
+"""Overlay: a new image, tint outside the band only, class colours, NaN labels, the depth inset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.errors import ConfigError
+from stream.overlay import OverlayOptions, class_colour, colorize_depth, draw, label_text
+from stream.types import DepthMap, Detections, Frame, Result
+
+H, W = 240, 320
+NAMES = ["person", "bicycle", "car"]
+
+
+def make_image() -> np.ndarray:
+    ys, xs = np.mgrid[0:H, 0:W]
+    return np.dstack([(xs * 255 // W), (ys * 255 // H), np.full_like(xs, 90)]).astype(np.uint8)
+
+
+def make_result(*, mask: np.ndarray | None = None, dets: Detections | None = None, depth: np.ndarray | None = None) -> Result:
+    frame = Frame(image=make_image(), index=0, pts_s=0.0, captured_ns=0, source_id="test")
+    dmap = None if depth is None else DepthMap(depth.astype(np.float32), source="fake", kind="metric")
+    return Result(frame=frame, depth=dmap, mask=mask, detections=dets, timings_ms={"depth": 3.1, "detect": 12.0})
+
+
+def one_box(class_id: int = 1, depth_m: float = 2.5) -> Detections:
+    return Detections(
+        xyxy=np.array([[150, 120, 260, 220]], np.float32),
+        confidence=np.array([0.9], np.float32),
+        class_id=np.array([class_id], np.int32),
+        depth_m=np.array([depth_m], np.float32),
+    )
+
+
+def test_draw_returns_new_image_and_leaves_input_untouched() -> None:
+    mask = np.zeros((H, W), bool)
+    result = make_result(mask=mask, dets=one_box(), depth=np.full((H, W), 3.0))
+    before = result.frame.image.copy()
+    out = draw(result, NAMES, fps=30.0, band_text="closer than 2 m", options=OverlayOptions(depth_inset=True))
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    assert out is not result.frame.image and not np.shares_memory(out, result.frame.image)
+    np.testing.assert_array_equal(result.frame.image, before)
+    assert not np.array_equal(out, before)
+
+
+def test_tint_outside_band_only() -> None:
+    mask = np.zeros((H, W), bool)
+    mask[:, W // 2 :] = True  # right half inside the band
+    options = OverlayOptions(hud=False, tint_bgr=(0, 0, 200), tint_alpha=0.5)
+    result = make_result(mask=mask)
+    out = draw(result, NAMES, fps=None, band_text=None, options=options)
+    image = result.frame.image
+    np.testing.assert_array_equal(out[:, W // 2 :], image[:, W // 2 :])
+    expected = image[:, : W // 2].astype(np.float32) * 0.5 + np.array([0, 0, 200], np.float32) * 0.5
+    assert np.abs(out[:, : W // 2].astype(np.float32) - expected).max() <= 1.0
+
+
+def test_no_mask_means_no_tint() -> None:
+    result = make_result()
+    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+    np.testing.assert_array_equal(out, result.frame.image)
+
+
+def test_hud_leaves_the_rest_of_the_frame_alone() -> None:
+    result = make_result()
+    out = draw(result, NAMES, fps=25.0, band_text="between 3 m and 8 m", options=OverlayOptions())
+    changed = np.any(out != result.frame.image, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert ys.size and ys.min() < 20 and xs.min() < 20  # top-left
+    np.testing.assert_array_equal(out[H // 2 :], result.frame.image[H // 2 :])
+
+
+def test_box_border_has_class_colour() -> None:
+    dets = one_box(class_id=2)
+    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False, line_px=2))
+    colour = np.array(class_colour(2), np.uint8)
+    x1, y1, x2, y2 = 150, 120, 260, 220
+    mid_y, mid_x = (y1 + y2) // 2, (x1 + x2) // 2
+    for y, x in [(mid_y, x1), (mid_y, x2), (y2, mid_x), (mid_y, x1 + 1)]:
+        np.testing.assert_array_equal(out[y, x], colour)
+    assert class_colour(2) == class_colour(2)
+    assert len({class_colour(c) for c in range(20)}) == 20
+
+
+def test_labels_show_metres_or_question_mark() -> None:
+    assert label_text("person", 0.87, 3.21) == "person 0.87 3.2 m"
+    assert label_text("person", 0.87, float("nan")) == "person 0.87 ? m"
+
+
+def test_label_drawn_inside_image_for_box_at_the_edge() -> None:
+    dets = Detections(
+        xyxy=np.array([[W - 12, 0, W - 1, 10]], np.float32),
+        confidence=np.array([0.5], np.float32),
+        class_id=np.array([0], np.int32),
+        depth_m=np.array([np.nan], np.float32),
+    )
+    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+    colour = np.array(class_colour(0), np.uint8)
+    label_cols = np.nonzero(np.all(out[:8] == colour, axis=2).any(axis=0))[0]
+    assert label_cols.min() < W - 40  # the label was moved left to stay inside the frame
+
+
+def test_inset_top_right_with_black_for_nan() -> None:
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[:, : W // 2] = np.nan  # left half of the map invalid -> left half of the inset black
+    options = OverlayOptions(hud=False, depth_inset=True, inset_fraction=0.25)
+    result = make_result(depth=depth)
+    out = draw(result, NAMES, fps=None, band_text=None, options=options)
+    changed = np.any(out != result.frame.image, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert xs.min() > W // 2 and ys.min() < 20 and xs.max() > W - 12
+    inset_w = round(W * 0.25)
+    x0 = W - 6 - 1 - inset_w
+    y0 = 7
+    inset = out[y0 + 2 : y0 + 50, x0 + 2 : x0 + inset_w - 2]
+    np.testing.assert_array_equal(inset[:, : inset_w // 2 - 4], 0)
+    np.testing.assert_array_equal(inset[:, -5:], np.broadcast_to(colorize_depth(np.array([[4.0]], np.float32), 20.0)[0, 0], inset[:, -5:].shape))
+
+
+def test_inset_off_or_without_depth_draws_nothing() -> None:
+    result = make_result()
+    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False, depth_inset=True))
+    np.testing.assert_array_equal(out, result.frame.image)
+
+
+def test_colorize_depth_fixed_range() -> None:
+    a = np.array([[1.0, 5.0, 19.0]], np.float32)
+    b = np.array([[1.0, 5.0, 100.0, 0.5, np.nan]], np.float32)
+    ca, cb = colorize_depth(a, 20.0), colorize_depth(b, 20.0)
+    assert ca.dtype == np.uint8 and ca.shape == (1, 3, 3)
+    np.testing.assert_array_equal(ca[0, :2], cb[0, :2])  # same metres, same colour, whatever else is in the map
+    np.testing.assert_array_equal(cb[0, 4], [0, 0, 0])  # NaN black
+    np.testing.assert_array_equal(colorize_depth(np.array([[25.0]], np.float32), 20.0), colorize_depth(np.array([[20.0]], np.float32), 20.0))
+    near, far = ca[0, 0].astype(int), ca[0, 2].astype(int)
+    assert near[2] > near[0] and far[0] > far[2]  # near warm (red > blue), far cool
+
+
+def test_colorize_depth_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"\(H, W\) depth map"):
+        colorize_depth(np.zeros((2, 2, 3), np.float32), 20.0)
+    with pytest.raises(ValueError, match="positive number of metres"):
+        colorize_depth(np.zeros((2, 2), np.float32), 0.0)
+
+
+def test_hud_wraps_on_a_small_frame() -> None:
+    frame = Frame(image=np.full((60, 80, 3), 200, np.uint8), index=0, pts_s=None, captured_ns=0, source_id="t")
+    result = Result(frame=frame, timings_ms={"capture": 0.1, "depth": 3.1, "detect": 12.0, "assign": 0.2})
+    out = draw(result, NAMES, fps=29.97, band_text="between 3 m and 8 m", options=OverlayOptions())
+    assert out.shape == (60, 80, 3)
+    assert np.any(out != 200)
+
+
+def test_mask_of_wrong_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"Result.mask has shape \(10, 10\)"):
+        draw(make_result(mask=np.ones((10, 10), bool)), NAMES, fps=None, band_text=None, options=OverlayOptions())
+
+
+def test_options_validated() -> None:
+    with pytest.raises(ConfigError, match="tint_alpha"):
+        OverlayOptions(tint_alpha=1.5)
+    with pytest.raises(ConfigError, match="inset_max_m"):
+        OverlayOptions(inset_max_m=0)
+    with pytest.raises(ConfigError, match="tint_bgr"):
+        OverlayOptions(tint_bgr=(0, 0, 300))

@@ -1,0 +1,298 @@
+"""Sinks: H.264 MP4 read back with PyAV, strict JSONL, the frame record schema, the window check."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from stream import sinks
+from stream.errors import SinkError
+from stream.sinks import JsonlSink, Mp4Sink, WindowSink, frame_record
+from stream.types import DepthMap, Detections, Frame, Result
+
+
+def synthetic_frames(n: int, width: int, height: int) -> list[np.ndarray]:
+    """Smooth BGR frames that differ from each other: a moving colour ramp (codec friendly)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for i in range(n):
+        b = (xs / max(width - 1, 1)) * 200 + 20
+        g = (ys / max(height - 1, 1)) * 200 + 20
+        r = np.full_like(xs, 30 + (i * 200) // max(n - 1, 1))
+        frames.append(np.dstack([b, g, r]).astype(np.uint8))
+    return frames
+
+
+def read_back(path: Path) -> tuple[list[np.ndarray], dict]:
+    """Decode an MP4 with PyAV: (BGR frames, stream facts)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info = {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "average_rate": stream.average_rate,
+            "frames": stream.frames,
+        }
+        decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    return decoded, info
+
+
+@pytest.mark.parametrize("fps", [10, Fraction(30000, 1001)])
+def test_mp4_roundtrip(tmp_path: Path, fps) -> None:
+    frames = synthetic_frames(20, 64, 48)
+    out = tmp_path / "out.mp4"
+    with Mp4Sink(out, fps, 64, 48) as sink:
+        for f in frames:
+            sink.write(f)
+        assert sink.frames_written == 20
+    decoded, info = read_back(out)
+    assert info["codec"] == "h264"
+    assert info["pix_fmt"] == "yuv420p"
+    assert (info["width"], info["height"]) == (64, 48)
+    assert info["average_rate"] == Fraction(fps)
+    assert len(decoded) == 20
+    for written, got in zip(frames, decoded):
+        assert np.abs(written.astype(np.int16) - got.astype(np.int16)).mean() < 4.0
+
+
+def test_mp4_faststart_puts_index_first(tmp_path: Path) -> None:
+    out = tmp_path / "fs.mp4"
+    with Mp4Sink(out, 10, 32, 32) as sink:
+        for f in synthetic_frames(3, 32, 32):
+            sink.write(f)
+    data = out.read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat")
+
+
+def test_mp4_float_fps_is_ntsc_fraction() -> None:
+    assert Mp4Sink("x.mp4", 29.97002997002997, 8, 8).fps == Fraction(30000, 1001)
+    assert Mp4Sink("x.mp4", 25.0, 8, 8).fps == Fraction(25)
+
+
+def test_mp4_odd_size_padded_with_edge_pixels(tmp_path: Path) -> None:
+    frames = synthetic_frames(5, 63, 47)
+    out = tmp_path / "odd.mp4"
+    with Mp4Sink(out, 10, 63, 47) as sink:
+        assert sink.output_size == (64, 48)
+        for f in frames:
+            sink.write(f)
+    decoded, info = read_back(out)
+    assert (info["width"], info["height"]) == (64, 48)
+    assert len(decoded) == 5
+    got = decoded[2].astype(np.int16)
+    assert np.abs(got[:47, :63] - frames[2]).mean() < 4.0
+    # The padding column / row repeat the last column / row of the picture.
+    assert np.abs(got[:47, 63] - frames[2][:, 62]).mean() < 6.0
+    assert np.abs(got[47, :63] - frames[2][46, :]).mean() < 6.0
+
+
+def test_mp4_wrong_size_is_value_error(tmp_path: Path) -> None:
+    with Mp4Sink(tmp_path / "w.mp4", 10, 64, 48) as sink:
+        with pytest.raises(ValueError, match=r"expected a \(48, 64, 3\) uint8 BGR image"):
+            sink.write(np.zeros((64, 48, 3), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            sink.write(np.zeros((48, 64, 3), np.float32))
+
+
+def test_mp4_close_is_idempotent(tmp_path: Path) -> None:
+    out = tmp_path / "c.mp4"
+    sink = Mp4Sink(out, 10, 32, 32)
+    for f in synthetic_frames(4, 32, 32):
+        sink.write(f)
+    sink.close()
+    sink.close()
+    decoded, _ = read_back(out)
+    assert len(decoded) == 4
+    with pytest.raises(SinkError, match="already closed"):
+        sink.write(synthetic_frames(1, 32, 32)[0])
+
+
+def test_mp4_playable_after_exception_in_with_block(tmp_path: Path) -> None:
+    out = tmp_path / "interrupted.mp4"
+    frames = synthetic_frames(7, 32, 32)
+    with pytest.raises(KeyboardInterrupt):
+        with Mp4Sink(out, 10, 32, 32) as sink:
+            for f in frames:
+                sink.write(f)
+            raise KeyboardInterrupt
+    decoded, info = read_back(out)
+    assert info["codec"] == "h264"
+    assert len(decoded) == 7
+
+
+def test_mp4_creates_missing_parent_folders(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "out.mp4"
+    with Mp4Sink(out, 10, 16, 16) as sink:
+        sink.write(synthetic_frames(1, 16, 16)[0])
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("make_sink", [lambda p: Mp4Sink(p, 10, 16, 16), JsonlSink], ids=["mp4", "jsonl"])
+def test_sink_parent_is_a_file(tmp_path: Path, make_sink) -> None:
+    blocker = tmp_path / "notafolder"
+    blocker.write_text("x")
+    with pytest.raises(SinkError, match=r"notafolder is a file, not a folder"):
+        make_sink(blocker / "sub" / "out.x").open()
+
+
+@pytest.mark.parametrize("make_sink", [lambda p: Mp4Sink(p, 10, 16, 16), JsonlSink], ids=["mp4", "jsonl"])
+def test_sink_path_is_a_directory(tmp_path: Path, make_sink) -> None:
+    folder = tmp_path / "out.mp4"
+    folder.mkdir()
+    with pytest.raises(SinkError, match="is an existing folder; give a file path"):
+        make_sink(folder).open()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to any folder, so permissions cannot be tested")
+@pytest.mark.parametrize("make_sink", [lambda p: Mp4Sink(p, 10, 16, 16), JsonlSink], ids=["mp4", "jsonl"])
+def test_sink_folder_not_writable(tmp_path: Path, make_sink) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(SinkError, match="is not writable"):
+            make_sink(locked / "out.x").open()
+    finally:
+        locked.chmod(stat.S_IRWXU)
+
+
+def test_sink_folder_not_writable_via_access_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The permission check itself, also when running as root (os.access is faked)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(sinks.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(SinkError, match=r"folder .*locked is not writable"):
+        Mp4Sink(locked / "out.mp4", 10, 16, 16).open()
+    assert not (locked / "out.mp4").exists()
+
+
+def test_jsonl_strict_json_nan_and_numpy(tmp_path: Path) -> None:
+    out = tmp_path / "log" / "r.jsonl"
+    with JsonlSink(out) as sink:
+        sink.write({"a": float("nan"), "b": np.float32(1.5), "c": np.int64(3), "d": np.array([1.0, np.nan]), "e": np.bool_(True)})
+        sink.write({"inf": float("inf"), "nested": {"x": [np.float64("nan"), 2]}})
+        assert sink.lines_written == 2
+    sink.close()
+
+    def reject(token: str):
+        raise AssertionError(f"non-strict JSON constant {token}")
+
+    lines = out.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line, parse_constant=reject) for line in lines]
+    assert rows[0] == {"a": None, "b": 1.5, "c": 3, "d": [1.0, None], "e": True}
+    assert rows[1] == {"inf": None, "nested": {"x": [None, 2]}}
+
+
+def test_jsonl_lines_flushed_before_close(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    sink = JsonlSink(out)
+    sink.write({"i": 0})
+    sink.write({"i": 1})
+    assert [json.loads(x)["i"] for x in out.read_text().splitlines()] == [0, 1]
+    sink.close()
+    sink.close()
+
+
+def test_jsonl_rejects_unknown_types(tmp_path: Path) -> None:
+    with JsonlSink(tmp_path / "r.jsonl") as sink:
+        with pytest.raises(TypeError, match=r"record\.obj has type object"):
+            sink.write({"obj": object()})
+
+
+def make_result() -> Result:
+    image = np.zeros((48, 64, 3), np.uint8)
+    frame = Frame(image=image, index=7, pts_s=0.7, captured_ns=123, source_id="clip.mp4")
+    dets = Detections(
+        xyxy=np.array([[1.04, 2.06, 30.0, 40.0], [10.0, 11.0, 20.56, 21.0]], np.float32),
+        confidence=np.array([0.87654, 0.5], np.float32),
+        class_id=np.array([0, 5], np.int32),
+        depth_m=np.array([1.23456, np.nan], np.float32),
+        depth_valid_frac=np.array([0.9, 0.0], np.float32),
+        depth_spread_m=np.array([0.2, np.nan], np.float32),
+    )
+    depth = DepthMap(np.ones((48, 64), np.float32), source="fake", kind="metric")
+    return Result(frame=frame, depth=depth, mask=None, detections=dets, timings_ms={"depth": 3.14159, "detect": 12.0})
+
+
+def test_frame_record_schema(tmp_path: Path) -> None:
+    rec = frame_record(
+        make_result(),
+        ["person", "bicycle"],
+        depth_source="fake",
+        depth_kind="metric",
+        band_text="closer than 2 m",
+        age_ms=35.2719,
+        extra_timings={"overlay": 1.006},
+    )
+    assert set(rec) == {"index", "pts_s", "source", "depth", "band", "detections", "timings_ms", "age_ms"}
+    assert rec["index"] == 7 and rec["pts_s"] == pytest.approx(0.7) and rec["source"] == "clip.mp4"
+    assert rec["depth"] == {"source": "fake", "kind": "metric", "unit": "m"}
+    assert rec["band"] == "closer than 2 m"
+    assert rec["timings_ms"] == {"depth": 3.14, "detect": 12.0, "overlay": 1.01}
+    assert list(rec["timings_ms"]) == ["depth", "detect", "overlay"]
+    assert rec["age_ms"] == 35.27
+    first, second = rec["detections"]
+    assert first == {
+        "box": [1.0, 2.1, 30.0, 40.0],
+        "class_id": 0,
+        "class": "person",
+        "score": 0.877,
+        "depth_m": 1.235,
+        "depth_valid_frac": 0.9,
+        "depth_spread_m": 0.2,
+    }
+    assert second["class"] == "class 5" and second["class_id"] == 5
+    assert second["depth_m"] is None and second["depth_spread_m"] is None
+    assert second["box"] == [10.0, 11.0, 20.6, 21.0]
+
+    out = tmp_path / "f.jsonl"
+    with JsonlSink(out) as sink:
+        sink.write(rec)
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c)) == rec
+
+
+def test_frame_record_without_detections() -> None:
+    result = Result(frame=make_result().frame)
+    rec = frame_record(result, [], depth_source="none", depth_kind="metric", band_text=None, age_ms=None)
+    assert rec["detections"] == [] and rec["band"] is None and rec["age_ms"] is None and rec["timings_ms"] == {}
+
+
+def test_window_sink_headless_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    sink = WindowSink("test")
+    with pytest.raises(SinkError, match=r"--show needs OpenCV with GUI support .*DISPLAY is not set"):
+        sink.open()
+    sink.close()
+
+
+def test_window_sink_namedwindow_failure_is_sink_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a display and a GUI build claimed, a cv2.error from namedWindow still becomes SinkError."""
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(sinks, "_opencv_has_gui", lambda: True)
+
+    def fail(*args, **kwargs):
+        raise cv2.error("The function is not implemented")
+
+    monkeypatch.setattr(sinks.cv2, "namedWindow", fail)
+    with pytest.raises(SinkError, match=r"--show needs OpenCV with GUI support.*pip install opencv-python"):
+        WindowSink().write(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_window_sink_reports_headless_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(sinks, "_opencv_has_gui", lambda: False)
+    with pytest.raises(SinkError, match=r"opencv-python-headless.*pip install opencv-python \(or the 'gui' extra\)"):
+        WindowSink().open()
+

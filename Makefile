@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv with the product and its test tools
 
-demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects closer than 20 m)
-	$(BIN)/python -m stream --source demo --closer-than 20 --output out/demo.mp4 --jsonl out/demo.jsonl
+demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects closer than 30 m)
+	$(BIN)/python -m stream --source demo --closer-than 30 --output out/demo.mp4 --jsonl out/demo.jsonl
 
 test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
 	$(BIN)/python -m pytest -q

@@ -69,6 +69,20 @@ def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     return cfg.depth.box_stat
 
 
+def fit_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An image of another size (a folder of mixed photos) scaled to fit the video's first frame size,
+    centred on black; an image of the right size is returned as it is."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    r = min(height / h, width / w)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    y0, x0 = (height - nh) // 2, (width - nw) // 2
+    canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
@@ -162,6 +176,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     # OpenCV's own thread pool would compete with the models' threads for the same cores.
     cv2.setNumThreads(1)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(src)  # first: a wrong --source fails before any model loads
         depth_probe_is_network = cfg.depth.source != "ground-plane"
         threads = plan_threads(cfg, depth_probe_is_network)
         depth = build_depth(cfg, threads.depth)
@@ -182,7 +197,6 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         stack.enter_context(detector)
         depth.open()
         stack.callback(depth.close)
-        stack.enter_context(src)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         summary.depth_source = depth.source
@@ -218,7 +232,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                             crf=cfg.output.crf, preset=cfg.output.preset,
                         ))
                     t0 = time.perf_counter()
-                    mp4.write(image)
+                    mp4.write(fit_frame(image, mp4.height, mp4.width))
                     res = res.timed("encode", _ms(t0))
                 age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
                 if jsonl is not None:

@@ -145,6 +145,7 @@ def assign_box_depth(dets: Detections, depth: DepthMap, stat: str, roi: float = 
             depth_m[i] = values.mean()
         else:
             q = parsed.percentile if parsed.name == "percentile" else 50.0
-            p25, p75, depth_m[i] = np.percentile(values, (25.0, 75.0, q))
+            p25, p75, stat_value = np.percentile(values, (25.0, 75.0, q))
+            depth_m[i] = stat_value
         spread_m[i] = p75 - p25
     return dets.with_depth(depth_m, valid_frac, spread_m)

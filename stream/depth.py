@@ -136,18 +136,18 @@ def _require_number(value: Any, key: str, low: float | None = None, high: float 
     return v
 
 
-def ground_plane_z(rows: np.ndarray, height_m: float, pitch_deg: float, focal_px: float, cy_px: float) -> np.ndarray:
-    """z-depth in metres where the rays of image rows ``rows`` meet flat ground; NaN at/above the horizon.
+def ground_plane_z(v: np.ndarray, height_m: float, pitch_deg: float, focal_px: float, cy_px: float) -> np.ndarray:
+    """z-depth in metres where the rays through image rows ``v`` meet flat ground; NaN at/above the horizon.
 
-    rows:     pixel-row coordinates (float, any shape; pixel centres are ``row + 0.5``).
+    v:        vertical image coordinates in pixels (float, any shape; the centre of pixel row r is r + 0.5).
     height_m: camera height above the ground in metres (> 0).
     pitch_deg: downward pitch of the optical axis in degrees (positive = looking down).
     focal_px: vertical focal length in pixels; cy_px: principal row in pixels.
-    Returns float64 of ``rows``' shape: ``z = H / (cos(pitch) * (v - cy) / f + sin(pitch))``, NaN where the
+    Returns float64 of ``v``'s shape: ``z = H / (cos(pitch) * (v - cy) / f + sin(pitch))``, NaN where the
     denominator is <= 0 (the ray never reaches the ground). See :class:`GroundPlaneDepth` for the derivation.
     """
     theta = math.radians(pitch_deg)
-    down = math.cos(theta) * (np.asarray(rows, dtype=np.float64) - cy_px) / focal_px + math.sin(theta)
+    down = math.cos(theta) * (np.asarray(v, dtype=np.float64) - cy_px) / focal_px + math.sin(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(down > 0, height_m / np.where(down > 0, down, 1.0), np.nan)
     return z
@@ -168,9 +168,10 @@ class GroundPlaneDepth(DepthProvider):
     through the centre of pixel row ``v`` (``v = row + 0.5``) is ``d = ((u - cx)/fx, (v - cy)/f, 1)`` and its
     points are ``P = t * d``; since d's z-component is 1, the **z-depth of P equals the ray parameter t**.
     Level world frame at the camera: X right, Y straight down (gravity), Z horizontal forward; the ground is
-    the plane ``Y = H``. Pitching the camera down by θ is a rotation about the x axis that maps the camera's
-    z axis to ``(0, sinθ, cosθ)`` and its y axis to ``(0, cosθ, -sinθ)``, so the world-down component of d
-    is ``cosθ·(v - cy)/f + sinθ`` (the column does not enter). The ray meets the ground where
+    the plane ``Y = H``. Pitching the camera down by θ is the rotation about the x axis
+    ``R = [[1, 0, 0], [0, cosθ, sinθ], [0, -sinθ, cosθ]]`` (camera -> world), which maps the camera's z axis
+    to ``(0, sinθ, cosθ)`` and its y axis to ``(0, cosθ, -sinθ)``; the world-down (Y) component of ``R·d``
+    is therefore ``cosθ·(v - cy)/f + sinθ`` (the column does not enter). The ray meets the ground where
     ``t·(cosθ·(v - cy)/f + sinθ) = H``, hence
 
         z(v) = t = H / (cosθ·(v - cy)/f + sinθ).
@@ -190,7 +191,8 @@ class GroundPlaneDepth(DepthProvider):
         if (vfov_deg is None) == (focal_px is None):
             got = "both" if vfov_deg is not None else "neither"
             raise ConfigError(f"{key}: give exactly one of vfov_deg (vertical field of view, degrees) and "
-                              f"focal_px (vertical focal length, pixels), got {got}")
+                              f"focal_px (vertical focal length, pixels), got {got}"
+                              + (" (set the other to null, e.g. --set depth.ground_plane.focal_px=null)" if got == "both" else ""))
         self.vfov_deg = None if vfov_deg is None else _require_number(
             vfov_deg, f"{key}.vfov_deg", low=0.0, high=180.0)
         self.focal_px = None if focal_px is None else _require_number(

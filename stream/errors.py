@@ -24,6 +24,12 @@ class SourceError(StreamError, IOError):
     """A video source could not be opened or read."""
 
 
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """The source the user named does not exist (a usage error: exit code 2)."""
+
+    exit_code = 2
+
+
 class EngineError(StreamError, RuntimeError):
     """A model file or an inference backend is missing, wrong or failed."""
 

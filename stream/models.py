@@ -47,7 +47,9 @@ def verify_shipped(path: Path) -> None:
         raise EngineError(f"shipped file {path} is missing: restore it with 'git checkout -- {path}'")
     got = sha256_of(Path(path))
     if got != expected:
+        resolved = Path(path).resolve()
+        shown = resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else resolved
         raise EngineError(
             f"{path} has sha256 {got[:16]}…, the shipped file has {expected[:16]}…: the file is corrupt or "
-            f"was replaced; restore it with 'git checkout -- {Path(path).relative_to(PROJECT_ROOT)}'"
+            f"was replaced; restore it with 'git checkout -- {shown}'"
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import SourceError
+from .errors import SourceError, SourceNotFoundError
 from .models import DEMO_CLIP, verify_shipped
 from .types import Frame
 
@@ -87,7 +87,7 @@ class VideoFileSource(Source):
         if not self.live:
             path = Path(self.uri)
             if not path.exists():
-                raise SourceError(f"source file not found: {self.uri} (expected a video file, a folder of images, a camera index or a URL)")
+                raise SourceNotFoundError(f"source file not found: {self.uri} (expected a video file, a folder of images, a camera index or a URL)")
             if path.is_dir():
                 raise SourceError(f"{self.uri} is a folder with no images ({', '.join(sorted(IMAGE_EXTS))})")
         try:
@@ -217,7 +217,7 @@ def open_source(uri: str) -> Source:
     if any(ch in uri for ch in "*?["):
         paths = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_EXTS)
         if not paths:
-            raise SourceError(f"no images match {uri} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+            raise SourceNotFoundError(f"no images match {uri} (looked for {', '.join(sorted(IMAGE_EXTS))})")
         return ImagesSource(uri, paths)
     path = Path(uri)
     if path.is_dir():

@@ -1,0 +1,141 @@
+"""End to end: `python -m stream` on the bundled clip, read back; bad input gives one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def read_mp4(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n = sum(1 for _ in c.decode(s))
+        return {"codec": s.codec_context.name, "pix_fmt": s.codec_context.pix_fmt, "frames": n,
+                "size": (s.width, s.height), "fps": s.average_rate}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("layout", ["serial", "parallel"])
+def test_demo_clip_end_to_end(tmp_path, layout):
+    mp4, jsonl = tmp_path / "near.mp4", tmp_path / "near.jsonl"
+    r = run_cli("--source", "demo", "--closer-than", "30", "--layout", layout,
+                "--output", str(mp4), "--jsonl", str(jsonl))
+    assert r.returncode == 0, r.stderr
+    assert f"150 frames" in r.stdout and f"{layout} layout" in r.stdout
+    assert "objects in band" in r.stdout and "person" in r.stdout
+    info = read_mp4(mp4)
+    assert info == {"codec": "h264", "pix_fmt": "yuv420p", "frames": 150, "size": (768, 576), "fps": 10}
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [rec["index"] for rec in lines] == list(range(150))
+    assert lines[10]["pts_s"] == pytest.approx(1.0)
+    assert all(rec["depth"] == {"source": "ground-plane", "kind": "geometric", "unit": "m"} for rec in lines)
+    boxes = [d for rec in lines for d in rec["detections"]]
+    assert len(boxes) > 300
+    # the band is honoured: every reported object is nearer than 30 m, in metres, with its statistics
+    assert all(d["depth_m"] is not None and 0 < d["depth_m"] < 30 for d in boxes)
+    assert all(0 <= d["depth_valid_frac"] <= 1 for d in boxes)
+    assert {"box", "class", "class_id", "score", "depth_spread_m"} <= set(boxes[0])
+    assert {"detect", "depth", "box_depth"} <= set(lines[0]["timings_ms"])
+    assert lines[0]["age_ms"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_max_frames_and_quiet(tmp_path):
+    mp4 = tmp_path / "a" / "b" / "x.mp4"  # missing folders are created
+    r = run_cli("--source", "demo", "--max-frames", "12", "--output", str(mp4), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert read_mp4(mp4)["frames"] == 12
+
+
+@pytest.mark.timeout(120)
+def test_images_folder_source(tmp_path):
+    jsonl = tmp_path / "photos.jsonl"
+    r = run_cli("--source", str(ROOT / "tests" / "data"), "--jsonl", str(jsonl), "--output", str(tmp_path / "p.mp4"))
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert len(recs) == 2
+    assert {"dog", "bicycle", "car"} <= {d["class"] for d in recs[1]["detections"]}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--source", "missing.mp4"], r"^error: source file not found: missing.mp4"),
+        (["--closer-than", "-2"], r"^error: argument --closer-than: --closer-than must be a positive number of metres, got -2"),
+        (["--closer-than", "two"], r"^error: argument --closer-than: --closer-than must be a distance in metres, got 'two'"),
+        (["--further-than", "5", "--closer-than", "3"], r"^error: .*further than 5 m and closer than 3 m"),
+        (["--set", "detect.cnf=0.4"], r"^error: --set: unknown config key 'detect.cnf' \(did you mean 'detect.conf'\?\)"),
+        (["--set", "detect.conf=3"], r"^error: detect.conf: got 3, expected a number in \[0, 1\]"),
+        (["--layout", "fast"], r"^error: argument --layout: invalid choice: 'fast'"),
+        (["--max-frames", "-1"], r"^error: argument --max-frames: --max-frames must be >= 0"),
+        (["--depth-model", "nope.yaml"], r"^error: .*nope.yaml"),
+        (["--bogus"], r"^error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    r = run_cli(*args, "--max-frames", "2")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+
+
+@pytest.mark.timeout(60)
+def test_show_without_a_gui_is_one_line_and_exit_1():
+    r = run_cli("--show", "--max-frames", "2")
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: --show needs OpenCV with GUI support") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_text_file_as_video_is_exit_1(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n")
+    r = run_cli("--source", str(fake))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "cannot open" in r.stderr and "as a video" in r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_leaves_a_playable_mp4_and_exits_130(tmp_path):
+    mp4, jsonl = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--source", "demo", "--output", str(mp4), "--jsonl", str(jsonl)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 10):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    written = len(jsonl.read_text().splitlines())
+    info = read_mp4(mp4)
+    assert info["codec"] == "h264"
+    assert 10 <= info["frames"] < 150
+    assert info["frames"] == written  # every processed frame is in the video

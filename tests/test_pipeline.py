@@ -1,0 +1,154 @@
+"""Threads and queues: order, policies, errors, stop; serial and parallel agree on the real clip."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from stream.app import make_stages
+from stream.config import load_config
+from stream.depth import GroundPlaneDepth
+from stream.detect import YoloxDetector
+from stream.errors import PipelineError, SourceError
+from stream.mask import DistanceBand
+from stream.pipeline import BoundedQueue, Pipeline, Stages, Stopped
+from stream.sources import Source
+from stream.types import Detections, Result
+
+from conftest import YOLOX
+
+
+class FakeSource(Source):
+    """n small frames; optionally blocks forever after them (a stalled camera)."""
+
+    def __init__(self, n: int, *, live: bool = False, block_after: bool = False, delay_s: float = 0.0) -> None:
+        super().__init__("fake://")
+        self.n, self.live, self.block_after, self.delay_s = n, live, block_after, delay_s
+        self.release = threading.Event()
+
+    def read(self):
+        if self._index >= self.n:
+            if self.block_after:
+                self.release.wait(30)
+            return None
+        time.sleep(self.delay_s)
+        return self._frame(np.full((8, 8, 3), self._index % 256, np.uint8), self._index / 10)
+
+
+def _stages(detect_sleep: float = 0.0, fail_at: int | None = None) -> Stages:
+    def depth(res: Result) -> Result:
+        return res.timed("depth", 0.0)
+
+    def detect(res: Result) -> Result:
+        if fail_at is not None and res.frame.index == fail_at:
+            raise ZeroDivisionError("boom")
+        time.sleep(detect_sleep)
+        box = np.array([[0, 0, 1 + res.frame.index, 1]], np.float32)
+        return res.timed("detect", 0.0, detections=Detections(box, [0.5], [0]))
+
+    return Stages(depth=depth, detect=detect, finish=lambda r: r)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("layout", ["serial", "parallel"])
+def test_block_policy_processes_every_frame_in_order(layout):
+    p = Pipeline(FakeSource(50), _stages(), layout=layout, policy="block", queue_size=2, timeout_s=0.05)
+    indices = [r.frame.index for r in p.results()]
+    assert indices == list(range(50))
+    assert p.stats.dropped == 0
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("stream-"))
+
+
+@pytest.mark.timeout(20)
+def test_latest_policy_drops_and_counts_old_frames():
+    src = FakeSource(60, live=True, delay_s=0.001)
+    p = Pipeline(src, _stages(detect_sleep=0.02), layout="parallel", policy="latest", queue_size=2, timeout_s=0.05)
+    indices = [r.frame.index for r in p.results()]
+    assert p.stats.dropped > 0
+    assert len(indices) + p.stats.dropped == 60  # every frame is either processed or counted as dropped
+    assert indices == sorted(indices) and indices[-1] == 59  # the newest frame always gets through
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("layout", ["serial", "parallel"])
+def test_worker_exception_stops_and_reaches_caller(layout):
+    p = Pipeline(FakeSource(100), _stages(fail_at=5), layout=layout, policy="block", queue_size=2, timeout_s=0.05)
+    with pytest.raises(PipelineError, match=r"stage 'detect' failed: ZeroDivisionError: boom") as info:
+        for _ in p.results():
+            pass
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert not any(t.is_alive() for t in p._threads)
+
+
+@pytest.mark.timeout(20)
+def test_product_errors_are_re_raised_as_they_are():
+    class Broken(FakeSource):
+        def read(self):
+            raise SourceError("camera 0 stopped delivering frames")
+
+    p = Pipeline(Broken(3), _stages(), layout="serial", policy="block")
+    with pytest.raises(SourceError, match="stopped delivering"):
+        list(p.results())
+
+
+@pytest.mark.timeout(20)
+def test_max_frames():
+    p = Pipeline(FakeSource(50), _stages(), layout="serial", policy="block", max_frames=7)
+    assert len(list(p.results())) == 7
+    assert p.stats.stopped_by == "--max-frames 7"
+
+
+@pytest.mark.timeout(20)
+def test_consumer_leaving_early_stops_every_thread():
+    p = Pipeline(FakeSource(1000), _stages(), layout="parallel", policy="block", queue_size=2, timeout_s=0.05)
+    gen = p.results()
+    for r in gen:
+        if r.frame.index == 3:
+            break
+    gen.close()
+    assert not any(t.is_alive() for t in p._threads)
+
+
+@pytest.mark.timeout(10)
+def test_queue_get_returns_within_timeout_after_stop():
+    stop = threading.Event()
+    q = BoundedQueue("q", 1, "block", stop, timeout_s=0.05)
+    threading.Timer(0.2, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Stopped):
+        q.get()
+    assert time.monotonic() - t0 < 1.0
+
+
+@pytest.mark.timeout(60)
+def test_serial_and_parallel_give_the_same_detections_when_the_band_covers_everything(demo_frames):
+    """With no band nothing is blanked, so both layouts must find exactly the same boxes and metres."""
+    cfg = load_config()
+    gp = cfg.depth.ground_plane
+    depth = GroundPlaneDepth(gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px, cy_px=gp.cy_px)
+
+    class Frames(Source):
+        def read(self):
+            if self._index >= len(demo_frames):
+                return None
+            return self._frame(demo_frames[self._index], None)
+
+    out = {}
+    with YoloxDetector.from_path(YOLOX, threads=1) as det:
+        for layout in ("serial", "parallel"):
+            lcfg = replace(cfg, pipeline=replace(cfg.pipeline, layout=layout))
+            stages = make_stages(lcfg, depth, det, DistanceBand(), "bottom")
+            p = Pipeline(Frames("frames"), stages, layout=layout, policy="block")
+            out[layout] = [r.detections for r in p.results()]
+    assert len(out["serial"]) == len(out["parallel"]) == len(demo_frames)
+    total = 0
+    for a, b in zip(out["serial"], out["parallel"]):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+        np.testing.assert_array_equal(a.class_id, b.class_id)
+        np.testing.assert_array_equal(a.depth_m, b.depth_m)
+        total += len(a)
+    assert total > 30  # the clip has several pedestrians per frame

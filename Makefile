@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,9 +19,6 @@ demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects cl
 
 test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
 	$(BIN)/python -m pytest -q
-
-bench: $(STAMP)  ## FPS of both layouts on the bundled clip -> bench/results/
-	$(BIN)/python -m bench --source demo --layouts serial parallel --out bench/results
 
 clean:
 	rm -rf out .pytest_cache

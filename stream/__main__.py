@@ -14,7 +14,7 @@ from .config import load_config
 from .errors import StreamError
 
 EPILOG = """examples:
-  python -m stream --source demo --closer-than 8 --output out/near.mp4 --jsonl out/near.jsonl
+  python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
 

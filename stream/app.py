@@ -60,6 +60,24 @@ def build_depth(cfg: Config, threads: int) -> DepthProvider:
     return open_depth_model(cfg.depth.source, threads=max(1, threads))
 
 
+def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, YoloxDetector]:
+    """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
+    both build them here, so the baseline runs the same models with the same thread settings."""
+    threads = plan_threads(cfg, cfg.depth.source != "ground-plane")
+    depth = build_depth(cfg, threads.depth)
+    detector = YoloxDetector.from_path(
+        cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
+        classes=cfg.detect.classes, max_det=cfg.detect.max_det,
+    )
+    return threads, depth, detector
+
+
+def engine_providers(engine) -> list[str]:
+    """What really runs an engine: ONNX Runtime's providers as the session reports them after it was
+    created, else the backend's name."""
+    return list(getattr(engine, "providers", None) or [engine.backend])
+
+
 def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     """``auto``: the ground-contact strip for ground-plane depth (an upright object's own pixels show
     the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
@@ -130,6 +148,7 @@ class Summary:
     box_stat: str = ""
     band: str = ""
     threads: ThreadPlan | None = None
+    providers: dict[str, list[str]] = field(default_factory=dict)  # model -> what really runs it
     stopped_by: str = ""
     dropped: int = 0
     outputs: list[str] = field(default_factory=list)
@@ -177,14 +196,8 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     cv2.setNumThreads(1)
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
-        depth_probe_is_network = cfg.depth.source != "ground-plane"
-        threads = plan_threads(cfg, depth_probe_is_network)
-        depth = build_depth(cfg, threads.depth)
+        threads, depth, detector = build_models(cfg)
         stat = box_stat_for(cfg, depth)
-        detector = YoloxDetector.from_path(
-            cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
-            classes=cfg.detect.classes, max_det=cfg.detect.max_det,
-        )
         # Outputs are checked before anything heavy runs, so a bad path fails at once.
         if cfg.output.mp4:
             prepare_output_path(cfg.output.mp4, "MP4")
@@ -200,6 +213,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         summary.depth_source = depth.source
+        summary.providers = {"detect": engine_providers(detector.engine)}
+        if getattr(depth, "engine", None) is not None:
+            summary.providers["depth"] = engine_providers(depth.engine)
         summary.depth_kind = depth.kind
         options = OverlayOptions(
             tint_bgr=tuple(cfg.overlay.tint_bgr), tint_alpha=cfg.overlay.tint_alpha,

@@ -476,6 +476,11 @@ class OnnxDepth(DepthProvider):
     def is_open(self) -> bool:
         return self._engine is not None
 
+    @property
+    def engine(self):
+        """The open inference engine (None until ``open()``): which backend and providers really run."""
+        return self._engine
+
     def open(self) -> None:
         """Create the ONNX Runtime engine and check the card's tensor names and input shape against it.
 

@@ -154,6 +154,7 @@ class Summary:
     outputs: list[str] = field(default_factory=list)
     timings: dict[str, list[float]] = field(default_factory=dict)
     ages_ms: list[float] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # frame index of each result (gaps = dropped frames)
     objects: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -256,6 +257,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                                              band_text=band_text, age_ms=age_ms))
                 summary.frames += 1
                 summary.ages_ms.append(age_ms)
+                summary.indices.append(res.frame.index)
                 for k, v in res.timings_ms.items():
                     summary.timings.setdefault(k, []).append(v)
                 for c in res.detections.class_id:

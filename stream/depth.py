@@ -33,6 +33,8 @@ Required keys: ``name``, ``model``, ``input``, ``output``, ``layout``, ``size``,
 ``mean``, ``std``, ``kind`` (the preprocessing has no defaults: a silently wrong normalisation gives
 silently wrong metres). Optional: ``max_depth_m`` (required and > 0 for ``normalized``; for the other
 kinds, depths beyond it are marked invalid) and ``calibration`` (only for the relative kinds).
+Informational, written by ``python -m export`` and not used at run time: ``family`` (the model family,
+e.g. ``unet``, ``depth-anything-v2``) and ``notes`` (free text: weights, parity check, caveats).
 
 How the output ``y`` becomes metres, by ``kind``:
 
@@ -238,7 +240,9 @@ COLOURS = ("rgb", "bgr")
 MODEL_KINDS = ("metric", "relative-inverse", "relative-depth", "normalized")
 RELATIVE_KINDS = ("relative-inverse", "relative-depth")
 CARD_REQUIRED_KEYS = ("name", "model", "input", "output", "layout", "size", "colour", "scale", "mean", "std", "kind")
-CARD_KEYS = CARD_REQUIRED_KEYS + ("max_depth_m", "calibration")
+# Written by the exporters (python -m export) for people and tools; not used at run time.
+CARD_INFO_KEYS = ("family", "notes")
+CARD_KEYS = CARD_REQUIRED_KEYS + ("max_depth_m", "calibration") + CARD_INFO_KEYS
 CALIBRATION_KEYS = ("scale", "shift")
 
 

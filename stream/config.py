@@ -101,6 +101,13 @@ class OverlayConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    backend: Literal["auto", "ort-cpu", "ort-cuda", "ort-trt", "trt"] = "auto"
+    fp16: bool = True
+    cache_dir: str | None = field(default=None, metadata=_PATH)
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     mp4: str | None = None
     jsonl: str | None = None
@@ -119,6 +126,7 @@ class Config:
     mask: MaskConfig = MaskConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
+    engine: EngineConfig = EngineConfig()
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -224,8 +232,9 @@ def _build(cls, data: dict, prefix: str, where: str, base_dir: Path):
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
             raise ConfigError(f"{where}{key}: got {data[name]!r}, expected {f.metadata['allowed']}")
-        if f.metadata.get("path") and value is not None and not Path(value).is_absolute():
-            value = str((base_dir / value).resolve())
+        if f.metadata.get("path") and value is not None:
+            expanded = Path(value).expanduser()  # ~ is the user's home
+            value = str(expanded if expanded.is_absolute() else (base_dir / expanded).resolve())
         values[name] = value
     return cls(**values)
 

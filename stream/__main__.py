@@ -10,6 +10,8 @@ import logging
 import math
 import sys
 
+from engines.backends import BACKENDS
+
 from .config import load_config
 from .errors import StreamError
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. detect.conf=0.4 (repeatable)")
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
     p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
+    p.add_argument("--backend", choices=list(BACKENDS), help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt (default: config engine.backend; python -m engines info lists this machine's)")
     p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
     return p
@@ -79,6 +82,8 @@ def format_summary(s) -> str:
         f"{s.frames} frames in {s.wall_s:.1f} s = {s.fps:.1f} FPS  ({s.layout} layout, {s.policy} policy, stopped by {s.stopped_by})",
         f"source: {s.source}   depth: {s.depth_source} ({s.depth_kind}), box distance = {s.box_stat}   band: {s.band}",
     ]
+    if s.backend:
+        lines.append(f"backend: {s.backend}")
     if s.threads is not None:
         lines.append(f"model threads: detect {s.threads.detect}" + (f", depth {s.threads.depth}" if s.threads.depth else ""))
     if s.dropped:
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             "source.max_frames": args.max_frames,
             "output.show": args.show,
             "depth.source": args.depth_model,
+            "engine.backend": args.backend,
         }
         cfg = load_config(args.config, args.set, overrides)
         from .app import run

@@ -18,6 +18,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from engines.backends import Choice, EngineOptions, resolve_options
+
 from .boxdepth import assign_box_depth, parse_box_stat
 from .config import Config
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
@@ -51,23 +53,30 @@ def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) 
     return ThreadPlan(detect=max(1, total - depth), depth=depth)
 
 
-def build_depth(cfg: Config, threads: int) -> DepthProvider:
+def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
+    """The backend both models run on (``auto`` resolved on this machine's facts) and why.
+    An explicit backend this machine cannot run is an EngineError here, before any model loads."""
+    return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
+
+
+def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
     if cfg.depth.source == "ground-plane":
         gp = cfg.depth.ground_plane
         return GroundPlaneDepth(
             gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px, cy_px=gp.cy_px, max_depth_m=gp.max_depth_m,
         )
-    return open_depth_model(cfg.depth.source, threads=max(1, threads))
+    return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
 
 
 def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, YoloxDetector]:
     """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
     both build them here, so the baseline runs the same models with the same thread settings."""
     threads = plan_threads(cfg, cfg.depth.source != "ground-plane")
-    depth = build_depth(cfg, threads.depth)
+    options, _ = engine_options(cfg)
+    depth = build_depth(cfg, threads.depth, options)
     detector = YoloxDetector.from_path(
         cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
-        classes=cfg.detect.classes, max_det=cfg.detect.max_det,
+        classes=cfg.detect.classes, max_det=cfg.detect.max_det, engine=options,
     )
     return threads, depth, detector
 
@@ -149,6 +158,7 @@ class Summary:
     band: str = ""
     threads: ThreadPlan | None = None
     providers: dict[str, list[str]] = field(default_factory=dict)  # model -> what really runs it
+    backend: str = ""  # the backend that really runs the detector, e.g. "ort-cpu (auto chose ...)"
     stopped_by: str = ""
     dropped: int = 0
     outputs: list[str] = field(default_factory=list)
@@ -215,6 +225,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         summary.depth_source = depth.source
         summary.providers = {"detect": engine_providers(detector.engine)}
+        backend = detector.engine.backend
+        summary.backend = engine_options(cfg)[1].describe_running(backend)
+        log.info("backend: %s", summary.backend)  # once, after the models opened (a fallback shows here)
         if getattr(depth, "engine", None) is not None:
             summary.providers["depth"] = engine_providers(depth.engine)
         summary.depth_kind = depth.kind
@@ -254,7 +267,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                 age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
                 if jsonl is not None:
                     jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                             band_text=band_text, age_ms=age_ms))
+                                             band_text=band_text, age_ms=age_ms, backend=backend))
                 summary.frames += 1
                 summary.ages_ms.append(age_ms)
                 summary.indices.append(res.frame.index)

@@ -457,7 +457,7 @@ class OnnxDepth(DepthProvider):
     re-applied -> DepthMap of (H, W) float32 metres.
     """
 
-    def __init__(self, card: ModelCard, threads: int = 1) -> None:
+    def __init__(self, card: ModelCard, threads: int = 1, engine_options=None) -> None:
         if card.kind in RELATIVE_KINDS and card.calibration is None:
             raise DepthError(
                 f"depth model '{card.name}' (card {card.label}) "
@@ -467,6 +467,7 @@ class OnnxDepth(DepthProvider):
             raise ConfigError(f"depth model threads must be an integer >= 1, got {threads!r}")
         self.card = card
         self.threads = int(threads)
+        self.engine_options = engine_options  # engines.EngineOptions; None = ONNX Runtime on the CPU
         self.source = card.name
         self.kind = "relative+calibrated" if card.kind in RELATIVE_KINDS else "metric"
         self._engine = None
@@ -486,19 +487,21 @@ class OnnxDepth(DepthProvider):
         return self._engine
 
     def open(self) -> None:
-        """Create the ONNX Runtime engine and check the card's tensor names and input shape against it.
+        """Create the engine (on the backend ``engine_options`` names) and check the card's tensor names
+        and input shape against it.
 
         Raises ConfigError when the card's input/output names or size do not match the model (listing
         what the model has); EngineError from the engine when the model cannot be loaded.
         """
         if self._engine is not None:
             return
-        from engines.ort import OrtEngine
+        from engines.backends import EngineOptions, create_engine
 
         card = self.card
         if not Path(card.model).is_file():
             raise ConfigError(f"model card {card.label}: model file {card.model} not found")
-        engine = OrtEngine(card.model, threads=self.threads)
+        engine = create_engine(card.model, self.engine_options or EngineOptions("ort-cpu"), threads=self.threads,
+                               shapes={card.input: self._input_shape()})
         engine.open()
         try:
             self._check_engine(engine)
@@ -615,7 +618,7 @@ def _resize_depth(metres: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def open_depth_model(path: str | Path, threads: int = 1) -> OnnxDepth:
+def open_depth_model(path: str | Path, threads: int = 1, engine_options=None) -> OnnxDepth:
     """An :class:`OnnxDepth` from a model card (``.yaml`` / ``.yml``) or an ``.onnx`` with a sidecar card.
 
     ``x.onnx`` uses ``x.yaml`` (or ``x.yml``) next to it. The provider is returned **not yet opened**:
@@ -625,14 +628,14 @@ def open_depth_model(path: str | Path, threads: int = 1) -> OnnxDepth:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return OnnxDepth(load_card(path), threads=threads)
+        return OnnxDepth(load_card(path), threads=threads, engine_options=engine_options)
     if suffix == ".onnx":
         if not path.is_file():
             raise ConfigError(f"depth model {path} not found")
         for card_suffix in (".yaml", ".yml"):
             card = path.with_suffix(card_suffix)
             if card.is_file():
-                return OnnxDepth(load_card(card), threads=threads)
+                return OnnxDepth(load_card(card), threads=threads, engine_options=engine_options)
         raise ConfigError(f"depth model {path} has no model card: write {path.with_suffix('.yaml')} saying how to "
                           f"feed the network and how its output becomes metres (keys: {', '.join(CARD_KEYS)}; "
                           f"an example card is in the docstring of stream/depth.py and in the README)")

@@ -17,8 +17,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from engines.backends import EngineOptions, create_engine
 from engines.base import Engine
-from engines.ort import OrtEngine
 
 from .coco import COCO_CLASSES
 from .errors import ConfigError, EngineError
@@ -156,12 +156,13 @@ class YoloxDetector:
         self._grids = self._strides = None
 
     @classmethod
-    def from_path(cls, path: str | Path, *, threads: int = 1, **kwargs) -> "YoloxDetector":
+    def from_path(cls, path: str | Path, *, threads: int = 1, engine: EngineOptions | None = None, **kwargs) -> "YoloxDetector":
+        """The detector for an ONNX file, on the backend ``engine`` names (default: ONNX Runtime on the CPU)."""
         path = Path(path)
         if not path.is_file():
             raise EngineError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
         verify_shipped(path)
-        return cls(OrtEngine(path, threads=threads), **kwargs)
+        return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), **kwargs)
 
     def open(self) -> "YoloxDetector":
         self.engine.open()

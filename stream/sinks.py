@@ -31,7 +31,8 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
          "depth_spread_m": 0.211}       # interquartile range of the sampled depths, metres, or null
       ],
       "timings_ms": {"depth": 3.12, "detect": 11.95},   # stage -> milliseconds (0.01 ms), in stage order
-      "age_ms": 35.27                   # capture-to-output latency of this frame in ms (0.01), or null
+      "age_ms": 35.27,                  # capture-to-output latency of this frame in ms (0.01), or null
+      "backend": "ort-cpu"              # the inference backend that ran the detector (python -m stream writes it)
     }
 """
 
@@ -323,10 +324,13 @@ def frame_record(
     band_text: str | None,
     age_ms: float | None,
     extra_timings: dict[str, float] | None = None,
+    backend: str | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
     extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
+    backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
+    out when None.
     """
     frame = result.frame
     detections: list[dict[str, Any]] = []
@@ -346,7 +350,7 @@ def frame_record(
                 }
             )
     timings = {**result.timings_ms, **(extra_timings or {})}
-    return {
+    record = {
         "index": int(frame.index),
         "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
         "source": frame.source_id,
@@ -356,6 +360,9 @@ def frame_record(
         "timings_ms": {str(stage): _round_or_none(ms, 2) for stage, ms in timings.items()},
         "age_ms": None if age_ms is None else _round_or_none(age_ms, 2),
     }
+    if backend is not None:
+        record["backend"] = backend
+    return record
 
 
 _GUI_HINT = "pip install opencv-python (or the 'gui' extra)"

@@ -1,0 +1,191 @@
+"""``python -m bench``: pipeline, model and depth-accuracy benchmarks -> JSON, Markdown and a plot.
+
+Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+from stream.errors import StreamError
+
+DEFAULT_OUT = "bench/results"
+
+EPILOG = """examples:
+  python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
+  python -m bench pipeline --depth ground-plane models/unet.yaml --repeat 2
+  python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
+  python -m bench depth --data PATH --depth-model models/unet.yaml --depth-scale 1000
+
+exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line, no usage block
+        self.exit(2, f"error: {message} (see python -m bench --help)\n")
+
+
+def _positive(kind: type, name: str, minimum: float = 1):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m bench", description="Benchmarks of the depthstream pipeline, its models and its depth.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    pp = sub.add_parser("pipeline", help="FPS, per-stage and end-to-end latency of each layout against a bare model loop",
+                        description="Per workload (depth source): a bare loop (decode -> depth -> detect), then for each "
+                                    "layout a throughput run and a live (paced) run. See bench/pipeline_bench.py.")
+    pp.add_argument("--source", default="demo", help="what to decode (default: demo, the bundled clip, looped)")
+    pp.add_argument("--layouts", nargs="+", default=["serial", "parallel"], choices=["serial", "parallel"])
+    pp.add_argument("--frames", type=_positive(int, "--frames", 2), default=300, help="measured frames per run (default 300)")
+    pp.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=30, help="results left out at the start of every run (default 30)")
+    pp.add_argument("--depth", nargs="+", default=None, metavar="SRC",
+                    help="workloads: ground-plane and/or depth model cards (default: ground-plane, plus the U-Net "
+                         "card when it has been exported, see --help of python -m export)")
+    pp.add_argument("--pace", type=_positive(float, "--pace", 0.1), default=None, metavar="FPS",
+                    help="frame rate of the live runs (default: half the slower layout's throughput)")
+    pp.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=1, help="rounds of every run, interleaved (default 1)")
+    pp.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-6), default=30.0, metavar="M",
+                    help="the distance band of every run, metres (default 30, as make demo)")
+    pp.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
+    pp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    pp.add_argument("--out", default=DEFAULT_OUT, help=f"folder for pipeline.json / .md / .png (default {DEFAULT_OUT})")
+    pp.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+    pm = sub.add_parser("models", help="each engine alone, batch 1, per backend and precision",
+                        description="Times Engine.infer alone on fixed random inputs. Backends this machine cannot run "
+                                    "are reported as skipped with the reason.")
+    pm.add_argument("--backend", nargs="+", default=["ort-cpu", "ort-cuda", "ort-trt", "trt"], metavar="B",
+                    help="ort-cpu | ort-cuda | ort-trt | trt (default: all)")
+    pm.add_argument("--precision", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"])
+    pm.add_argument("--model", nargs="+", default=None, metavar="ONNX",
+                    help="ONNX models (default: the shipped detector, plus the U-Net when it has been exported)")
+    pm.add_argument("--threads", nargs="+", type=_positive(int, "--threads", 1), default=None, metavar="N",
+                    help="CPU threads of ONNX Runtime sessions (default: 1 and every core)")
+    pm.add_argument("--iterations", type=_positive(int, "--iterations", 2), default=200, help="timed calls (default 200)")
+    pm.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=20, help="untimed calls first (default 20)")
+    pm.add_argument("--out", default=DEFAULT_OUT, help=f"folder for models.json / .md (default {DEFAULT_OUT})")
+
+    pd = sub.add_parser("depth", help="AbsRel, RMSE, delta<1.25 and the seed reports' metric on RGB-D pairs",
+                        description="RGB-D pairs: DATA/rgb/NAME.(png|jpg) with DATA/depth/NAME.png, or NAME_rgb.* with "
+                                    "NAME_depth.png side by side. Depth PNGs are 16-bit; metres = value / --depth-scale; "
+                                    "0 = no depth.")
+    pd.add_argument("--data", required=True, help="folder of RGB-D pairs")
+    pd.add_argument("--depth-model", metavar="CARD", default=None,
+                    help="a depth model card .yaml (default: config depth.source)")
+    pd.add_argument("--depth-scale", type=_positive(float, "--depth-scale", 1e-9), default=1000.0,
+                    help="depth PNG units per metre (default 1000: millimetres; TUM RGB-D uses 5000)")
+    pd.add_argument("--align", choices=["auto", "none", "median", "scale-shift"], default="auto",
+                    help="auto: none for metric models, scale-shift for relative ones (default auto)")
+    pd.add_argument("--min-depth", type=float, default=1e-3, help="ground truth below this (m) is left out")
+    pd.add_argument("--max-depth", type=float, default=None, help="ground truth beyond this (m) is left out")
+    pd.add_argument("--seed-decimals", type=_positive(int, "--seed-decimals", 0), default=0,
+                    help="decimals kept when the seed reports' metric rounds the [0, 1] maps (default 0)")
+    pd.add_argument("--config", metavar="YAML")
+    pd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pd.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth.json / .md (default {DEFAULT_OUT})")
+    return p
+
+
+def _write(report: dict, out: Path, stem: str, markdown: str) -> list[Path]:
+    from .report import write_json
+
+    paths = [write_json(report, out / f"{stem}.json")]
+    md = out / f"{stem}.md"
+    md.write_text(markdown)
+    paths.append(md)
+    return paths
+
+
+def cmd_pipeline(args, argv: list[str]) -> list[Path]:
+    from .pipeline_bench import PIPELINE_TIMING, bench_pipeline, default_workloads, workloads_from
+    from .report import UNTRAINED_NOTE, new_report, pipeline_markdown, pipeline_plot
+
+    workloads, skipped = (workloads_from(args.depth), []) if args.depth else default_workloads()
+    results = bench_pipeline(source=args.source, layouts=args.layouts, frames=args.frames, warmup=args.warmup,
+                             workloads=workloads, pace=args.pace, repeat=args.repeat, config=args.config,
+                             sets=args.set, closer_than=args.closer_than, skipped=skipped)
+    timing = dict(PIPELINE_TIMING)
+    if any(w.untrained for w in workloads):
+        timing["weights"] = UNTRAINED_NOTE
+    report = new_report("pipeline", argv, results, timing, args.loadavg_before)
+    out = Path(args.out)
+    md = pipeline_markdown(report)
+    paths = _write(report, out, "pipeline", md)
+    if not args.no_plot:
+        png = pipeline_plot(report, out / "pipeline.png")
+        if png is not None:
+            paths.append(png)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_models(args, argv: list[str]) -> list[Path]:
+    from .models_bench import MODELS_TIMING, bench_models, default_models
+    from .report import new_report, models_markdown
+
+    models = [Path(m) for m in args.model] if args.model else default_models()
+    results = bench_models(models=models, backends=args.backend, precisions=args.precision,
+                           threads=args.threads, iterations=args.iterations, warmup=args.warmup)
+    report = new_report("models", argv, results, dict(MODELS_TIMING), args.loadavg_before)
+    md = models_markdown(report)
+    paths = _write(report, Path(args.out), "models", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_depth(args, argv: list[str]) -> list[Path]:
+    from .depth_bench import bench_depth
+    from .report import depth_markdown, new_report
+
+    results, timing = bench_depth(data=Path(args.data), depth_model=args.depth_model, depth_scale=args.depth_scale,
+                                  align=args.align, min_depth=args.min_depth, max_depth=args.max_depth,
+                                  seed_decimals=args.seed_decimals, config=args.config, sets=args.set)
+    report = new_report("depth", argv, results, timing, args.loadavg_before)
+    md = depth_markdown(report)
+    paths = _write(report, Path(args.out), "depth", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .env import loadavg
+
+    args.loadavg_before = loadavg()
+    logging.getLogger("stream").setLevel(logging.WARNING)
+    try:
+        paths = COMMANDS[args.command](args, argv)
+    except StreamError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    for path in paths:
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""Pipeline benchmark: each layout against a bare model loop, on the same source, models and threads.
+
+What is timed, exactly
+----------------------
+Per workload (a depth source: ``ground-plane`` or a depth model card) three kinds of run, each over
+``warmup + frames`` frames of the source, looped when it is shorter (the file is re-opened and decoded
+again, so decode stays a real cost); the first ``warmup`` results of every run are left out of every
+figure.
+
+- **bare**: one thread, ``decode -> depth -> detect -> nothing else``, with the models, thread counts
+  and OpenCV settings that ``stream.app.run`` uses (both build them with ``stream.app.build_models``).
+- **throughput** (per layout): ``stream.app.run`` as the CLI runs it, file source as fast as it decodes
+  (``block`` policy: every frame processed), overlay drawn, no output written. FPS = results after the
+  warm-up / time from the last warm-up result to the last result. *Frame age* here is decode -> result
+  drawn and includes the time a frame waits in the bounded queues behind a source faster than the
+  pipeline (queue_size frames per queue).
+- **live** (per layout): the same source paced like a camera at ``pace`` frames per second (``latest``
+  policy: old frames dropped and counted), MP4 written. *End-to-end latency* = decode -> frame encoded
+  into the MP4; at a pace below capacity it holds no backlog, so it is the latency a camera user sees.
+
+Per-stage milliseconds are the ``timings_ms`` the pipeline records for every frame (``time.perf_counter``
+around each stage). ``detect`` is the detector's whole call; ``preprocess`` / ``detect_infer`` /
+``postprocess`` are its three parts (letterbox; the engine; decode + NMS); a depth network's own
+pre/post-processing is inside ``depth``.
+
+GPU engines: every backend's ``Engine.infer`` returns host numpy arrays, so it has synchronised its CUDA
+stream (TensorRT: ``stream.synchronize()`` after the device-to-host copies; ONNX Runtime's ``run``
+returns only when its outputs are on the host) before the stage's clock stops: a stage's time includes
+its GPU work, never only the launch. Not run on a GPU here.
+
+CPU use: process CPU seconds (``getrusage``, every thread, ffmpeg's included) over the measured window
+/ its wall time = the cores kept busy on average. ``fps_at_full_cores`` = fps x cores / cores busy: the
+rate the same CPU work per frame would give if every core were busy (the limit the cores allow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+
+from stream.app import build_models, engine_providers, run
+from stream.config import Config, load_config
+from stream.depth import OnnxDepth
+from stream.errors import ConfigError, SourceError, StreamError
+from stream.models import PROJECT_ROOT
+from stream.sources import Source, open_source
+
+from .env import machine_busy_s, usable_cores
+from .stats import ratio, steady_fps, summarise
+
+log = logging.getLogger(__name__)
+
+# Report names of the stages, in pipeline order -> the keys the pipeline records in timings_ms.
+STAGES = (
+    ("decode", "decode"),
+    ("depth", "depth"),
+    ("mask", "mask"),
+    ("fill", "fill"),
+    ("preprocess", "detect_pre"),
+    ("detect_infer", "detect_infer"),
+    ("postprocess", "detect_post"),
+    ("detect", "detect"),
+    ("box_depth", "box_depth"),
+    ("overlay", "overlay"),
+    ("encode", "encode"),
+)
+BARE_STAGES = (("decode", "decode"), ("depth", "depth"), ("detect", "detect"),
+               ("preprocess", "detect_pre"), ("detect_infer", "detect_infer"), ("postprocess", "detect_post"))
+
+
+PIPELINE_TIMING = {
+    "clock": "time.perf_counter around each stage, in the thread that runs it; latency and frame age from the "
+             "time.monotonic_ns stamp taken right after a frame is decoded",
+    "warm-up": "the first --warmup results of every run are left out of every figure",
+    "percentiles": "linear interpolation between ranks (numpy's default); repeats: percentiles over the frames "
+                   "of every repeat together, FPS the median of the repeats",
+    "bare loop": "one thread: decode -> depth -> detect, nothing else; the same models, thread counts and OpenCV "
+                 "settings as the pipeline (both built by stream.app.build_models)",
+    "throughput runs": "stream.app.run on the file looped, block policy (every frame processed), overlay drawn, "
+                       "nothing written; FPS = frames after the warm-up / time from the last warm-up result to the "
+                       "last result; frame age = decode -> drawn, including the wait in the bounded queues",
+    "live runs": "the same, the source paced like a camera (latest policy: old frames dropped and counted), MP4 "
+                 "written; end-to-end latency = decode -> encoded into the MP4",
+    "stages": "decode is the source's own decode time (a live run's wait for its next tick left out); "
+              "preprocess, detect_infer and postprocess are the detector's letterbox, engine call and decode + "
+              "NMS (detect is their sum); a depth network's own pre/post-processing is inside depth; fill is the "
+              "serial layout's blanking outside the band",
+    "gpu": "Engine.infer returns host arrays, so a GPU engine has synchronised its CUDA stream before a stage's "
+           "clock stops (TensorRT: stream.synchronize() after the copies back; ONNX Runtime: run() returns "
+           "when outputs are on the host); not run on a GPU here",
+    "cores busy": "process CPU seconds (every thread) / wall seconds over the measured window; fps_at_full_cores "
+                  "= FPS x cores / cores busy, the rate the same CPU work per frame allows",
+    "other processes": "other_processes_cores_busy = the machine's CPU seconds (/proc/stat) minus this process's, "
+                       "per wall second, in the noisiest repeat: what other work took from the same cores",
+}
+
+
+class LoopSource(Source):
+    """``total`` frames of ``uri``, re-opened and decoded again from the start whenever it ends.
+
+    ``pace_fps``: hand out frames no faster than this (a camera's clock; the source is then ``live``).
+    Indices run 0..total-1 over the loops; ``captured_ns`` is stamped when each frame was decoded.
+    """
+
+    def __init__(self, uri: str, total: int, pace_fps: float | None = None) -> None:
+        super().__init__(uri)
+        if total < 1:
+            raise ConfigError(f"frames must be >= 1, got {total}")
+        if pace_fps is not None and not (math.isfinite(pace_fps) and pace_fps > 0):
+            raise ConfigError(f"pace must be a positive number of frames per second, got {pace_fps}")
+        self.total = total
+        self.pace_fps = pace_fps
+        self.live = pace_fps is not None
+        self.loops = 0
+        self.decode_ms: dict[int, float] = {}  # index -> ms spent decoding it (the pacing wait left out)
+        self._inner: Source | None = None
+        self._t0: float | None = None
+
+    def open(self) -> "LoopSource":
+        self._inner = open_source(self.uri).open()
+        self.source_id = self._inner.source_id
+        return self
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+            self._inner = None
+
+    @property
+    def fps(self):
+        return self._inner.fps if self._inner is not None else None
+
+    @property
+    def frame_count(self) -> int:
+        return self.total
+
+    def read(self):
+        if self._index >= self.total:
+            return None
+        if self._inner is None:
+            raise SourceError(f"source {self.source_id} is not open")
+        if self.pace_fps is not None:
+            now = time.perf_counter()
+            if self._t0 is None:
+                self._t0 = now
+            due = self._t0 + self._index / self.pace_fps
+            if due > now:
+                time.sleep(due - now)
+        t0 = time.perf_counter()
+        frame = self._inner.read()
+        if frame is None:
+            self._inner.close()
+            self._inner = open_source(self.uri).open()
+            self.loops += 1
+            frame = self._inner.read()
+            if frame is None:
+                raise SourceError(f"{self.source_id} has no frames to benchmark on")
+        frame = dataclasses.replace(frame, index=self._index)
+        self.decode_ms[self._index] = (time.perf_counter() - t0) * 1e3
+        self._index += 1
+        return frame
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class _Clock:
+    """Result timestamps and process CPU time, taken after every written frame."""
+
+    warmup: int
+    stamps: list[float] = field(default_factory=list)
+    cpu_at_warmup: tuple[float, float | None] = (0.0, None)
+    cpu_last: tuple[float, float | None] = (0.0, None)
+
+    def tick(self, done: int, total: int | None = None) -> None:
+        self.stamps.append(time.perf_counter())
+        cpu = (_cpu_s(), machine_busy_s())
+        if done == max(1, self.warmup):
+            self.cpu_at_warmup = cpu
+        self.cpu_last = cpu
+
+    def window(self) -> tuple[float, float, float | None]:
+        """(wall s, this process's CPU s, other processes' CPU s) from the end of the warm-up to the last
+        result (other processes: None where the machine's CPU time cannot be read)."""
+        start = self.stamps[max(1, self.warmup) - 1]
+        own = self.cpu_last[0] - self.cpu_at_warmup[0]
+        machine = (None if self.cpu_last[1] is None or self.cpu_at_warmup[1] is None
+                   else self.cpu_last[1] - self.cpu_at_warmup[1])
+        return self.stamps[-1] - start, own, None if machine is None else max(0.0, machine - own)
+
+
+@dataclass
+class RunResult:
+    """One measured run: its scalar figures and the per-frame samples after the warm-up."""
+
+    info: dict
+    fps: float
+    cores_busy: float
+    others_busy: float | None  # cores other processes kept busy meanwhile (noise)
+    stages: dict[str, list[float]]  # report stage name -> ms per measured frame
+    series: dict[str, list[float]] = field(default_factory=dict)  # latency_ms / frame_age_ms
+    dropped: int = 0
+
+
+def _per_wall(seconds: float | None, wall: float) -> float | None:
+    return None if seconds is None else seconds / wall
+
+
+def _stage_samples(timings: dict[str, list[float]], warmup: int, names=STAGES) -> dict[str, list[float]]:
+    return {report: timings[key][warmup:] for report, key in names if timings.get(key, [])[warmup:]}
+
+
+def finalise(runs: Sequence[RunResult]) -> dict:
+    """Repeats of one run -> its report: FPS and cores busy are the median over the repeats (each
+    repeat's FPS kept in ``fps_repeats``); stage, latency and age percentiles are taken over the measured
+    frames of every repeat together; drops are summed."""
+    if not runs:
+        raise ValueError("no runs to report")
+    out = dict(runs[-1].info)
+    out["repeats"] = len(runs)
+    out["frames"] = sum(len(next(iter(r.stages.values()), [])) for r in runs)
+    out["fps"] = round(_median([r.fps for r in runs]), 2)
+    if len(runs) > 1:
+        out["fps_repeats"] = [round(r.fps, 2) for r in runs]
+    out["cpu_cores_busy"] = round(_median([r.cores_busy for r in runs]), 2)
+    others = [r.others_busy for r in runs if r.others_busy is not None]
+    out["other_processes_cores_busy"] = round(max(others), 2) if others else None
+    out["dropped"] = sum(r.dropped for r in runs)
+    out["stages"] = {name: summarise([x for r in runs for x in r.stages.get(name, [])]).as_dict()
+                     for name in runs[-1].stages}
+    for key in runs[-1].series:
+        out[key] = summarise([x for r in runs for x in r.series.get(key, [])]).as_dict()
+    return out
+
+
+def _dropped_after_warmup(indices: Sequence[int], warmup: int) -> int:
+    """Frames the source produced after the warm-up results that never came out (index gaps)."""
+    kept = indices[max(1, warmup) - 1:]
+    if len(kept) < 2:
+        return 0
+    return (kept[-1] - kept[0]) - (len(kept) - 1)
+
+
+def _check_counts(frames: int, warmup: int) -> None:
+    if frames < 2:
+        raise ConfigError(f"--frames must be >= 2 (frames measured after the warm-up), got {frames}")
+    if warmup < 0:
+        raise ConfigError(f"--warmup must be >= 0 frames, got {warmup}")
+
+
+def run_bare(cfg: Config, uri: str, frames: int, warmup: int) -> RunResult:
+    """decode -> depth -> detect in one thread, nothing else (the baseline of the overhead ratio)."""
+    _check_counts(frames, warmup)
+    cv2.setNumThreads(1)  # as stream.app.run does
+    threads, depth, detector = build_models(cfg)
+    clock = _Clock(warmup)
+    timings: dict[str, list[float]] = {k: [] for _, k in BARE_STAGES}
+    with LoopSource(uri, warmup + frames) as src, detector:
+        depth.open()
+        try:
+            done = 0
+            while True:
+                t0 = time.perf_counter()
+                frame = src.read()
+                if frame is None:
+                    break
+                t1 = time.perf_counter()
+                depth(frame)
+                t2 = time.perf_counter()
+                _, sub = detector(frame.image)
+                t3 = time.perf_counter()
+                for key, ms in (("decode", t1 - t0), ("depth", t2 - t1), ("detect", t3 - t2)):
+                    timings[key].append(ms * 1e3)
+                for key, ms in sub.items():
+                    timings[key].append(ms)
+                done += 1
+                clock.tick(done)
+            providers = {"detect": engine_providers(detector.engine)}
+            if getattr(depth, "engine", None) is not None:
+                providers["depth"] = engine_providers(depth.engine)
+        finally:
+            depth.close()
+    wall, cpu, others = clock.window()
+    info = {"mode": "bare", "threads": dataclasses.asdict(threads), "providers": providers}
+    return RunResult(info, steady_fps(clock.stamps, warmup), cpu / wall, _per_wall(others, wall),
+                     _stage_samples(timings, warmup, BARE_STAGES))
+
+
+def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
+               pace_fps: float | None = None, mp4: str | None = None) -> RunResult:
+    """One run of ``stream.app.run`` in ``layout``: throughput (``pace_fps`` None) or live (paced)."""
+    _check_counts(frames, warmup)
+    cfg = dataclasses.replace(
+        cfg,
+        pipeline=dataclasses.replace(cfg.pipeline, layout=layout, policy="auto"),
+        source=dataclasses.replace(cfg.source, max_frames=0),
+        output=dataclasses.replace(cfg.output, mp4=mp4, jsonl=None, show=False),
+    )
+    clock = _Clock(warmup)
+    src = LoopSource(uri, warmup + frames, pace_fps)
+    summary = run(cfg, source=src, on_frame=clock.tick)
+    if summary.frames <= warmup + 1:
+        raise SourceError(f"{layout}: only {summary.frames} results for a warm-up of {warmup} frames")
+    wall, cpu, others = clock.window()
+    info = {
+        "mode": "live" if pace_fps else "throughput",
+        "layout": layout,
+        "policy": summary.policy,
+        "source_loops": src.loops,
+        "threads": dataclasses.asdict(summary.threads) if summary.threads else None,
+        "providers": summary.providers,
+    }
+    if pace_fps:
+        info["pace_fps"] = round(pace_fps, 2)
+    series = {"latency_ms" if pace_fps else "frame_age_ms": summary.ages_ms[warmup:]}
+    stages = _stage_samples(summary.timings, warmup)
+    # The pipeline's decode clock runs around source.read(), which for a paced source also waits for the
+    # next tick: report the source's own decode time instead.
+    stages["decode"] = [src.decode_ms[i] for i in summary.indices[warmup:]]
+    return RunResult(info, steady_fps(clock.stamps, warmup), cpu / wall, _per_wall(others, wall), stages, series,
+                     _dropped_after_warmup(summary.indices, warmup))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A depth source to bench with: ``ground-plane`` or a model card, and what it stands for."""
+
+    name: str
+    depth_source: str
+    note: str = ""
+    untrained: bool = False  # a network with random weights, there for its cost only
+
+
+GROUND_PLANE = Workload("ground-plane", "ground-plane", "cheap geometric depth: one cached map per frame size")
+
+
+# The seed reports' U-Net at an input size whose cost on one CPU thread is close to YOLOX-Nano's (the
+# thread plan gives each model one of two cores); measured with ``python -m bench models``.
+UNET_SIZE = (64, 64)
+UNET_DIR = PROJECT_ROOT / "out" / "bench"
+
+
+def unet_workload(size: tuple[int, int] = UNET_SIZE) -> Workload:
+    """The seed reports' depth U-Net with untrained weights, exported once by the export package
+    (``python -m export depth --model unet --random-init``) to ``out/bench/`` and reused."""
+    h, w = size
+    name = f"unet-{h}x{w}"
+    onnx = UNET_DIR / f"{name}-random-init.onnx"
+    card = onnx.with_suffix(".yaml")
+    if not card.is_file():
+        try:
+            from export.depth import export_depth
+        except ImportError as exc:
+            raise ConfigError(f"the U-Net workload needs the export package and torch ({exc}): "
+                              f"pip install -e '.[export]', or bench with --depth ground-plane") from exc
+        log.info("exporting the untrained U-Net at %dx%d to %s", h, w, onnx)
+        export_depth("unet", random_init=True, output=onnx, size=size)
+    return Workload(name, str(card), f"the seed reports' depth U-Net, untrained, input {h}x{w}", untrained=True)
+
+
+def default_workloads() -> tuple[list[Workload], list[dict[str, str]]]:
+    """Ground-plane, and the U-Net when it can be exported here; (workloads, skipped with the reason)."""
+    try:
+        return [GROUND_PLANE, unet_workload()], []
+    except StreamError as exc:
+        log.warning("U-Net workload skipped: %s", exc)
+        return [GROUND_PLANE], [{"workload": "unet", "reason": str(exc)}]
+
+
+def workloads_from(sources: Sequence[str]) -> list[Workload]:
+    """``--depth`` items -> workloads: ``ground-plane``, ``unet`` (the seed reports' U-Net, untrained,
+    exported for the bench) or a depth model card."""
+    out = []
+    for src in sources:
+        if src == "ground-plane":
+            out.append(GROUND_PLANE)
+        elif src == "unet":
+            out.append(unet_workload())
+        else:
+            path = Path(src)
+            if not path.is_file():
+                raise ConfigError(f"--depth: {src} is neither ground-plane, unet nor a depth model card that exists")
+            out.append(Workload(path.stem, str(path), f"depth model card {path}"))
+    return out
+
+
+def _median(values: Sequence[float]) -> float:
+    xs = sorted(values)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def _limits(bare: dict, layouts: dict[str, dict], cores: int) -> dict:
+    """What the cores allow, from the measured runs (see the module docstring)."""
+    out: dict[str, dict] = {}
+    for name, runs in layouts.items():
+        tp = runs["throughput"]
+        busy = tp["cpu_cores_busy"]
+        out[name] = {
+            "cores_busy": busy,
+            "fps_at_full_cores": round(tp["fps"] * cores / busy, 2) if busy > 0 else None,
+        }
+    serial = layouts.get("serial", {}).get("live")
+    if serial is not None:
+        st = serial["stages"]
+
+        def p50(stage: str) -> float:
+            return st[stage]["p50"] if stage in st else 0.0
+
+        branch_depth = p50("depth") + p50("mask")
+        branch_detect = p50("detect")
+        lat = serial["latency_ms"]["p50"]
+        ideal = lat - p50("fill") - branch_depth - branch_detect + max(branch_depth, branch_detect)
+        out["parallel_latency_p50_ideal_ms"] = round(ideal, 2)
+        out["parallel_over_serial_latency_limit"] = round(ideal / lat, 3) if lat > 0 else None
+    out["bare_cores_busy"] = bare["cpu_cores_busy"]
+    return out
+
+
+def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[str], frames: int, warmup: int,
+                   pace: float | None, repeat: int, mp4_dir: Path) -> dict:
+    """Bare loop, then throughput and live runs of every layout (interleaved over ``repeat`` rounds)."""
+    cfg = dataclasses.replace(cfg, depth=dataclasses.replace(cfg.depth, source=workload.depth_source))
+    log.info("[%s] bare loop", workload.name)
+    bare = finalise([run_bare(cfg, uri, frames, warmup) for _ in range(repeat)])
+    tp_runs: dict[str, list[RunResult]] = {name: [] for name in layouts}
+    for _ in range(repeat):
+        for name in layouts:
+            log.info("[%s] %s, throughput", workload.name, name)
+            tp_runs[name].append(run_layout(cfg, name, uri, frames, warmup))
+    throughput = {name: finalise(runs) for name, runs in tp_runs.items()}
+    pace_fps = pace if pace else round(0.5 * min(r["fps"] for r in throughput.values()), 1)
+    live_runs: dict[str, list[RunResult]] = {name: [] for name in layouts}
+    for i in range(repeat):
+        for name in layouts:
+            log.info("[%s] %s, live at %.1f fps", workload.name, name, pace_fps)
+            mp4 = str(mp4_dir / f"{workload.name}-{name}-{i}.mp4")
+            live_runs[name].append(run_layout(cfg, name, uri, frames, warmup, pace_fps=pace_fps, mp4=mp4))
+    results = {name: {"throughput": throughput[name], "live": finalise(live_runs[name])} for name in layouts}
+    ratios: dict[str, object] = {
+        "overhead": {name: _round(ratio(results[name]["throughput"]["fps"], bare["fps"])) for name in layouts},
+    }
+    if "serial" in results and "parallel" in results:
+        s, p = results["serial"], results["parallel"]
+        ratios["parallel_over_serial"] = {
+            "fps": _round(ratio(p["throughput"]["fps"], s["throughput"]["fps"])),
+            "latency_p50": _round(ratio(p["live"]["latency_ms"]["p50"], s["live"]["latency_ms"]["p50"])),
+            "latency_p95": _round(ratio(p["live"]["latency_ms"]["p95"], s["live"]["latency_ms"]["p95"])),
+        }
+    depth_info: dict[str, object] = {"source": workload.depth_source, "note": workload.note}
+    _, depth, _ = build_models(cfg)
+    if isinstance(depth, OnnxDepth):
+        depth_info.update(model=str(depth.card.model), input_size=list(depth.card.size), kind=depth.card.kind)
+    return {
+        "name": workload.name,
+        "depth": depth_info,
+        "pace_fps": pace_fps,
+        "bare": bare,
+        "layouts": results,
+        "ratios": ratios,
+        "limits": _limits(bare, results, usable_cores()),
+    }
+
+
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def bench_pipeline(*, source: str, layouts: Sequence[str], frames: int, warmup: int, workloads: Sequence[Workload],
+                   pace: float | None, repeat: int, config: str | None, sets: Sequence[str],
+                   closer_than: float | None, skipped: Sequence[dict[str, str]] = ()) -> dict:
+    """Every workload's runs; the ``results`` block of the pipeline report."""
+    _check_counts(frames, warmup)
+    if repeat < 1:
+        raise ConfigError(f"--repeat must be >= 1, got {repeat}")
+    for name in layouts:
+        if name not in ("serial", "parallel"):
+            raise ConfigError(f"--layouts: unknown layout {name!r}; expected serial and/or parallel")
+    cfg = load_config(config, list(sets), {"source.uri": source, "band.closer_than": closer_than})
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bench-mp4-") as tmp:
+        for w in workloads:
+            out.append(bench_workload(cfg, w, cfg.source.uri, layouts, frames, warmup, pace, repeat, Path(tmp)))
+    settings = {
+        "source": source, "layouts": list(layouts), "frames": frames, "warmup": warmup, "repeat": repeat,
+        "band": {"closer_than": closer_than}, "queue_size": cfg.pipeline.queue_size,
+        "pipeline_threads": cfg.pipeline.threads, "mask_fill": cfg.mask.fill,
+        "mp4": {"crf": cfg.output.crf, "preset": cfg.output.preset},
+        "sets": list(sets), "config": config, "skipped": list(skipped),
+    }
+    return {"settings": settings, "workloads": out}

@@ -1,0 +1,330 @@
+"""Benchmark reports: one JSON document per benchmark, its Markdown tables and the pipeline plot.
+
+Every report carries ``schema``, ``kind`` (pipeline | models | depth), ``created_utc``, the exact
+``command``, the ``env`` block (:mod:`bench.env`) and the benchmark's own blocks. :data:`SCHEMAS` lists
+the fields each kind must have; :func:`validate` checks a report against it before it is written, so a
+report that misses a field never reaches a reader.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import Any, Sequence
+
+from .env import collect, loadavg
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "depthstream-bench/1"
+UNTRAINED_NOTE = ("timing does not depend on the weights: the U-Net runs with untrained (randomly initialised) "
+                  "weights, which cost exactly what trained ones do")
+
+# -- schema --------------------------------------------------------------------------------------
+# A spec is a dict (these keys are required, each checked against its own spec), a one-element list
+# (a non-empty list whose items all match the element), {ANY_KEY: spec} (a non-empty object whose
+# values all match spec), or None (the key must be present).
+ANY_KEY = "*"
+
+STAT = {k: None for k in ("n", "mean", "p50", "p95", "p99", "min", "max")}
+ENV = {
+    "cpu": {"model": None, "logical_cores": None, "usable_cores": None, "memory_gib": None},
+    "gpu": None, "jetson": None, "os": None, "python": None,
+    "onnxruntime": {"version": None, "available_providers": None},
+    "tensorrt": None, "pycuda": None, "versions": None,
+    "git": {"commit": None, "dirty": None},
+    "loadavg_before": None, "loadavg_after": None,
+}
+_RUN = {"mode": None, "frames": None, "repeats": None, "fps": None, "cpu_cores_busy": None,
+        "other_processes_cores_busy": None, "dropped": None, "threads": None, "providers": None}
+BARE_RUN = {**_RUN, "stages": {"decode": STAT, "depth": STAT, "detect": STAT}}
+_PIPE_STAGES = {k: STAT for k in ("decode", "depth", "mask", "preprocess", "detect_infer", "postprocess",
+                                  "detect", "box_depth", "overlay")}
+THROUGHPUT_RUN = {**_RUN, "layout": None, "policy": None, "stages": _PIPE_STAGES, "frame_age_ms": STAT}
+LIVE_RUN = {**_RUN, "layout": None, "policy": None, "pace_fps": None,
+            "stages": {**_PIPE_STAGES, "encode": STAT}, "latency_ms": STAT}
+WORKLOAD = {
+    "name": None, "depth": {"source": None, "note": None}, "pace_fps": None,
+    "bare": BARE_RUN, "layouts": {ANY_KEY: {"throughput": THROUGHPUT_RUN, "live": LIVE_RUN}}, "ratios": {"overhead": None}, "limits": None,
+}
+_HEAD = {"schema": None, "kind": None, "created_utc": None, "command": None, "env": ENV, "timing": None}
+MODEL_ROW = {"model": None, "backend": None, "precision": None, "status": None}
+MODEL_RAN = {**MODEL_ROW, "threads": None, "providers": None, "input_shapes": None, "iterations": None,
+             "latency_ms": STAT, "throughput_fps": None}
+DEPTH_METRICS = {k: None for k in ("abs_rel", "rmse_m", "delta_1_25", "seed_equal_share")}
+SCHEMAS = {
+    "pipeline": {**_HEAD, "settings": None, "workloads": [WORKLOAD]},
+    "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
+    "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
+              "metrics": DEPTH_METRICS, "per_image": [None]},
+}
+
+
+def validate(report: Any, spec: Any = None, where: str = "") -> None:
+    """ValueError naming the first missing field (e.g. ``workloads[0].bare.stages.decode.p99``)."""
+    if spec is None and not where:
+        kind = report.get("kind") if isinstance(report, dict) else None
+        if kind not in SCHEMAS:
+            raise ValueError(f"report kind must be one of {', '.join(SCHEMAS)}, got {kind!r}")
+        spec = SCHEMAS[kind]
+    if isinstance(spec, dict):
+        if not isinstance(report, dict):
+            raise ValueError(f"{where or 'report'}: expected an object, got {type(report).__name__}")
+        if ANY_KEY in spec:
+            if not report:
+                raise ValueError(f"{where}: expected at least one entry")
+            items = [(key, spec[ANY_KEY]) for key in report]
+        else:
+            items = list(spec.items())
+        for key, sub in items:
+            path = f"{where}.{key}" if where else key
+            if key not in report:
+                raise ValueError(f"report misses {path}")
+            if sub is not None:
+                validate(report[key], sub, path)
+    elif isinstance(spec, list):
+        if not isinstance(report, list) or not report:
+            raise ValueError(f"{where}: expected a non-empty list")
+        for i, item in enumerate(report):
+            if spec[0] is not None:
+                validate(item, spec[0], f"{where}[{i}]")
+
+
+def new_report(kind: str, argv: Sequence[str], results: dict, timing: dict[str, str],
+               loadavg_before: list[float] | None) -> dict:
+    """The full report: header, environment (``loadavg_before`` read before the runs, the rest now) and
+    ``results``."""
+    env = collect()
+    env["loadavg_before"] = loadavg_before
+    env["loadavg_after"] = loadavg()
+    return {
+        "schema": SCHEMA,
+        "kind": kind,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + shlex.join(argv),
+        "env": env,
+        "timing": timing,
+        **results,
+    }
+
+
+def write_json(report: dict, path: Path) -> Path:
+    validate(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _trio(stat: dict | None) -> str:
+    if not stat:
+        return "—"
+    return f"{stat['p50']:.1f} / {stat['p95']:.1f} / {stat['p99']:.1f}"
+
+
+def machine_line(env: dict) -> str:
+    cpu = env["cpu"]
+    gpu = ", ".join(f"{g['name']} (driver {g['driver']})" for g in env["gpu"]) if env["gpu"] else "no GPU"
+    jetson = f", Jetson {env['jetson']['l4t']} power mode {env['jetson']['power_mode']}" if env.get("jetson") else ""
+    return f"{cpu['model']}, {cpu['usable_cores']}-core CPU, {gpu}{jetson}"
+
+
+def _header(report: dict, title: str) -> list[str]:
+    env = report["env"]
+    git = env["git"]
+    commit = (git["commit"] or "unknown")[:10] + (" (with uncommitted changes)" if git.get("dirty") else "")
+    return [
+        f"# {title}",
+        "",
+        f"- machine: {machine_line(env)}",
+        f"- command: `{report['command']}`",
+        f"- commit {commit}; onnxruntime {env['onnxruntime']['version']}; TensorRT {env['tensorrt'] or 'not installed'}; "
+        f"Python {env['python']}; {report['created_utc']}",
+        f"- load average (1 min) before / after: {_f((env['loadavg_before'] or [None])[0], 2)} / "
+        f"{_f((env['loadavg_after'] or [None])[0], 2)} (other processes on the same cores slow every figure)",
+        "",
+    ]
+
+
+def pipeline_markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = _header(report, "Pipeline benchmark")
+    lines += [
+        f"{s['frames']} measured frames per run after {s['warmup']} warm-up frames, {s['repeat']} repeat(s); source "
+        f"`{s['source']}` looped; band closer than {s['band']['closer_than']} m. FPS from the throughput runs "
+        f"(file as fast as it decodes, every frame processed, nothing written); latency from the live runs "
+        f"(source paced like a camera, newest frame kept, MP4 written). Times in ms, p50 / p95 / p99.",
+        "",
+        "| workload | run | FPS | FPS / bare | cores busy (others) | e2e latency (live) | frame age (throughput) | dropped (live) |",
+        "|---|---|---:|---:|---:|---|---|---:|",
+    ]
+    for w in report["workloads"]:
+        bare = w["bare"]
+        lines.append(f"| {w['name']} | bare loop | {_f(bare['fps'])} | 1.00 | {_busy(bare)} | — | — | — |")
+        for name, runs in w["layouts"].items():
+            tp, live = runs["throughput"], runs["live"]
+            lines.append(
+                f"| {w['name']} | {name} | {_f(tp['fps'])} | {_f(w['ratios']['overhead'][name], 2)} | "
+                f"{_busy(tp)} | {_trio(live['latency_ms'])} | {_trio(tp['frame_age_ms'])} | "
+                f"{live['dropped']} |"
+            )
+    lines.append("")
+    for w in report["workloads"]:
+        r, lim = w["ratios"], w["limits"]
+        lines.append(f"**{w['name']}** ({_depth_line(w)}; live pace {w['pace_fps']} fps):")
+        over = ", ".join(f"{k} {_f(v, 2)}" for k, v in r["overhead"].items())
+        lines.append(f"- overhead ratio (pipeline FPS / bare FPS, target >= 0.90): {over}")
+        pos = r.get("parallel_over_serial")
+        if pos:
+            lines.append(f"- parallel / serial: FPS {_f(pos['fps'], 2)} (target >= 1.00), latency p50 "
+                         f"{_f(pos['latency_p50'], 2)} (target <= 0.85), p95 {_f(pos['latency_p95'], 2)}")
+        cores = ", ".join(f"{k} {_f(v['cores_busy'], 2)} busy -> {_f(v['fps_at_full_cores'])} FPS"
+                          for k, v in lim.items() if isinstance(v, dict))
+        lines.append(f"- limit the cores allow (throughput runs, cores kept busy -> FPS if every core were): "
+                     f"bare {_f(lim['bare_cores_busy'], 2)} busy; {cores}")
+        if "parallel_over_serial_latency_limit" in lim:
+            lines.append(f"- parallel latency limit: serial p50 minus fill, minus depth + detect, plus the longer of "
+                         f"the two = {_f(lim['parallel_latency_p50_ideal_ms'])} ms, a ratio of "
+                         f"{_f(lim['parallel_over_serial_latency_limit'], 2)}")
+        lines.append("")
+    for w in report["workloads"]:
+        names = list(w["layouts"])
+        lines += [f"Per-stage ms, {w['name']} (live runs; bare loop for comparison), p50 / p95 / p99:", "",
+                  "| stage | " + " | ".join(names) + " | bare loop |",
+                  "|---|" + "---|" * (len(names) + 1)]
+        stages: list[str] = []
+        for name in names:
+            stages += [k for k in w["layouts"][name]["live"]["stages"] if k not in stages]
+        for stage in stages:
+            cells = [_trio(w["layouts"][n]["live"]["stages"].get(stage)) for n in names]
+            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {_trio(w['bare']['stages'].get(stage))} |")
+        lines.append("| **end to end** | " + " | ".join(_trio(w["layouts"][n]["live"]["latency_ms"]) for n in names)
+                     + " | — |")
+        lines.append("")
+    notes = report["timing"]
+    lines += ["What was timed:", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
+    return "\n".join(lines)
+
+
+def _busy(run: dict) -> str:
+    return f"{_f(run['cpu_cores_busy'], 2)} ({_f(run['other_processes_cores_busy'], 2)})"
+
+
+def _depth_line(w: dict) -> str:
+    d = w["depth"]
+    if "input_size" in d:
+        return f"depth network {Path(d['model']).name} at {d['input_size'][0]}x{d['input_size'][1]}"
+    return f"depth: {d['source']}"
+
+
+def models_markdown(report: dict) -> str:
+    lines = _header(report, "Model benchmark (each engine alone, batch 1)")
+    lines += [
+        "| model | backend | precision | threads | input | p50 / p95 / p99 ms | throughput (FPS) | status |",
+        "|---|---|---|---:|---|---|---:|---|",
+    ]
+    for r in report["rows"]:
+        if r["status"] == "ok":
+            shapes = "; ".join("x".join(map(str, s)) for s in r["input_shapes"].values())
+            lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['threads'] or '—'} | {shapes} | "
+                         f"{_trio(r['latency_ms'])} | {_f(r['throughput_fps'])} | ok ({', '.join(r['providers'])}) |")
+        else:
+            lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | — | — | — | — | {r['status']}: {r['reason']} |")
+    lines += ["", "What was timed:", ""] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
+    return "\n".join(lines)
+
+
+def depth_markdown(report: dict) -> str:
+    m = report["metrics"]
+    lines = _header(report, "Depth accuracy benchmark")
+    lines += [
+        f"Model: {report['model']}; alignment: {report['alignment']}; {report['pairs']} RGB-D pairs "
+        f"(`{report['settings']['data']}`, depth PNG / {report['settings']['depth_scale']} = metres).",
+        "",
+        "| AbsRel | RMSE (m) | δ<1.25 | seed reports' metric (share of equal pixels) |",
+        "|---:|---:|---:|---:|",
+        f"| {_f(m['abs_rel'], 4)} | {_f(m['rmse_m'], 3)} | {_f(m['delta_1_25'], 4)} | {_f(m['seed_equal_share'], 4)} |",
+        "",
+        "What was measured:", "",
+    ] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
+    return "\n".join(lines)
+
+
+# -- plot ----------------------------------------------------------------------------------------
+
+PLOT_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "overlay", "encode")
+
+
+def pipeline_plot(report: dict, path: Path) -> Path | None:
+    """Per-stage p50 bars (p95 whiskers) per layout and the end-to-end latency, one row per workload.
+    None when matplotlib is missing (``pip install -e '.[bench]'``)."""
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("plot skipped: matplotlib is not installed (pip install -e '.[bench]')")
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    workloads = report["workloads"]
+    fig, axes = plt.subplots(len(workloads), 2, figsize=(12, 3.6 * len(workloads)), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1.4]})
+    colours = {"serial": "#1f77b4", "parallel": "#ff7f0e", "bare loop": "#7f7f7f"}
+    for row, w in enumerate(workloads):
+        ax, ax2 = axes[row]
+        names = list(w["layouts"])
+        present = [s for s in PLOT_STAGES if any(s in w["layouts"][n]["live"]["stages"] for n in names)]
+        y = np.arange(len(present))
+        h = 0.8 / max(1, len(names))
+        for i, n in enumerate(names):
+            st = w["layouts"][n]["live"]["stages"]
+            p50 = np.array([st[s]["p50"] if s in st else 0.0 for s in present])
+            p95 = np.array([st[s]["p95"] if s in st else 0.0 for s in present])
+            ax.barh(y + (i - (len(names) - 1) / 2) * h, p50, h, xerr=[np.zeros_like(p50), p95 - p50],
+                    color=colours.get(n), label=f"{n} (p50, whisker p95)", capsize=2, error_kw={"lw": 0.8})
+            for yy, v in zip(y + (i - (len(names) - 1) / 2) * h, p50):
+                ax.text(v, yy, f" {v:.1f}", va="center", fontsize=7)
+        ax.set_yticks(y, present)
+        ax.invert_yaxis()
+        ax.set_xlabel("ms per frame")
+        ax.set_title(f"{w['name']}: per-stage time ({_depth_line(w)}, live at {w['pace_fps']} fps)", fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+        labels, p50s, p95s, p99s = [], [], [], []
+        for n in names:
+            lat = w["layouts"][n]["live"]["latency_ms"]
+            labels.append(n)
+            p50s.append(lat["p50"]), p95s.append(lat["p95"]), p99s.append(lat["p99"])
+        x = np.arange(len(labels))
+        ax2.bar(x, p50s, 0.6, color=[colours.get(n) for n in labels], label="p50")
+        ax2.errorbar(x, p50s, yerr=[np.zeros(len(x)), np.array(p95s) - np.array(p50s)], fmt="none", ecolor="k",
+                     capsize=4, lw=0.8)
+        ax2.scatter(x, p99s, marker="_", s=200, color="k", label="p99")
+        for xx, v in zip(x, p50s):
+            ax2.text(xx, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        ax2.set_xticks(x, labels)
+        ax2.set_ylabel("ms, decode -> MP4")
+        pos = w["ratios"].get("parallel_over_serial")
+        extra = f" (parallel/serial p50 {pos['latency_p50']:.2f})" if pos and pos["latency_p50"] else ""
+        ax2.set_title(f"end-to-end latency{extra}", fontsize=10)
+        ax2.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Pipeline per-stage latency — {machine_line(report['env'])}", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,89 @@
+"""Statistics of timing samples, as every benchmark reports them.
+
+Percentiles use linear interpolation between the two nearest ranks (numpy's default ``linear`` method,
+the same as Excel's PERCENTILE.INC): for sorted samples x[0..n-1], the q-th percentile is read at the
+fractional rank (n - 1) * q / 100. With 300 samples, p99 sits between the 3rd and 4th largest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+QUANTILES = (50, 95, 99)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of ``samples`` by linear interpolation between ranks.
+
+    ValueError for no samples or q outside [0, 100]: a percentile of nothing is not 0.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q must be in [0, 100], got {q}")
+    xs = sorted(float(x) for x in samples)
+    if not xs:
+        raise ValueError("percentile of an empty list of samples")
+    rank = (len(xs) - 1) * q / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Summary of one series of samples in milliseconds (or any unit)."""
+
+    n: int
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+
+    def as_dict(self, digits: int = 3) -> dict[str, float | int]:
+        return {
+            "n": self.n,
+            **{k: round(getattr(self, k), digits) for k in ("mean", "p50", "p95", "p99", "min", "max")},
+        }
+
+
+def summarise(samples: Iterable[float]) -> Stat:
+    """n, mean, p50 / p95 / p99, min and max of ``samples`` (ValueError when empty)."""
+    xs = [float(x) for x in samples]
+    if not xs:
+        raise ValueError("cannot summarise an empty list of samples")
+    arr = np.asarray(xs, dtype=np.float64)
+    p50, p95, p99 = (percentile(xs, q) for q in QUANTILES)
+    return Stat(len(xs), float(arr.mean()), p50, p95, p99, float(arr.min()), float(arr.max()))
+
+
+def steady_fps(stamps_s: Sequence[float], warmup: int) -> float:
+    """Frames per second over the frames after the warm-up.
+
+    ``stamps_s[i]`` is the time (seconds, one monotonic clock) frame i was finished. The window opens
+    when the last warm-up frame finished, so it holds exactly ``len(stamps_s) - warmup`` frames:
+    fps = (n - warmup) / (stamps_s[-1] - stamps_s[warmup - 1]). With no warm-up the first frame's
+    finish opens the window and n - 1 frames are counted.
+    """
+    n = len(stamps_s)
+    if warmup < 0:
+        raise ValueError(f"warm-up must be >= 0 frames, got {warmup}")
+    start = warmup - 1 if warmup > 0 else 0
+    frames = n - warmup if warmup > 0 else n - 1
+    if frames < 1:
+        raise ValueError(f"need more than {warmup} warm-up frames to measure a rate, got {n} frames")
+    span = stamps_s[-1] - stamps_s[start]
+    if span <= 0:
+        raise ValueError(f"frame times do not increase ({stamps_s[start]} .. {stamps_s[-1]})")
+    return frames / span
+
+
+def ratio(num: float, den: float) -> float | None:
+    """num / den, or None when the denominator is zero or either side is missing."""
+    if num is None or den is None or den == 0:
+        return None
+    return num / den

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test engines clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects cl
 
 test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
 	$(BIN)/python -m pytest -q
+
+engines: $(STAMP)  ## TensorRT engines for every model the config uses (needs TensorRT + a GPU: pip install -e '.[tensorrt]')
+	$(BIN)/python -m engines build
 
 clean:
 	rm -rf out .pytest_cache

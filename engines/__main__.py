@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stream.errors import StreamError
 
-from .backends import BACKENDS, cache_dir_of, probe, unavailable_reason
+from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
 
 EPILOG = """examples:
   python -m engines info
@@ -72,14 +72,14 @@ def info_lines() -> list[str]:
             lines.append(f"GPU {i}: {gpu.name} (compute capability {gpu.compute_capability}{mem}; found by {facts.gpu_note})")
     else:
         lines.append(f"GPU: none ({facts.gpu_note})")
-    lines.append(f"TensorRT: {facts.tensorrt}" if facts.tensorrt else f"TensorRT: {facts.tensorrt_note or 'not installed'}")
-    lines.append(f"pycuda: {facts.pycuda}" if facts.pycuda else f"pycuda: {facts.pycuda_note or 'not installed'}")
+    hint = " (pip install -e '.[tensorrt]' on a GPU machine; JetPack on Jetson)"
+    lines.append(f"TensorRT: {facts.tensorrt}" if facts.tensorrt else f"TensorRT: {facts.tensorrt_note or 'not installed'}{hint}")
+    lines.append(f"pycuda: {facts.pycuda}" if facts.pycuda else f"pycuda: {facts.pycuda_note or 'not installed'}{hint}")
     for backend in BACKENDS[1:]:
         why = unavailable_reason(backend, facts)
         lines.append(f"  {backend:<9} {'yes' if why is None else 'no: ' + why}")
-    from .backends import choose_backend
-
-    lines.append(f"auto -> {choose_backend('auto', facts).backend} ({choose_backend('auto', facts).reason})")
+    auto = choose_backend("auto", facts)
+    lines.append(f"auto -> {auto.backend} ({auto.reason})")
     cache = cache_dir_of(None)
     engines = sorted((cache / "trt").glob("*.engine")) if (cache / "trt").is_dir() else []
     lines.append(f"engine cache: {cache} ({len(engines)} TensorRT engine(s))")

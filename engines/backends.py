@@ -307,7 +307,7 @@ def create_engine(
     ``.onnx`` (built and cached on ``open()``) or a serialised engine (``.engine`` / ``.plan``).
     """
     options = options or EngineOptions()
-    if options.backend == "auto" or options.backend != "ort-cpu":
+    if options.backend != "ort-cpu":  # auto is resolved; an explicit GPU backend is checked here, before loading
         options, _ = resolve_options(options)
     if options.backend == "trt":
         from .trt import TrtEngine

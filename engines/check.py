@@ -326,6 +326,7 @@ def _try_detector(engine: _Recorder):
     try:
         det.open()
     except EngineError:
+        engine.open()  # not a YOLOX model; the failed detector open may have closed the engine
         return None
     return det
 

@@ -1,0 +1,400 @@
+"""Benchmarks: statistics, report schema, Markdown / plot, the runs' fields, depth metrics, CLI errors.
+
+These test what the benchmarks compute and write, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from bench import report as rpt
+from bench.__main__ import main
+from bench.depth_bench import (align_median, align_scale_shift, bench_depth, depth_metrics, evaluate, find_pairs,
+                               read_depth_png, seed_metric)
+from bench.models_bench import bench_models, skip_reason
+from bench.pipeline_bench import (GROUND_PLANE, LoopSource, RunResult, Workload, _dropped_after_warmup, _limits,
+                                  bench_pipeline, finalise)
+from bench.stats import percentile, ratio, steady_fps, summarise
+from stream.depth import GroundPlaneDepth
+from stream.errors import ConfigError, DepthError
+
+from conftest import DATA, YOLOX
+
+# -- statistics ------------------------------------------------------------------------------------
+
+
+def test_percentile_linear_interpolation():
+    xs = list(range(1, 101))  # 1..100
+    assert percentile(xs, 50) == pytest.approx(50.5)
+    assert percentile(xs, 95) == pytest.approx(95.05)
+    assert percentile(xs, 99) == pytest.approx(99.01)
+    assert percentile(xs, 0) == 1 and percentile(xs, 100) == 100
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # order does not matter
+    assert percentile([7.0], 99) == 7.0
+    rng = np.random.default_rng(1)
+    sample = rng.random(37)
+    for q in (5, 50, 95, 99):
+        assert percentile(sample, q) == pytest.approx(np.percentile(sample, q))
+
+
+def test_percentile_errors():
+    with pytest.raises(ValueError, match="empty"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match=r"\[0, 100\]"):
+        percentile([1.0], 101)
+
+
+def test_summarise_fields():
+    s = summarise([4.0, 1.0, 3.0, 2.0])
+    assert (s.n, s.mean, s.min, s.max, s.p50) == (4, 2.5, 1.0, 4.0, 2.5)
+    assert s.p95 == pytest.approx(3.85) and s.p99 == pytest.approx(3.97)
+    assert set(s.as_dict()) == {"n", "mean", "p50", "p95", "p99", "min", "max"}
+    with pytest.raises(ValueError, match="empty"):
+        summarise([])
+
+
+def test_steady_fps_counts_frames_after_warmup():
+    stamps = [0.0, 1.0, 1.1, 1.2, 1.3, 1.4]  # a slow first frame, then 10 fps
+    assert steady_fps(stamps, 2) == pytest.approx(4 / 0.4)  # window opens at the 2nd result
+    assert steady_fps(stamps, 0) == pytest.approx(5 / 1.4)
+    with pytest.raises(ValueError, match="warm-up"):
+        steady_fps(stamps, 6)
+    with pytest.raises(ValueError, match="increase"):
+        steady_fps([1.0, 1.0], 0)
+
+
+def test_ratio():
+    assert ratio(9.0, 10.0) == pytest.approx(0.9)
+    assert ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+
+
+def test_dropped_after_warmup_counts_index_gaps():
+    assert _dropped_after_warmup([0, 1, 2, 5, 6, 9], 2) == 4  # from index 1: 3, 4, 7, 8 never came out
+    assert _dropped_after_warmup([0, 1, 2, 3], 1) == 0
+    assert _dropped_after_warmup([0], 1) == 0
+
+
+def test_finalise_merges_repeats():
+    a = RunResult({"mode": "x"}, 10.0, 1.5, 0.1, {"detect": [1.0, 2.0]}, {"latency_ms": [10.0, 20.0]}, 1)
+    b = RunResult({"mode": "x"}, 30.0, 1.7, 0.3, {"detect": [3.0, 4.0]}, {"latency_ms": [30.0, 40.0]}, 2)
+    c = RunResult({"mode": "x"}, 20.0, 1.6, None, {"detect": [5.0]}, {"latency_ms": [50.0]}, 0)
+    out = finalise([a, b, c])
+    assert out["fps"] == 20.0 and out["fps_repeats"] == [10.0, 30.0, 20.0]
+    assert out["cpu_cores_busy"] == 1.6 and out["other_processes_cores_busy"] == 0.3
+    assert out["frames"] == 5 and out["dropped"] == 3 and out["repeats"] == 3
+    assert out["stages"]["detect"]["p50"] == 3.0 and out["stages"]["detect"]["n"] == 5
+    assert out["latency_ms"]["max"] == 50.0
+
+
+def test_limits_from_serial_stage_times():
+    stat = lambda p50: {"p50": p50}  # noqa: E731
+    serial_live = {"stages": {"depth": stat(10.0), "mask": stat(1.0), "fill": stat(2.0), "detect": stat(12.0)},
+                   "latency_ms": stat(40.0)}
+    layouts = {"serial": {"throughput": {"fps": 50.0, "cpu_cores_busy": 1.0}, "live": serial_live},
+               "parallel": {"throughput": {"fps": 60.0, "cpu_cores_busy": 2.0}, "live": serial_live}}
+    lim = _limits({"cpu_cores_busy": 1.0}, layouts, cores=2)
+    # 40 - fill 2 - (depth + mask 11) - detect 12 + max(11, 12) = 27
+    assert lim["parallel_latency_p50_ideal_ms"] == pytest.approx(27.0)
+    assert lim["parallel_over_serial_latency_limit"] == pytest.approx(27 / 40, abs=1e-3)
+    assert lim["serial"]["fps_at_full_cores"] == pytest.approx(100.0)
+    assert lim["parallel"]["fps_at_full_cores"] == pytest.approx(60.0)
+
+
+# -- the loop source -------------------------------------------------------------------------------
+
+
+def test_loop_source_replays_and_numbers_frames(tmp_path):
+    for i, name in enumerate(("a.jpg", "b.jpg")):
+        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), i * 100, np.uint8))
+    with LoopSource(str(tmp_path), 5) as src:
+        frames = [src.read() for _ in range(6)]
+    assert [f.index for f in frames[:5]] == [0, 1, 2, 3, 4] and frames[5] is None
+    assert [int(f.image[0, 0, 0]) for f in frames[:5]] == [0, 100, 0, 100, 0]
+    assert src.loops == 2 and sorted(src.decode_ms) == [0, 1, 2, 3, 4]
+    assert not src.live and src.frame_count == 5
+
+
+@pytest.mark.timeout(10)
+def test_loop_source_paced_is_live_and_waits_for_its_ticks(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with LoopSource(str(tmp_path), 4, pace_fps=50) as src:
+        t0 = time.perf_counter()
+        while src.read() is not None:
+            pass
+        assert time.perf_counter() - t0 >= 3 / 50 * 0.95  # frame 3 is due 60 ms after frame 0
+    assert src.live
+    with pytest.raises(ConfigError, match="pace"):
+        LoopSource(str(tmp_path), 4, pace_fps=0)
+
+
+# -- a real run of a few frames produces every field ------------------------------------------------
+
+NET = 32
+
+
+def _tiny_depth_card(folder: Path) -> Path:
+    """A normalized depth 'network' (mean over channels) and its card."""
+    node = helper.make_node("ReduceMean", ["x"], ["depth"], axes=[1], keepdims=1)
+    graph = helper.make_graph([node], "tiny_depth",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, NET, NET])],
+                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, NET, NET])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    (folder / "tiny.onnx").write_bytes(model.SerializeToString())
+    card = folder / "tiny.yaml"
+    card.write_text("name: tiny\nmodel: tiny.onnx\ninput: x\noutput: depth\nlayout: nchw\nsize: [32, 32]\n"
+                    "colour: rgb\nscale: 0.00392156862745098\nmean: [0, 0, 0]\nstd: [1, 1, 1]\n"
+                    "kind: normalized\nmax_depth_m: 10\n")
+    return card
+
+
+@pytest.fixture(scope="module")
+def pipeline_report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    card = _tiny_depth_card(folder)
+    workloads = [GROUND_PLANE, Workload("tiny", str(card), "a one-node depth network", untrained=True)]
+    results = bench_pipeline(source="demo", layouts=["serial", "parallel"], frames=3, warmup=1, workloads=workloads,
+                             pace=25.0, repeat=1, config=None, sets=[], closer_than=30.0)
+    report = rpt.new_report("pipeline", ["pipeline", "--frames", "3"], results,
+                            {"weights": rpt.UNTRAINED_NOTE}, [0.5, 0.4, 0.3])
+    return report, folder
+
+
+@pytest.mark.timeout(120)
+def test_pipeline_run_has_every_field(pipeline_report):
+    report, _ = pipeline_report
+    rpt.validate(report)  # every field of the schema
+    for w in report["workloads"]:
+        assert w["bare"]["frames"] == 3 and w["bare"]["fps"] > 0
+        for name in ("serial", "parallel"):
+            tp, live = w["layouts"][name]["throughput"], w["layouts"][name]["live"]
+            assert tp["policy"] == "block" and live["policy"] == "latest" and live["pace_fps"] == 25.0
+            assert tp["frames"] == 3 and "encode" not in tp["stages"] and "encode" in live["stages"]
+            assert all(math.isfinite(v) for v in live["latency_ms"].values())
+        assert set(w["ratios"]["overhead"]) == {"serial", "parallel"}
+        assert set(w["ratios"]["parallel_over_serial"]) == {"fps", "latency_p50", "latency_p95"}
+        assert "fill" in w["layouts"]["serial"]["live"]["stages"]
+        assert "fill" not in w["layouts"]["parallel"]["live"]["stages"]
+    tiny = report["workloads"][1]
+    assert tiny["depth"]["input_size"] == [NET, NET]
+    assert tiny["bare"]["providers"]["depth"] == ["CPUExecutionProvider"]
+    assert tiny["bare"]["threads"]["depth"] >= 1 and tiny["bare"]["threads"]["detect"] >= 1
+    env = report["env"]
+    assert env["cpu"]["usable_cores"] >= 1 and env["onnxruntime"]["version"]
+    assert env["loadavg_before"] == [0.5, 0.4, 0.3]
+    json.dumps(report, allow_nan=False)  # strict JSON
+
+
+@pytest.mark.timeout(120)
+def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
+    report, _ = pipeline_report
+    md = rpt.pipeline_markdown(report)
+    assert "| ground-plane | bare loop |" in md and "| tiny | parallel |" in md
+    assert "overhead ratio" in md and "parallel / serial" in md and "**end to end**" in md
+    assert rpt.UNTRAINED_NOTE in md
+    path = rpt.write_json(report, tmp_path / "r" / "pipeline.json")
+    assert json.loads(path.read_text())["schema"] == rpt.SCHEMA
+
+
+@pytest.mark.timeout(120)
+def test_pipeline_plot_is_a_png(pipeline_report, tmp_path):
+    pytest.importorskip("matplotlib")
+    report, _ = pipeline_report
+    path = rpt.pipeline_plot(report, tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validate_names_the_missing_field(pipeline_report):
+    report, _ = pipeline_report
+    broken = json.loads(json.dumps(report))
+    del broken["workloads"][0]["layouts"]["parallel"]["live"]["latency_ms"]["p99"]
+    with pytest.raises(ValueError, match=r"workloads\[0\]\.layouts\.parallel\.live\.latency_ms\.p99"):
+        rpt.validate(broken)
+    del broken["env"]["git"]
+    with pytest.raises(ValueError, match=r"report misses env\.git"):
+        rpt.validate(broken)
+    with pytest.raises(ValueError, match="kind"):
+        rpt.validate({"kind": "nope"})
+
+
+def test_pipeline_argument_errors():
+    with pytest.raises(ConfigError, match="unknown layout"):
+        bench_pipeline(source="demo", layouts=["diagonal"], frames=3, warmup=1, workloads=[GROUND_PLANE],
+                       pace=None, repeat=1, config=None, sets=[], closer_than=None)
+    with pytest.raises(ConfigError, match="--repeat"):
+        bench_pipeline(source="demo", layouts=["serial"], frames=3, warmup=1, workloads=[GROUND_PLANE],
+                       pace=None, repeat=0, config=None, sets=[], closer_than=None)
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+def test_skip_reasons():
+    assert "FP16 is a TensorRT build option" in skip_reason("ort-cpu", "fp16")
+    assert skip_reason("ort-cpu", "fp32") is None
+    with pytest.raises(ConfigError, match="unknown backend"):
+        skip_reason("cuda", "fp32")
+
+
+@pytest.mark.timeout(60)
+def test_models_bench_rows(tmp_path):
+    results = bench_models(models=[YOLOX], backends=["ort-cpu", "trt"], precisions=["fp32", "fp16"],
+                           threads=[1], iterations=3, warmup=1)
+    rows = {(r["backend"], r["precision"]): r for r in results["rows"]}
+    ok = rows[("ort-cpu", "fp32")]
+    assert ok["status"] == "ok" and ok["threads"] == 1 and ok["latency_ms"]["n"] == 3
+    assert ok["input_shapes"] == {"images": [1, 3, 416, 416]} and ok["throughput_fps"] > 0
+    assert rows[("ort-cpu", "fp16")]["status"] == "skipped"
+    for key in (("trt", "fp32"), ("trt", "fp16")):
+        assert rows[key]["status"] in ("ok", "skipped", "failed")
+        if rows[key]["status"] != "ok":
+            assert rows[key]["reason"]
+    report = rpt.new_report("models", ["models"], results, {"clock": "x"}, None)
+    rpt.validate(report)
+    assert "| yolox_nano.onnx | ort-cpu | fp32 | 1 |" in rpt.models_markdown(report)
+
+
+# -- depth accuracy --------------------------------------------------------------------------------
+
+
+def test_depth_metrics_known_values():
+    gt = np.array([1.0, 2.0, 4.0])
+    perfect = depth_metrics(gt, gt)
+    assert perfect == {"abs_rel": 0.0, "rmse_m": 0.0, "delta_1_25": 1.0}
+    double = depth_metrics(2 * gt, gt)
+    assert double["abs_rel"] == pytest.approx(1.0) and double["delta_1_25"] == 0.0
+    assert double["rmse_m"] == pytest.approx(math.sqrt((1 + 4 + 16) / 3))
+    near = depth_metrics(np.array([1.2, 2.0, 4.0]), gt)  # 1.2 / 1.0 < 1.25
+    assert near["delta_1_25"] == 1.0 and near["abs_rel"] == pytest.approx(0.2 / 3)
+
+
+def test_seed_metric_normalises_and_rounds():
+    gt = np.array([1.0, 2.0, 3.0, 4.0])
+    assert seed_metric(gt * 7 + 3, gt) == 1.0  # blind to a positive scale and shift
+    assert seed_metric(gt[::-1].copy(), gt) == 0.0  # [1, .67, .33, 0] vs [0, .33, .67, 1], rounded
+    assert seed_metric(np.array([1.0, 1.0, 3.0, 4.0]), gt, decimals=0) == 1.0
+    assert seed_metric(np.array([1.0, 1.0, 3.0, 4.0]), gt, decimals=1) == 0.75
+
+
+def test_alignment_recovers_scale_and_shift():
+    gt = np.array([1.0, 2.0, 3.0, 5.0])
+    aligned, s, _ = align_median(gt / 3, gt)
+    assert s == pytest.approx(3.0) and aligned == pytest.approx(gt)
+    disparity = 0.5 / gt + 0.2  # what a relative-inverse model gives, up to scale and shift
+    raw_depth = 1 / disparity  # what OnnxDepth returns with an identity calibration
+    aligned, s, t = align_scale_shift(raw_depth, gt, inverse=True)
+    assert aligned == pytest.approx(gt) and s == pytest.approx(2.0) and t == pytest.approx(-0.4)
+    aligned, s, t = align_scale_shift(gt * 2 + 1, gt, inverse=False)
+    assert aligned == pytest.approx(gt) and (s, t) == (pytest.approx(0.5), pytest.approx(-0.5))
+
+
+def test_evaluate_leaves_out_invalid_pixels_and_resizes():
+    gt = np.full((4, 4), 2.0, np.float32)
+    gt[0] = np.nan
+    gt[1, 0] = 0.0005  # below min depth
+    pred = np.full((8, 8), 2.0, np.float32)  # another size: resized to the ground truth's
+    m = evaluate(pred, gt, align="none", inverse=False)
+    assert m["valid_pixels"] == 11 and m["abs_rel"] == 0.0 and m["delta_1_25"] == 1.0
+    with pytest.raises(ValueError, match="no pixel"):
+        evaluate(np.full((4, 4), np.nan, np.float32), gt, align="none", inverse=False)
+
+
+def _write_pairs(folder: Path, layout: str, n: int = 2, size=(48, 64)) -> None:
+    """Synthetic RGB-D pairs whose depth is the demo camera's ground plane (mm, 16-bit)."""
+    h, w = size
+    gp = GroundPlaneDepth(7.07, 16.5, focal_px=1194.6 * h / 576, cy_px=282.6 * h / 576, max_depth_m=60)
+    mm = np.nan_to_num(gp.depth_for_size(h, w).metres * 1000, nan=0).round().astype(np.uint16)
+    for i in range(n):
+        rgb = np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        if layout == "folders":
+            (folder / "rgb").mkdir(exist_ok=True), (folder / "depth").mkdir(exist_ok=True)
+            cv2.imwrite(str(folder / "rgb" / f"{i:03d}.png"), rgb)
+            cv2.imwrite(str(folder / "depth" / f"{i:03d}.png"), mm)
+        else:
+            cv2.imwrite(str(folder / f"{i:03d}_rgb.jpg"), rgb)
+            cv2.imwrite(str(folder / f"{i:03d}_depth.png"), mm)
+
+
+@pytest.mark.parametrize("layout", ["folders", "side-by-side"])
+def test_find_pairs_layouts(tmp_path, layout):
+    _write_pairs(tmp_path, layout)
+    pairs = find_pairs(tmp_path)
+    assert [name for name, _, _ in pairs] == ["000", "001"]
+    depth = read_depth_png(pairs[0][2], 1000)
+    assert depth.dtype == np.float32 and np.isnan(depth[0, 0])  # sky: 0 in the PNG = no depth
+
+
+def test_depth_data_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not a folder"):
+        find_pairs(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="no RGB-D pairs"):
+        find_pairs(tmp_path)
+    cv2.imwrite(str(tmp_path / "a_rgb.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ConfigError, match="has no depth map"):
+        find_pairs(tmp_path)
+    cv2.imwrite(str(tmp_path / "a_depth.png"), np.zeros((4, 4), np.uint8))
+    with pytest.raises(ConfigError, match="16-bit one-channel"):
+        read_depth_png(tmp_path / "a_depth.png", 1000)
+
+
+def test_depth_bench_on_synthetic_pairs(tmp_path):
+    _write_pairs(tmp_path, "folders")
+    h = 48  # the pairs are 48x64
+    sets = [f"depth.ground_plane.focal_px={1194.6 * h / 576}", f"depth.ground_plane.cy_px={282.6 * h / 576}"]
+    results, timing = bench_depth(data=tmp_path, depth_model=None, depth_scale=1000.0, align="auto", min_depth=1e-3,
+                                  max_depth=None, seed_decimals=0, config=None, sets=sets)
+    m = results["metrics"]
+    assert m["abs_rel"] < 1e-3 and m["delta_1_25"] == 1.0 and m["rmse_m"] < 0.01  # mm rounding only
+    assert m["seed_equal_share"] > 0.99
+    assert results["pairs"] == 2 and results["alignment"].startswith("none")
+    report = rpt.new_report("depth", ["depth", "--data", str(tmp_path)], results, timing, None)
+    rpt.validate(report)
+    assert "| AbsRel | RMSE (m) |" in rpt.depth_markdown(report)
+
+
+def test_depth_bench_relative_model_needs_alignment(tmp_path):
+    _write_pairs(tmp_path, "folders", n=1)
+    card = _tiny_depth_card(tmp_path)
+    card.write_text(card.read_text().replace("kind: normalized\nmax_depth_m: 10\n", "kind: relative-inverse\n"))
+    with pytest.raises(DepthError, match="scale-shift or median"):
+        bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="none", min_depth=1e-3,
+                    max_depth=None, seed_decimals=0, config=None, sets=[])
+    results, _ = bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="auto", min_depth=1e-3,
+                             max_depth=None, seed_decimals=0, config=None, sets=[])
+    assert "inverse depth" in results["alignment"] and math.isfinite(results["metrics"]["abs_rel"])
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+
+def test_cli_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["pipeline", "--frames", "1"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --frames: --frames must be >= 2") and err.count("\n") == 1
+    assert main(["depth", "--data", str(DATA / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: --data")
+
+
+def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    _write_pairs(tmp_path / "d", "side-by-side")
+    out = tmp_path / "out"
+    h = 48
+    code = main(["depth", "--data", str(tmp_path / "d"), "--out", str(out),
+                 "--set", f"depth.ground_plane.focal_px={1194.6 * h / 576}",
+                 "--set", f"depth.ground_plane.cy_px={282.6 * h / 576}"])
+    assert code == 0
+    report = json.loads((out / "depth.json").read_text())
+    rpt.validate(report)
+    assert report["command"].startswith("python -m bench depth --data ")
+    assert (out / "depth.md").is_file() and f"wrote {out / 'depth.json'}" in capsys.readouterr().out

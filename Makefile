@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test engines clean
+.PHONY: setup demo test engines bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
 
 engines: $(STAMP)  ## TensorRT engines for every model the config uses (needs TensorRT + a GPU: pip install -e '.[tensorrt]')
 	$(BIN)/python -m engines build
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench,export]'
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (a few minutes) -> bench/results/ (JSON, Markdown, PNG)
+	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
+	$(BIN)/python -m bench models --backend ort-cpu ort-cuda ort-trt trt --precision fp32 fp16 --out bench/results/
 
 clean:
 	rm -rf out .pytest_cache

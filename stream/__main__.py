@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
     p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
     p.add_argument("--backend", choices=list(BACKENDS), help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt (default: config engine.backend; python -m engines info lists this machine's)")
+    p.add_argument("--detector", metavar="ONNX", help="a YOLO-family detector: YOLOX, Ultralytics v8/11/26, YOLOv5/v7 or end-to-end YOLO26/v10 (python -m export detector writes one with its sidecar; default: config detect.model)")
     p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
     return p
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "source.max_frames": args.max_frames,
             "output.show": args.show,
             "depth.source": args.depth_model,
+            "detect.model": args.detector,
             "engine.backend": args.backend,
         }
         cfg = load_config(args.config, args.set, overrides)

@@ -23,7 +23,7 @@ from engines.backends import Choice, EngineOptions, resolve_options
 from .boxdepth import assign_box_depth, parse_box_stat
 from .config import Config
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
-from .detect import YoloxDetector
+from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
 from .pipeline import Pipeline, RunStats, Stages
@@ -68,13 +68,13 @@ def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) 
     return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
 
 
-def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, YoloxDetector]:
+def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
     """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
     both build them here, so the baseline runs the same models with the same thread settings."""
     threads = plan_threads(cfg, cfg.depth.source != "ground-plane")
     options, _ = engine_options(cfg)
     depth = build_depth(cfg, threads.depth, options)
-    detector = YoloxDetector.from_path(
+    detector = Detector.from_path(
         cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
         classes=cfg.detect.classes, max_det=cfg.detect.max_det, engine=options,
     )
@@ -114,7 +114,7 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def make_stages(cfg: Config, depth: DepthProvider, detector: YoloxDetector, band: DistanceBand, stat: str) -> Stages:
+def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: DistanceBand, stat: str) -> Stages:
     serial = cfg.pipeline.layout == "serial"
 
     def depth_stage(res: Result) -> Result:

@@ -1,4 +1,8 @@
-"""YOLOX detector: letterbox, decode, class-aware NMS.
+"""The detector stage: any supported YOLO-family ONNX model -> Detections in frame pixels.
+
+:class:`Detector` picks the adapter for the model's output layout (YOLOX, Ultralytics v8/11/26, YOLOv5/v7,
+end-to-end YOLO26/v10; see :mod:`stream.detectors`) from its sidecar or its output shape, feeds it the way
+its family expects and decodes its boxes. :class:`YoloxDetector` is the same stage restricted to YOLOX.
 
 The shipped model is YOLOX-Nano (COCO, Apache-2.0) exported with YOLOX's own tool:
 input ``images`` float32 [1, 3, 416, 416], **BGR**, values 0..255 (no /255, no mean/std); the frame is
@@ -25,8 +29,25 @@ from .errors import ConfigError, EngineError
 from .models import verify_shipped
 from .types import Detections
 
-PAD_VALUE = 114
-STRIDES = (8, 16, 32)
+from .detectors import (
+    FAMILY_PREPROCESS,
+    PAD_VALUE,
+    STRIDES,
+    DetectorCard,
+    Preprocess,
+    check_layout_shape,
+    classes_in,
+    decode_end2end,
+    decode_ultralytics,
+    decode_yolov5,
+    default_names,
+    describe_layouts,
+    find_sidecar,
+    grid_cells,
+    infer_layout,
+    letterbox_image,
+    to_blob,
+)
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -129,11 +150,17 @@ def resolve_classes(classes: Sequence[str | int], names: Sequence[str]) -> np.nd
     return np.unique(np.asarray(ids, dtype=np.int32))
 
 
-class YoloxDetector:
-    """Frame -> Detections in frame pixels, with the model behind the ``Engine`` interface.
+class Detector:
+    """Frame -> Detections in frame pixels, for any supported YOLO-family layout, with the model behind the
+    ``Engine`` interface. A plain synchronous callable: no threads, no I/O after ``open()``.
 
-    A plain synchronous callable: no threads, no I/O after ``open()``.
+    The layout, the input size, the preprocessing and the class names are settled in ``open()``: from
+    ``card`` (a :class:`~stream.detectors.DetectorCard`; by default the sidecar beside the engine's model
+    file, if any), else from the model's input and output shapes and the layout's family. ``class_names``
+    overrides the names; ``classes`` (names or ids) keeps only those classes.
     """
+
+    forced_layout: str | None = None  # a subclass that accepts one layout only
 
     def __init__(
         self,
@@ -143,15 +170,23 @@ class YoloxDetector:
         iou: float = 0.45,
         classes: Sequence[str | int] = (),
         max_det: int = 300,
-        class_names: Sequence[str] = COCO_CLASSES,
+        class_names: Sequence[str] | None = None,
+        card: DetectorCard | None = None,
     ) -> None:
         self.engine = engine
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
-        self.class_names = tuple(class_names)
-        self.class_filter = resolve_classes(classes, self.class_names)
+        self.card = card if card is not None else find_sidecar(Path(engine.path))
+        self._names_given = tuple(class_names) if class_names is not None else None
+        self._classes = tuple(classes)
+        self.class_names = self._names_given or (self.card.names if self.card and self.card.names else tuple(COCO_CLASSES))
+        self.class_filter = None
+        self.layout = self.forced_layout or (self.card.layout if self.card else "")
+        self.preprocess: Preprocess = FAMILY_PREPROCESS.get(self.layout, FAMILY_PREPROCESS["yolox"])
         self._input_name = ""
+        self._output_name = ""
+        self._in_dtype = np.dtype(np.float32)
         self._size = (0, 0)
         self._grids = self._strides = None
 
@@ -164,35 +199,91 @@ class YoloxDetector:
         verify_shipped(path)
         return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), **kwargs)
 
-    def open(self) -> "YoloxDetector":
+    def open(self) -> "Detector":
         self.engine.open()
-        ins, outs = self.engine.inputs, self.engine.outputs
-        if len(ins) != 1 or len(outs) != 1:
-            raise EngineError(
-                f"{self.engine.path.name} is not a YOLOX detector: expected 1 input and 1 output, found "
-                f"inputs {[s.describe() for s in ins.values()]}, outputs {[s.describe() for s in outs.values()]}"
-            )
-        spec = next(iter(ins.values()))
-        out = next(iter(outs.values()))
-        if len(spec.shape) != 4 or spec.shape[1] != 3 or spec.shape[2] is None or spec.shape[3] is None:
-            raise EngineError(
-                f"{self.engine.path.name} is not a YOLOX detector: input {spec.describe()}, expected [1, 3, H, W] with fixed H, W"
-            )
-        self._input_name = spec.name
-        self._size = (int(spec.shape[2]), int(spec.shape[3]))
-        self._grids, self._strides = yolox_grids(self._size)
-        expected = (1, len(self._grids), 5 + len(self.class_names))
-        if tuple(out.shape) != expected:
-            raise EngineError(
-                f"{self.engine.path.name} is not a YOLOX detector for {len(self.class_names)} classes: output "
-                f"{out.describe()}, expected [{', '.join(map(str, expected))}]"
-            )
+        self._configure()
         return self
+
+    def _error(self, message: str) -> EngineError:
+        what = "YOLOX detector" if self.forced_layout == "yolox" else "supported detector"
+        return EngineError(f"{self.engine.path.name} is not a {what}: {message}")
+
+    def _configure(self) -> None:
+        ins, outs = self.engine.inputs, self.engine.outputs
+        card = self.card
+        shown = f"inputs {[s.describe() for s in ins.values()]}, outputs {[s.describe() for s in outs.values()]}"
+        if len(ins) != 1:
+            raise self._error(f"expected 1 input [1, 3, H, W], found {shown}")
+        spec = next(iter(ins.values()))
+        if card is not None and card.input is not None and card.input != spec.name:
+            raise ConfigError(f"detector sidecar {card.path}: input {card.input!r} is not the model's input; {shown}")
+        if len(spec.shape) != 4 or spec.shape[1] not in (3, None):
+            raise self._error(f"input {spec.describe()}, expected [1, 3, H, W]")
+        fixed = None if spec.shape[2] is None or spec.shape[3] is None else (int(spec.shape[2]), int(spec.shape[3]))
+        if fixed is None and (card is None or card.size is None):
+            raise self._error(f"input {spec.describe()} has no fixed height and width; export it with a fixed size "
+                              f"or give 'size: [H, W]' in its sidecar {Path(self.engine.path).with_suffix('.yaml').name}")
+        if fixed is not None and card is not None and card.size is not None and card.size != fixed:
+            raise ConfigError(f"detector sidecar {card.path}: size {list(card.size)} differs from the model's "
+                              f"input {spec.describe()}")
+        size = fixed or card.size  # type: ignore[union-attr]
+        if card is not None and card.output is not None:
+            if card.output not in outs:
+                raise ConfigError(f"detector sidecar {card.path}: output {card.output!r} is not an output of the "
+                                  f"model; {shown}")
+            out = outs[card.output]
+        elif len(outs) == 1:
+            out = next(iter(outs.values()))
+        else:
+            raise self._error(f"{len(outs)} outputs and no sidecar naming the one with the boxes ('output:'); {shown}")
+        shape = tuple(out.shape)
+        if self.forced_layout == "yolox":
+            expected = (1, grid_cells(size), 5 + len(self.class_names))
+            if shape != expected:
+                raise EngineError(
+                    f"{self.engine.path.name} is not a YOLOX detector for {len(self.class_names)} classes: output "
+                    f"{out.describe()}, expected [{', '.join(map(str, expected))}]"
+                )
+            layout = "yolox"
+        elif card is not None:
+            layout = card.layout
+            why = check_layout_shape(layout, shape)
+            if why:
+                raise ConfigError(f"detector sidecar {card.path}: layout {layout} does not fit output "
+                                  f"{out.describe()}: {why}")
+        else:
+            info = infer_layout(shape, size)
+            if info is None:
+                raise self._error(f"its output matches no supported layout: found {shown} (input size {size[0]}x"
+                                  f"{size[1]}); expected {describe_layouts(size)}; for another layout of the same "
+                                  f"rows write a sidecar with 'task: detect' and 'layout:' (see stream/detectors.py)")
+            layout = info.layout
+        num_classes = classes_in(layout, shape)
+        names = self._names_given or (card.names if card is not None and card.names else None)
+        if names is None:
+            names = tuple(COCO_CLASSES) if self.forced_layout == "yolox" else default_names(num_classes)
+        if num_classes is not None and len(names) != num_classes:
+            where = f"detector sidecar {card.path}" if card is not None and card.names else "class_names"
+            raise ConfigError(f"{where} lists {len(names)} class names, but {self.engine.path.name} has "
+                              f"{num_classes} classes (output {out.describe()})")
+        if layout == "yolox":
+            grids, strides = yolox_grids(size)
+            if shape[1] is not None and shape[1] != len(grids):
+                raise self._error(f"a YOLOX output at input {size[0]}x{size[1]} has {len(grids)} rows, found "
+                                  f"{out.describe()}")
+            self._grids, self._strides = grids, strides
+        self.layout = layout
+        self.class_names = tuple(names)
+        self.class_filter = resolve_classes(self._classes, self.class_names)
+        self.preprocess = card.preprocess() if card is not None else FAMILY_PREPROCESS[layout]
+        self._input_name, self._output_name = spec.name, out.name
+        self._in_dtype = np.dtype(spec.dtype)
+        self._size = size
 
     def close(self) -> None:
         self.engine.close()
 
-    def __enter__(self) -> "YoloxDetector":
+    def __enter__(self) -> "Detector":
         return self.open()
 
     def __exit__(self, *exc) -> None:
@@ -202,23 +293,40 @@ class YoloxDetector:
     def input_size(self) -> tuple[int, int]:
         return self._size
 
+    def decode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's output (batch removed) -> xyxy in input pixels, scores, class ids (score >= conf)."""
+        if self.layout == "yolox":
+            return decode_yolox(raw, self._grids, self._strides, self.conf)
+        if self.layout == "ultralytics":
+            return decode_ultralytics(raw, self.conf)
+        if self.layout == "yolov5":
+            return decode_yolov5(raw, self.conf)
+        return decode_end2end(raw, self.conf)
+
     def __call__(self, image: np.ndarray) -> tuple[Detections, dict[str, float]]:
         """BGR uint8 (H, W, 3) -> (Detections in frame pixels, {'detect_pre'|'detect_infer'|'detect_post': ms})."""
         t0 = time.perf_counter()
-        blob, r = letterbox(image, self._size)
+        canvas, geometry = letterbox_image(image, self._size, self.preprocess.letterbox, self.preprocess.pad)
+        blob = to_blob(canvas, self.preprocess, self._in_dtype)
         t1 = time.perf_counter()
         raw = self.engine.infer({self._input_name: blob})
         t2 = time.perf_counter()
-        rows = next(iter(raw.values()))[0]
-        boxes, scores, class_ids = decode_yolox(rows, self._grids, self._strides, self.conf)
+        boxes, scores, class_ids = self.decode(np.asarray(raw[self._output_name][0], dtype=np.float32))
         if self.class_filter is not None:
             sel = np.isin(class_ids, self.class_filter)
             boxes, scores, class_ids = boxes[sel], scores[sel], class_ids[sel]
-        keep = class_aware_nms(boxes, scores, class_ids, self.iou)[: self.max_det]
+        if self.layout == "end2end":  # one box per object already: best first, no NMS
+            keep = np.argsort(-scores, kind="stable")[: self.max_det]
+        else:
+            keep = class_aware_nms(boxes, scores, class_ids, self.iou)[: self.max_det]
         h, w = image.shape[:2]
-        xyxy = boxes[keep] / r
-        np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
-        np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
-        dets = Detections(xyxy, scores[keep], class_ids[keep])
+        dets = Detections(geometry.to_frame(boxes[keep], w, h), scores[keep], class_ids[keep])
         t3 = time.perf_counter()
         return dets, {"detect_pre": (t1 - t0) * 1e3, "detect_infer": (t2 - t1) * 1e3, "detect_post": (t3 - t2) * 1e3}
+
+
+class YoloxDetector(Detector):
+    """:class:`Detector` for the YOLOX layout only (the shipped YOLOX-Nano): any other output is an error
+    saying it is not a YOLOX detector; ``class_names`` (default COCO's 80) fixes the expected class count."""
+
+    forced_layout = "yolox"

@@ -186,7 +186,8 @@ def _gpus_from_nvidia_smi() -> tuple[tuple[Gpu, ...], str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return (), f"nvidia-smi failed: {_first_line(exc)}"
     if out.returncode != 0:
-        return (), f"nvidia-smi failed: {(out.stderr or out.stdout).strip().splitlines()[0] if (out.stderr or out.stdout).strip() else out.returncode}"
+        said = (out.stderr or out.stdout).strip()
+        return (), f"nvidia-smi failed: {said.splitlines()[0] if said else f'exit code {out.returncode}'}"
     gpus = parse_nvidia_smi(out.stdout)
     return gpus, "nvidia-smi" if gpus else "nvidia-smi lists no GPU"
 

@@ -112,3 +112,19 @@ def test_engine_config_section():
 def test_engine_backend_config_names_the_allowed_values():
     with pytest.raises(ConfigError, match=r"engine.backend: got 'gpu', expected auto \| ort-cpu \| ort-cuda \| ort-trt \| trt"):
         load_config(sets=["engine.backend=gpu"])
+
+
+def test_gpus_from_nvidia_smi(monkeypatch):
+    """nvidia-smi found and answering, failing, or absent: GPUs or the reason there are none."""
+    import subprocess
+
+    from engines import backends
+
+    monkeypatch.setattr(backends.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(backends.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "NVIDIA H100 80GB HBM3, 9.0, 81559\n", ""))
+    assert backends.probe_gpus(use_pycuda=False) == ((Gpu("NVIDIA H100 80GB HBM3", "9.0", 81559),), "nvidia-smi")
+    monkeypatch.setattr(backends.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 9, "", "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"))
+    assert backends.probe_gpus(use_pycuda=False) == ((), "nvidia-smi failed: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+    monkeypatch.setattr(backends.shutil, "which", lambda name: None)
+    assert backends.probe_gpus(use_pycuda=False) == ((), "no nvidia-smi on PATH and no pycuda")

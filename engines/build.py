@@ -334,7 +334,7 @@ def build_with_tensorrt(req: BuildRequest, report: Callable[[str], None] | None 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if req.precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(trt.BuilderFlag.FP16)  # a weakly typed network: TensorRT may pick FP16 kernels per layer
     timing = config.create_timing_cache(req.timing_cache.read_bytes() if req.timing_cache.is_file() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
     monitor = _progress_monitor(trt, report)
@@ -353,4 +353,4 @@ def build_with_tensorrt(req: BuildRequest, report: Callable[[str], None] | None 
     with open(tmp, "wb") as f:
         f.write(serialized)
     tmp.replace(req.engine)
-    req.timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    req.timing_cache.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))

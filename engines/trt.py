@@ -69,6 +69,8 @@ class TrtEngine(Engine):
         self._dev: dict[str, object] = {}
         self._max: dict[str, tuple[int, ...]] = {}
         self._min: dict[str, tuple[int, ...]] = {}
+        self._logger = None
+        self._runtime = None
 
     # -- life cycle ---------------------------------------------------------------------------
     def _open(self):
@@ -103,8 +105,8 @@ class TrtEngine(Engine):
 
             self.engine_path, self.built_because = ensure_engine(
                 self.path, fp16=self.fp16, cache_dir=self.cache_dir, shapes=self.shapes or None)
-        logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(logger)
+        self._logger = trt.Logger(trt.Logger.WARNING)  # must outlive the runtime
+        self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
             raise EngineError(f"TensorRT could not deserialise {self.engine_path} (built by another TensorRT version "

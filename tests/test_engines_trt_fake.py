@@ -293,8 +293,6 @@ def test_an_onnx_is_built_once_then_reused(fake_gpu, tmp_path, monkeypatch):
 # -- the build, against a stand-in builder that records what it is told ----------------------------------
 
 
-
-
 def _fake_builder_module(calls: dict, dynamic: bool):
     class Tensor:
         name = "x"

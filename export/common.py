@@ -106,6 +106,26 @@ def load_into(module: Any, state: dict, path: Path, what: str, hint: str = "") -
     module.load_state_dict(state, strict=True)
 
 
+def module_from_factory(spec: str, what: str):
+    """``pkg.mod:factory`` -> the object ``factory()`` returns."""
+    if ":" not in spec:
+        raise ConfigError(f"--module must be 'package.module:factory' (a callable returning a torch.nn.Module), "
+                          f"got {spec!r}")
+    mod_name, attr = spec.split(":", 1)
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"--module {spec}: cannot import {mod_name!r}: {exc}") from exc
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"--module {spec}: {mod_name} has no callable {attr!r}")
+    torch = require_torch(what)
+    module = factory()
+    if not isinstance(module, torch.nn.Module):
+        raise ConfigError(f"--module {spec}: {attr}() returned {type(module).__name__}, expected a torch.nn.Module")
+    return module
+
+
 def onnx_export(module: Any, sample: Any, path: Path, input_name: str, output_names: Sequence[str],
                 opset: int = OPSET) -> Path:
     """Export an ``nn.Module`` in eval mode with fixed shapes (batch 1) to ``path``.
@@ -180,12 +200,15 @@ class ParityResult:
 
 
 def check_parity(module: Any, onnx_path: Path, input_name: str, inputs: Sequence[tuple[str, np.ndarray]],
-                 torch_output: Callable[[Any], Any] | None = None, tolerance: float = 1e-3) -> list[ParityResult]:
+                 torch_output: Callable[[Any], Any] | None = None, tolerance: float = 1e-3,
+                 align: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+                 ) -> list[ParityResult]:
     """Run ``module`` (torch) and the exported ONNX (ONNX Runtime, CPU) on each input; compare the first
     output. Raises :class:`ExportError` when a difference exceeds ``tolerance * max(1, max |torch|)``.
 
     ``torch_output`` picks the tensor to compare from the module's return value (default: the value
-    itself, or its first element for a tuple / list).
+    itself, or its first element for a tuple / list). ``align(torch, onnx)`` puts both outputs in a
+    comparable form first (e.g. :func:`align_topk_rows` for outputs that are a top-K selection).
     """
     torch = require_torch()
     import onnxruntime as ort
@@ -200,6 +223,8 @@ def check_parity(module: Any, onnx_path: Path, input_name: str, inputs: Sequence
         with torch.no_grad():
             ref = pick(module(torch.from_numpy(x))).detach().cpu().numpy().astype(np.float32)
         got = session.run(None, {input_name: x})[0].astype(np.float32)
+        if align is not None and got.shape == ref.shape:
+            ref, got = align(ref, got)
         if got.shape != ref.shape:
             raise ExportError(f"{onnx_path.name}: ONNX output shape {got.shape} differs from torch's {ref.shape} "
                               f"on {label}")
@@ -212,6 +237,22 @@ def check_parity(module: Any, onnx_path: Path, input_name: str, inputs: Sequence
             raise ExportError(f"{onnx_path.name}: ONNX Runtime disagrees with torch on {label}: max abs diff "
                               f"{diff:.3g} > tolerance {tolerance:g} x max(1, {peak:.3g}); the export is not faithful")
     return results
+
+
+def align_topk_rows(ref: np.ndarray, got: np.ndarray, score_col: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """[1, K, D] top-K rows (end-to-end detectors): rows whose scores tie may be picked and ordered differently
+    by two runtimes, so compare the rows scoring above the lowest score of either output, each torch row
+    with its closest ONNX Runtime row."""
+    r, g = ref.reshape(-1, ref.shape[-1]), got.reshape(-1, got.shape[-1])
+    floor = max(float(r[:, score_col].min()), float(g[:, score_col].min())) + 1e-6
+    r, g = r[r[:, score_col] > floor], g[g[:, score_col] > floor]
+    if len(r) != len(g):
+        raise ExportError(f"the top-K rows differ: torch has {len(r)} rows scoring above {floor:.3g}, ONNX Runtime "
+                          f"{len(g)}; the export is not faithful")
+    if len(r) == 0:
+        return r, g
+    closest = np.abs(r[:, None, :] - g[None, :, :]).max(axis=2).argmin(axis=1)
+    return r, g[closest]
 
 
 def parity_note(results: Sequence[ParityResult]) -> str:

@@ -23,7 +23,6 @@ DPT: 384x384, mean = std = 0.5; YOLO26-depth: RGB /255, stretched to the input s
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -45,6 +44,7 @@ from .common import (
     check_parity,
     load_into,
     load_state_dict,
+    module_from_factory,
     normalise,
     onnx_export,
     output_paths,
@@ -209,26 +209,6 @@ def _midas_small(weights: Path, family: DepthFamily):
     return model.eval()
 
 
-def _module_factory(spec: str, what: str):
-    """``pkg.mod:factory`` -> the object ``factory()`` returns."""
-    if ":" not in spec:
-        raise ConfigError(f"--module must be 'package.module:factory' (a callable returning a torch.nn.Module), "
-                          f"got {spec!r}")
-    mod_name, attr = spec.split(":", 1)
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise ConfigError(f"--module {spec}: cannot import {mod_name!r}: {exc}") from exc
-    factory = getattr(mod, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"--module {spec}: {mod_name} has no callable {attr!r}")
-    torch = require_torch(what)
-    module = factory()
-    if not isinstance(module, torch.nn.Module):
-        raise ConfigError(f"--module {spec}: {attr}() returned {type(module).__name__}, expected a torch.nn.Module")
-    return module
-
-
 def build_depth_module(family: DepthFamily, weights: Path | None, random_init: bool, module: str | None,
                        base_channels: int | None):
     """The torch module of ``family`` (in eval mode)."""
@@ -236,7 +216,7 @@ def build_depth_module(family: DepthFamily, weights: Path | None, random_init: b
     if name == "module":
         if not module:
             raise ConfigError("--model module needs --module package.module:factory")
-        model = _module_factory(module, "a depth module")
+        model = module_from_factory(module, "a depth module")
         if weights is not None:
             load_into(model, load_state_dict(weights, "module"), weights, "module")
         return model.eval()

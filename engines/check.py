@@ -9,7 +9,8 @@ off). FP16 means:
   outputs stay float32) with ONNX Runtime's converter (``onnxruntime.transformers.float16``, needs
   the ``onnx`` package), then run on that provider — what the CPU-only machine can check.
 
-Inputs: a YOLOX detector is fed letterboxed frames and its boxes are compared too (greedy IoU matching,
+Inputs: a detector (any layout :mod:`stream.detect` knows: YOLOX, Ultralytics, YOLOv5/v7, end-to-end)
+is fed frames letterboxed as its family expects and its boxes are compared too (greedy IoU matching,
 same class, IoU >= 0.5); a depth model card (``.yaml``) is fed its own preprocessing; any other model
 gets frames resized to its image input (RGB, 0..1) or, for non-image inputs, seeded random values.
 The report gives max / mean absolute difference per output and, for detectors, box agreement.
@@ -319,14 +320,17 @@ class _Recorder(Engine):
         return self.seconds / self.calls * 1e3 if self.calls else 0.0
 
 
-def _try_detector(engine: _Recorder):
-    from stream.detect import YoloxDetector
+def _try_detector(engine: _Recorder, model: Path):
+    """A detector on ``engine`` when the model is one (any layout stream.detect knows; the sidecar of the
+    original ``model`` is used, since a variant may run a converted copy), else None."""
+    from stream.detect import Detector
+    from stream.detectors import find_sidecar
 
-    det = YoloxDetector(engine, conf=0.3, iou=0.45)
+    det = Detector(engine, conf=0.3, iou=0.45, card=find_sidecar(model))
     try:
         det.open()
-    except EngineError:
-        engine.open()  # not a YOLOX model; the failed detector open may have closed the engine
+    except (EngineError, ConfigError):
+        engine.open()  # not a detector; the failed detector open may have closed the engine
         return None
     return det
 
@@ -365,10 +369,10 @@ def run_check(
         with rec_a, rec_b:
             # labels after open: an `auto` variant may have fallen back
             report = Report(str(model), f"{rec_a.inner.backend}:{a.option}", f"{rec_b.inner.backend}:{b.option}", len(frames), "")
-            det_a = _try_detector(rec_a) if card is None else None
-            det_b = _try_detector(rec_b) if det_a is not None else None
+            det_a = _try_detector(rec_a, onnx_path) if card is None else None
+            det_b = _try_detector(rec_b, onnx_path) if det_a is not None else None
             if det_a is not None and det_b is not None:
-                report.fed = "YOLOX: letterboxed BGR frames"
+                report.fed = f"{det_a.layout} detector: frames letterboxed as its family expects"
                 report.boxes = BoxStats()
                 for i, image in enumerate(frames):
                     dets_a, _ = det_a(image)

@@ -52,7 +52,7 @@ def test_build_of_a_missing_model_is_a_usage_error():
 def test_check_fp16_on_the_cpu():
     r = run("engines", "check", "models/yolox_nano.onnx", "--a", "ort-cpu", "--b", "ort-cpu:fp16", "--frames", "2")
     assert r.returncode == 0, r.stderr
-    assert "ort-cpu:fp32 (A, reference) vs ort-cpu:fp16 (B) on 2 frames (YOLOX: letterboxed BGR frames)" in r.stdout
+    assert "ort-cpu:fp32 (A, reference) vs ort-cpu:fp16 (B) on 2 frames (yolox detector: frames letterboxed as its family expects)" in r.stdout
     assert "boxes: A " in r.stdout and r.stdout.splitlines()[-1].startswith("OK: within tolerance")
 
 

@@ -281,45 +281,46 @@ def pipeline_plot(report: dict, path: Path) -> Path | None:
     import numpy as np
 
     workloads = report["workloads"]
-    fig, axes = plt.subplots(len(workloads), 2, figsize=(12, 3.6 * len(workloads)), squeeze=False,
+    fig, axes = plt.subplots(len(workloads), 2, figsize=(12, 3.8 * len(workloads)), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 1.4]})
-    colours = {"serial": "#1f77b4", "parallel": "#ff7f0e", "bare loop": "#7f7f7f"}
+    colours = {"serial": "#1f77b4", "parallel": "#ff7f0e", "bare loop": "#9a9a9a"}
     for row, w in enumerate(workloads):
         ax, ax2 = axes[row]
-        names = list(w["layouts"])
-        present = [s for s in PLOT_STAGES if any(s in w["layouts"][n]["live"]["stages"] for n in names)]
+        series = {n: w["layouts"][n]["live"]["stages"] for n in w["layouts"]}
+        series["bare loop"] = w["bare"]["stages"]
+        present = [s for s in PLOT_STAGES if any(s in st for st in series.values())]
         y = np.arange(len(present))
-        h = 0.8 / max(1, len(names))
-        for i, n in enumerate(names):
-            st = w["layouts"][n]["live"]["stages"]
+        h = 0.8 / len(series)
+        for i, (n, st) in enumerate(series.items()):
+            ys = y + (i - (len(series) - 1) / 2) * h
+            have = np.array([s in st for s in present])
             p50 = np.array([st[s]["p50"] if s in st else 0.0 for s in present])
             p95 = np.array([st[s]["p95"] if s in st else 0.0 for s in present])
-            ax.barh(y + (i - (len(names) - 1) / 2) * h, p50, h, xerr=[np.zeros_like(p50), p95 - p50],
-                    color=colours.get(n), label=f"{n} (p50, whisker p95)", capsize=2, error_kw={"lw": 0.8})
-            for yy, v in zip(y + (i - (len(names) - 1) / 2) * h, p50):
+            ax.barh(ys[have], p50[have], h, xerr=[np.zeros(have.sum()), (p95 - p50)[have]], color=colours.get(n),
+                    label=n + (" (decode -> depth -> detect only)" if n == "bare loop" else ""),
+                    capsize=2, error_kw={"lw": 0.8})
+            for yy, v in zip(ys[have], p50[have]):
                 ax.text(v, yy, f" {v:.1f}", va="center", fontsize=7)
         ax.set_yticks(y, present)
         ax.invert_yaxis()
-        ax.set_xlabel("ms per frame")
+        ax.set_xlabel("ms per frame: bar p50, whisker p95")
         ax.set_title(f"{w['name']}: per-stage time ({_depth_line(w)}, live at {w['pace_fps']} fps)", fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(axis="x", alpha=0.3)
-        labels, p50s, p95s, p99s = [], [], [], []
-        for n in names:
-            lat = w["layouts"][n]["live"]["latency_ms"]
-            labels.append(n)
-            p50s.append(lat["p50"]), p95s.append(lat["p95"]), p99s.append(lat["p99"])
+        labels = list(w["layouts"])
+        lat = [w["layouts"][n]["live"]["latency_ms"] for n in labels]
+        p50s, p95s, p99s = (np.array([x[k] for x in lat]) for k in ("p50", "p95", "p99"))
         x = np.arange(len(labels))
-        ax2.bar(x, p50s, 0.6, color=[colours.get(n) for n in labels], label="p50")
-        ax2.errorbar(x, p50s, yerr=[np.zeros(len(x)), np.array(p95s) - np.array(p50s)], fmt="none", ecolor="k",
-                     capsize=4, lw=0.8)
-        ax2.scatter(x, p99s, marker="_", s=200, color="k", label="p99")
+        ax2.bar(x, p50s, 0.6, color=[colours.get(n) for n in labels])
+        ax2.errorbar(x, p50s, yerr=[np.zeros(len(x)), p95s - p50s], fmt="none", ecolor="k", capsize=4, lw=0.8)
+        ax2.scatter(x, p99s, marker="_", s=300, color="k", label="p99")
         for xx, v in zip(x, p50s):
             ax2.text(xx, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
         ax2.set_xticks(x, labels)
-        ax2.set_ylabel("ms, decode -> MP4")
+        ax2.set_ylabel("ms, decode -> encoded (p50, p95)")
+        ax2.legend(fontsize=8, loc="lower right")
         pos = w["ratios"].get("parallel_over_serial")
-        extra = f" (parallel/serial p50 {pos['latency_p50']:.2f})" if pos and pos["latency_p50"] else ""
+        extra = f"\nparallel / serial p50 {pos['latency_p50']:.2f}" if pos and pos["latency_p50"] else ""
         ax2.set_title(f"end-to-end latency{extra}", fontsize=10)
         ax2.grid(axis="y", alpha=0.3)
     fig.suptitle(f"Pipeline per-stage latency — {machine_line(report['env'])}", fontsize=11)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test engines bench clean
+.PHONY: setup demo test engines bench models clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ $(VENV)/.bench-installed: $(STAMP)
 bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (a few minutes) -> bench/results/ (JSON, Markdown, PNG)
 	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
 	$(BIN)/python -m bench models --backend ort-cpu ort-cuda ort-trt trt --precision fp32 fp16 --out bench/results/
+
+models: $(STAMP)  ## download the pinned public weights (export/weights.yaml: URL + sha256) and export them to models/
+	$(BIN)/python -m export models
 
 clean:
 	rm -rf out .pytest_cache

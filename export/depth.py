@@ -145,6 +145,7 @@ def _predicted_depth(model):
 
 def _transformers_model(weights: Path, family: DepthFamily):
     transformers = require("transformers", "transformers", f"{family.name} from a Hugging Face folder")
+    transformers.utils.logging.disable_progress_bar()
     config = json.loads((weights / "config.json").read_text())
     model_type = config.get("model_type")
     expected = "dpt" if family.name == "midas-dpt" else "depth_anything"

@@ -194,8 +194,11 @@ class ParityResult:
     label: str
     max_abs_diff: float
     max_abs_ref: float
+    compared: int = -1  # values compared after alignment; -1 = the whole output
 
     def describe(self) -> str:
+        if self.compared == 0:
+            return f"{self.label}: nothing compared (every top-K row ties at the lowest score: untrained weights?)"
         return f"{self.label}: max abs diff {self.max_abs_diff:.3g} (outputs up to {self.max_abs_ref:.3g})"
 
 
@@ -223,15 +226,17 @@ def check_parity(module: Any, onnx_path: Path, input_name: str, inputs: Sequence
         with torch.no_grad():
             ref = pick(module(torch.from_numpy(x))).detach().cpu().numpy().astype(np.float32)
         got = session.run(None, {input_name: x})[0].astype(np.float32)
+        compared = -1
         if align is not None and got.shape == ref.shape:
             ref, got = align(ref, got)
+            compared = int(ref.size)
         if got.shape != ref.shape:
             raise ExportError(f"{onnx_path.name}: ONNX output shape {got.shape} differs from torch's {ref.shape} "
                               f"on {label}")
         finite = np.isfinite(ref) & np.isfinite(got)
         diff = float(np.abs(got[finite] - ref[finite]).max()) if finite.any() else 0.0
         peak = float(np.abs(ref[finite]).max()) if finite.any() else 0.0
-        result = ParityResult(label, diff, peak)
+        result = ParityResult(label, diff, peak, compared)
         results.append(result)
         if diff > tolerance * max(1.0, peak):
             raise ExportError(f"{onnx_path.name}: ONNX Runtime disagrees with torch on {label}: max abs diff "

@@ -39,6 +39,12 @@ _PATH = {"path": True}
 class SourceConfig:
     uri: str = "demo"
     max_frames: int = field(default=0, metadata=_NONNEG)
+    open_timeout_s: float = field(default=5.0, metadata=_check(lambda v: 0 < v <= 120, "seconds in (0, 120]"))
+    read_timeout_s: float = field(default=5.0, metadata=_check(lambda v: 0 < v <= 120, "seconds in (0, 120]"))
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    reconnect_attempts: int = field(default=30, metadata=_check(lambda v: v >= 0, "an integer >= 0 (0 = do not reconnect)"))
+    reconnect_backoff_s: float = field(default=0.5, metadata=_check(lambda v: 0 < v <= 60, "seconds in (0, 60]"))
+    reconnect_backoff_max_s: float = field(default=2.0, metadata=_check(lambda v: 0 < v <= 300, "seconds in (0, 300]"))
 
 
 @dataclass(frozen=True)

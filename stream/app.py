@@ -27,8 +27,9 @@ from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
 from .pipeline import Pipeline, RunStats, Stages
-from .sinks import JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
-from .sources import Source, open_source
+from .errors import ConfigError
+from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
+from .sources import LiveOptions, Source, open_source
 from .types import Result
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class Summary:
     timings: dict[str, list[float]] = field(default_factory=dict)
     ages_ms: list[float] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # frame index of each result (gaps = dropped frames)
+    outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
+    outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -193,6 +196,19 @@ class _Fps:
         return (len(self.times) - 1) / (now - self.times[0]) if len(self.times) > 1 else None
 
 
+def output_is_folder(path: str) -> bool:
+    """``--output``: a path ending in ``.mp4`` is an MP4; an existing folder, a path ending in ``/`` or
+    a path without a suffix is a folder of annotated images; anything else is a usage error."""
+    p = Path(path).expanduser()
+    if p.is_dir() or str(path).endswith(("/", "\\")):
+        return True
+    if p.suffix.lower() == ".mp4":
+        return False
+    if not p.suffix:
+        return True
+    raise ConfigError(f"--output {path}: expected a file ending in .mp4 (H.264 video) or a folder (annotated images), got a '{p.suffix}' file")
+
+
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
@@ -201,7 +217,11 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
     band = DistanceBand(cfg.band.closer_than, cfg.band.further_than)
-    src = source or open_source(cfg.source.uri)
+    src = source or open_source(cfg.source.uri, LiveOptions.from_config(cfg.source))
+    to_folder = bool(cfg.output.mp4) and output_is_folder(cfg.output.mp4)
+    if to_folder and any(src.frame_name(i) and (Path(cfg.output.mp4) / src.frame_name(i)).resolve() == Path(p).resolve()
+                         for i, p in enumerate(getattr(src, "paths", []))):
+        raise ConfigError(f"--output {cfg.output.mp4} is the folder of the source images: the annotated images would replace them; give another folder")
     summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=band.describe())
     # OpenCV's own thread pool would compete with the models' threads for the same cores.
     cv2.setNumThreads(1)
@@ -210,10 +230,14 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         threads, depth, detector = build_models(cfg)
         stat = box_stat_for(cfg, depth)
         # Outputs are checked before anything heavy runs, so a bad path fails at once.
-        if cfg.output.mp4:
+        # Files are created on the first frame, so a run that fails before it leaves existing ones as they were.
+        folder = stack.enter_context(ImageFolderSink(cfg.output.mp4)) if to_folder else None
+        if cfg.output.mp4 and not to_folder:
             prepare_output_path(cfg.output.mp4, "MP4")
         mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
-        jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl)) if cfg.output.jsonl else None
+        if cfg.output.jsonl:
+            prepare_output_path(cfg.output.jsonl, "JSONL")
+        jsonl: JsonlSink | None = None
         window = WindowSink("stream") if cfg.output.show else None
         if window is not None:
             window.open()
@@ -254,7 +278,11 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                 shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
                 image = draw(shown, names, fps=fps, band_text=band_text, options=options)
                 res = res.timed("overlay", _ms(t0))
-                if cfg.output.mp4:
+                if folder is not None:
+                    t0 = time.perf_counter()
+                    folder.write(image, src.frame_name(res.frame.index), res.frame.index)
+                    res = res.timed("encode", _ms(t0))
+                elif cfg.output.mp4:
                     if mp4 is None:
                         h, w = image.shape[:2]
                         mp4 = stack.enter_context(Mp4Sink(
@@ -265,7 +293,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                     mp4.write(fit_frame(image, mp4.height, mp4.width))
                     res = res.timed("encode", _ms(t0))
                 age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
-                if jsonl is not None:
+                if cfg.output.jsonl:
+                    if jsonl is None:
+                        jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl))
                     jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                              band_text=band_text, age_ms=age_ms, backend=backend))
                 summary.frames += 1
@@ -287,4 +317,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             summary.dropped = stats.dropped
             summary.stopped_by = stopped_by or stats.stopped_by
             summary.outputs = [p for p in (cfg.output.mp4, cfg.output.jsonl) if p]
+            outages = getattr(src, "outages", [])
+            summary.outages = len(outages)
+            summary.outage_s = sum(o.duration_s for o in outages)
     return summary

@@ -1,6 +1,7 @@
 """``python -m stream``: detect objects and tell how far away they are, on a video, camera or stream.
 
-Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C).
+Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM). Both signals close the outputs first: the MP4 is playable and holds every processed frame.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
+import threading
 
 from engines.backends import BACKENDS
 
@@ -21,7 +24,7 @@ EPILOG = """examples:
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
 
 every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
-exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
+exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,8 +90,10 @@ def format_summary(s) -> str:
         lines.append(f"backend: {s.backend}")
     if s.threads is not None:
         lines.append(f"model threads: detect {s.threads.detect}" + (f", depth {s.threads.depth}" if s.threads.depth else ""))
-    if s.dropped:
+    if s.dropped or s.policy == "latest":
         lines.append(f"dropped frames (live source, newest kept): {s.dropped}")
+    if s.outages:
+        lines.append(f"source outages: {s.outages}, {s.outage_s:.1f} s without frames in all (no frame invented: indices and times jump over each gap)")
     if s.frames:
         lines.append("per-stage ms      p50     p95")
         for stage in MAIN_STAGES:
@@ -97,7 +102,8 @@ def format_summary(s) -> str:
                 lines.append(f"  {stage:<12} {p50:7.1f} {p95:7.1f}")
         import numpy as np
 
-        lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   (decode -> written)")
+        lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   "
+                     f"p99 {np.percentile(s.ages_ms, 99):.1f}  (decode -> written)")
     if s.objects:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
         lines.append(f"objects in band (boxes over all frames): {objs}")
@@ -108,8 +114,37 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
+
+    signum = signal.SIGTERM
+
+
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C / SIGTERM. While frames flow, the pipeline stops at the next frame boundary (no frame is
+    left half written); otherwise (loading models, connecting) or on a second signal, raise at once."""
+    first = not getattr(_on_signal, "fired", False)
+    _on_signal.fired = True
+    pipeline = sys.modules.get("stream.pipeline")  # not imported yet: no pipeline can be running
+    if first and pipeline is not None and pipeline.interrupt_running(signum):
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args)
+    _on_signal.fired = False
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
     progress = None
     try:
@@ -145,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         _close(progress)
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _close(progress)
         out = f"; outputs closed: {args.output or ''} {args.jsonl or ''}".rstrip() if (args.output or args.jsonl) else ""
+        if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM:
+            sys.stderr.write(f"terminated (SIGTERM){out}\n")
+            return 143
         sys.stderr.write(f"interrupted{out}\n")
         return 130
     _close(progress)

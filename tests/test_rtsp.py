@@ -1,0 +1,280 @@
+"""Live network feeds against real servers on 127.0.0.1: GStreamer's RTSP server serving the bundled
+clip (tests/rtsp_server.py, run by Debian's /usr/bin/python3), and plain sockets that accept a
+connection and then say nothing. Nothing here leaves the loopback interface."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from stream.errors import SourceError
+from stream.pipeline import Pipeline, Stages
+from stream.sources import LiveOptions, open_source
+
+from conftest import ROOT
+
+SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi (GStreamer's bindings) is a Debian package, not in the venv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_missing() -> str | None:
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"{SYSTEM_PYTHON} not found (the GStreamer RTSP server runs under Debian's python3 with python3-gi)"
+    r = subprocess.run([SYSTEM_PYTHON, str(SERVER), "--check"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return (r.stderr.strip().splitlines() or [f"exit code {r.returncode}"])[-1] + " (.ci/run installs it)"
+    return None
+
+
+class RtspServer:
+    """tests/rtsp_server.py in a subprocess on 127.0.0.1:port (restartable on the same port)."""
+
+    def __init__(self, port: int, user: str | None = None, password: str | None = None) -> None:
+        self.port, self.user, self.password = port, user, password
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, with_credentials: bool = True) -> str:
+        auth = f"{self.user}:{self.password}@" if self.user and with_credentials else ""
+        return f"rtsp://{auth}127.0.0.1:{self.port}/demo"
+
+    def start(self) -> "RtspServer":
+        cmd = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port)]
+        if self.user:
+            cmd += ["--user", self.user, "--password", self.password or ""]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("READY"):
+            self.kill()
+            raise RuntimeError(f"RTSP server did not start: {self.proc.stderr.read().strip()}")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-stream, as a crashed camera would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+    def pause(self) -> None:
+        """SIGSTOP: the connection stays open and nothing more arrives (a hung camera)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture(scope="session")
+def rtsp_available() -> None:
+    missing = _server_missing()
+    if missing:
+        pytest.skip(f"no RTSP server: {missing}")
+
+
+@pytest.fixture
+def rtsp_server(rtsp_available):
+    servers: list[RtspServer] = []
+
+    def make(**kw) -> RtspServer:
+        server = RtspServer(free_port(), **kw).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.resume()
+        s.kill()
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never sends a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-server")
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
+
+
+def _wait_for(predicate, timeout_s: float, step_s: float = 0.05) -> float:
+    """Poll until predicate() is true; returns the time it took (raises on timeout)."""
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(step_s)
+    return time.monotonic() - t0
+
+
+# -- a real RTSP server ---------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server):
+    server = rtsp_server()
+    with open_source(server.url(), LiveOptions(open_timeout_s=10)) as src:
+        assert src.live and src.fps == 10
+        frames = [src.read() for _ in range(20)]
+    assert all(f.image.shape == (576, 768, 3) for f in frames)
+    assert [f.index for f in frames] == list(range(20))
+    times = [f.pts_s for f in frames if f.pts_s is not None]
+    assert len(times) >= 18 and times == sorted(times)
+    assert frames[0].source_id == server.url()
+
+
+@pytest.mark.timeout(120)
+def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_path):
+    server = rtsp_server(user="viewer", password="pa55word")
+    mp4, jsonl = tmp_path / "rtsp.mp4", tmp_path / "rtsp.jsonl"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--source", server.url(), "--output", str(mp4), "--jsonl", str(jsonl)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for(lambda: len(_lines(jsonl)) >= 15, 60)
+        server.kill()
+        time.sleep(1.0)  # the outage
+        before = _lines(jsonl)
+        server.start()  # the same port
+        resumed_s = _wait_for(lambda: len(_lines(jsonl)) > len(before), 10)
+        _wait_for(lambda: len(_lines(jsonl)) >= len(before) + 10, 30)
+    finally:
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=30)
+    assert resumed_s < 5, f"resumed {resumed_s:.1f} s after the server came back"
+    assert cli.returncode == 130, err
+    recs = _lines(jsonl)
+    gap = len(before)  # the first frame after the outage jumps over the >= 1 s it lasted (10 fps)
+    assert recs[gap]["index"] - recs[gap - 1]["index"] >= 10
+    if recs[gap]["pts_s"] is not None and recs[gap - 1]["pts_s"] is not None:
+        assert recs[gap]["pts_s"] - recs[gap - 1]["pts_s"] >= 1.0
+    with av.open(str(mp4)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames == len(recs)  # playable, one frame per processed frame, through the outage
+    assert "lost rtsp://***@127.0.0.1" in err and "reconnected to rtsp://***@127.0.0.1" in err
+    everything = out + err + jsonl.read_text()
+    assert "pa55word" not in everything and "viewer" not in everything
+    assert err.strip().splitlines()[-1].startswith("interrupted; outputs closed")
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
+    server = rtsp_server()
+    src = open_source(server.url(), LiveOptions(open_timeout_s=10, read_timeout_s=1, reconnect_attempts=0))
+    with src:
+        for _ in range(5):
+            src.read()
+        server.pause()
+        t0 = time.monotonic()
+        with pytest.raises(SourceError, match=r"lost rtsp://127.0.0.1:\d+/demo: no frame from rtsp://127.0.0.1:\d+/demo for 1 s \(source.read_timeout_s\)"):
+            while True:  # frames already on their way may still come
+                src.read()
+        assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.timeout(60)
+def test_stop_returns_within_1s_while_ffmpeg_is_blocked_in_a_read(rtsp_server):
+    server = rtsp_server()
+    src = open_source(server.url(), LiveOptions(open_timeout_s=10, read_timeout_s=2))
+    src.open()
+    p = Pipeline(src, Stages(lambda r: r, lambda r: r, lambda r: r), layout="serial", policy="latest")
+    gen = p.results()
+    for _ in range(5):
+        next(gen)
+    server.pause()
+    time.sleep(0.5)  # the reader is now inside FFmpeg's av_read_frame, waiting on the socket
+    t0 = time.monotonic()
+    p.stop()
+    assert time.monotonic() - t0 < 1.0
+    assert list(gen) == []
+    # FFmpeg gives up within the read timeout; the reader sees the source closed, frees it and ends.
+    reader = next((t for t in threading.enumerate() if t.name == "stream-reader"), None)
+    if reader is not None:
+        reader.join(2 * 2 + 2)
+        assert not reader.is_alive()
+    src.close()
+
+
+# -- servers that accept and then say nothing ----------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_a_server_that_never_sends_a_byte_cannot_hang_the_process(silent_server, scheme, tmp_path):
+    url = f"{scheme}://127.0.0.1:{silent_server.port}/stream"
+    t0 = time.monotonic()
+    r = run_cli("--source", url, "--set", "source.open_timeout_s=1", "--output", str(tmp_path / "never.mp4"))
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        f"error: no answer from {url} within 1 s (source.open_timeout_s): the server accepted the connection "
+        "but sent no video; check the URL's path and the server"
+    ]
+    assert silent_server.accepted  # it did connect
+    assert took < 15
+
+
+@pytest.mark.timeout(60)
+def test_nobody_listening_is_a_clear_error_at_once():
+    url = f"rtsp://cam:hunter2@127.0.0.1:{free_port()}/stream"
+    r = run_cli("--source", url)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        f"error: cannot connect to {url.replace('cam:hunter2@', '***@')}: connection refused (is the server running, and is the port right?)"
+    ]

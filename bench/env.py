@@ -107,18 +107,35 @@ def loadavg() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _first_line(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:  # a plain read releases the GIL while the kernel fills it
+            return f.readline().decode()
+    except OSError:
+        return None
+
+
 def machine_busy_s() -> float | None:
     """CPU seconds every process on this machine has used since boot (/proc/stat: user, nice, system,
     irq, softirq, steal), None where there is no /proc/stat. Its growth during a run minus the run's own
     CPU time is what other processes took from the same cores."""
-    stat = Path("/proc/stat")
-    if not stat.is_file():
-        return None
-    fields = stat.read_text().splitlines()[0].split()
-    if fields[0] != "cpu" or len(fields) < 9:
+    line = _first_line("/proc/stat")
+    fields = line.split() if line else []
+    if len(fields) < 9 or fields[0] != "cpu":
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s() -> float:
+    """CPU seconds this process (every thread) has used: /proc/self/stat's utime + stime, which the
+    kernel reads while the GIL is released; ``os.times()`` where there is no /proc."""
+    line = _first_line("/proc/self/stat")
+    if line:
+        fields = line.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return t.user + t.system
 
 
 def collect() -> dict[str, object]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ from stream.errors import ConfigError, SourceError, StreamError
 from stream.models import PROJECT_ROOT
 from stream.sources import Source, open_source
 
-from .env import machine_busy_s, usable_cores
+from .env import machine_busy_s, process_cpu_s, usable_cores
 from .stats import ratio, steady_fps, summarise
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,8 @@ PIPELINE_TIMING = {
     "gpu": "Engine.infer returns host arrays, so a GPU engine has synchronised its CUDA stream before a stage's "
            "clock stops (TensorRT: stream.synchronize() after the copies back; ONNX Runtime: run() returns "
            "when outputs are on the host); not run on a GPU here",
-    "cores busy": "process CPU seconds (every thread) / wall seconds over the measured window; fps_at_full_cores "
+    "cores busy": "process CPU seconds (every thread, from /proc, read when the last warm-up result and the last "
+                  "result are written) / wall seconds between the two; fps_at_full_cores "
                   "= FPS x cores / cores busy, the rate the same CPU work per frame allows",
     "other processes": "other_processes_cores_busy = the machine's CPU seconds (/proc/stat) minus this process's, "
                        "per wall second, in the noisiest repeat: what other work took from the same cores",
@@ -170,35 +170,44 @@ class LoopSource(Source):
         return frame
 
 
-def _cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 @dataclass
 class _Clock:
-    """Result timestamps and process CPU time, taken after every written frame."""
+    """Result timestamps (every frame: ``perf_counter``, ~50 ns) and CPU times (twice a run: when the last
+    warm-up result and the last result are written, or after ``run`` returns when the live policy
+    dropped frames and the last result came earlier than ``total``).
+
+    CPU times are read from /proc (file reads release the GIL); ``resource.getrusage`` does not release
+    it and, with busy model threads, can take milliseconds, which would stall every Python thread of the
+    pipeline being measured. So no CPU clock is read per frame.
+    """
 
     warmup: int
+    total: int
     stamps: list[float] = field(default_factory=list)
-    cpu_at_warmup: tuple[float, float | None] = (0.0, None)
-    cpu_last: tuple[float, float | None] = (0.0, None)
+    cpu_start: tuple[float, float, float | None] | None = None  # (perf_counter, own CPU s, machine CPU s)
+    cpu_end: tuple[float, float, float | None] | None = None
 
     def tick(self, done: int, total: int | None = None) -> None:
         self.stamps.append(time.perf_counter())
-        cpu = (_cpu_s(), machine_busy_s())
         if done == max(1, self.warmup):
-            self.cpu_at_warmup = cpu
-        self.cpu_last = cpu
+            self.cpu_start = _cpu_sample()
+        if done == self.total:
+            self.cpu_end = _cpu_sample()
 
     def window(self) -> tuple[float, float, float | None]:
-        """(wall s, this process's CPU s, other processes' CPU s) from the end of the warm-up to the last
-        result (other processes: None where the machine's CPU time cannot be read)."""
-        start = self.stamps[max(1, self.warmup) - 1]
-        own = self.cpu_last[0] - self.cpu_at_warmup[0]
-        machine = (None if self.cpu_last[1] is None or self.cpu_at_warmup[1] is None
-                   else self.cpu_last[1] - self.cpu_at_warmup[1])
-        return self.stamps[-1] - start, own, None if machine is None else max(0.0, machine - own)
+        """(wall s, this process's CPU s, other processes' CPU s) between the two CPU samples (other
+        processes: None where the machine's CPU time cannot be read)."""
+        if self.cpu_start is None:
+            raise SourceError(f"no result after the {self.warmup} warm-up frames")
+        end = self.cpu_end or _cpu_sample()
+        wall, own = end[0] - self.cpu_start[0], end[1] - self.cpu_start[1]
+        if end[2] is None or self.cpu_start[2] is None:
+            return wall, own, None
+        return wall, own, max(0.0, end[2] - self.cpu_start[2] - own)
+
+
+def _cpu_sample() -> tuple[float, float, float | None]:
+    return time.perf_counter(), process_cpu_s(), machine_busy_s()
 
 
 @dataclass
@@ -265,7 +274,7 @@ def run_bare(cfg: Config, uri: str, frames: int, warmup: int) -> RunResult:
     _check_counts(frames, warmup)
     cv2.setNumThreads(1)  # as stream.app.run does
     threads, depth, detector = build_models(cfg)
-    clock = _Clock(warmup)
+    clock = _Clock(warmup, warmup + frames)
     timings: dict[str, list[float]] = {k: [] for _, k in BARE_STAGES}
     with LoopSource(uri, warmup + frames) as src, detector:
         depth.open()
@@ -308,7 +317,7 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
         source=dataclasses.replace(cfg.source, max_frames=0),
         output=dataclasses.replace(cfg.output, mp4=mp4, jsonl=None, show=False),
     )
-    clock = _Clock(warmup)
+    clock = _Clock(warmup, warmup + frames)
     src = LoopSource(uri, warmup + frames, pace_fps)
     summary = run(cfg, source=src, on_frame=clock.tick)
     if summary.frames <= warmup + 1:

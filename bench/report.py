@@ -182,6 +182,11 @@ def pipeline_markdown(report: dict) -> str:
                 f"{live['dropped']} |"
             )
     lines.append("")
+    noisiest = max_other_load(report)
+    if noisiest is not None and noisiest > NOISE_CORES:
+        lines += [f"**Warning: other processes kept up to {noisiest:.2f} cores busy during these runs** (column "
+                  f"'others'): they competed for the same cores, so these figures are slower and noisier than this "
+                  f"machine alone gives. Re-run on an idle machine to compare.", ""]
     for w in report["workloads"]:
         r, lim = w["ratios"], w["limits"]
         lines.append(f"**{w['name']}** ({_depth_line(w)}; live pace {w['pace_fps']} fps):")
@@ -217,6 +222,18 @@ def pipeline_markdown(report: dict) -> str:
     notes = report["timing"]
     lines += ["What was timed:", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
     return "\n".join(lines)
+
+
+NOISE_CORES = 0.25  # other processes busier than this during a run: the report says so
+
+
+def max_other_load(report: dict) -> float | None:
+    """The most cores other processes kept busy during any run of a pipeline report (None: unknown)."""
+    values = []
+    for w in report["workloads"]:
+        runs = [w["bare"]] + [r for layout in w["layouts"].values() for r in layout.values()]
+        values += [r["other_processes_cores_busy"] for r in runs if r.get("other_processes_cores_busy") is not None]
+    return max(values) if values else None
 
 
 def _busy(run: dict) -> str:

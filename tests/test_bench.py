@@ -200,6 +200,14 @@ def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
     assert "| ground-plane | bare loop |" in md and "| tiny | parallel |" in md
     assert "overhead ratio" in md and "parallel / serial" in md and "**end to end**" in md
     assert rpt.UNTRAINED_NOTE in md
+    quiet = json.loads(json.dumps(report))
+    for w in quiet["workloads"]:
+        for run in [w["bare"]] + [r for layout in w["layouts"].values() for r in layout.values()]:
+            run["other_processes_cores_busy"] = 0.0
+    assert "Warning: other processes" not in rpt.pipeline_markdown(quiet)
+    quiet["workloads"][0]["layouts"]["serial"]["live"]["other_processes_cores_busy"] = 1.2
+    assert rpt.max_other_load(quiet) == 1.2
+    assert "Warning: other processes kept up to 1.20 cores busy" in rpt.pipeline_markdown(quiet)
     path = rpt.write_json(report, tmp_path / "r" / "pipeline.json")
     assert json.loads(path.read_text())["schema"] == rpt.SCHEMA
 

@@ -55,7 +55,7 @@ import numpy as np
 import yaml
 
 from .coco import COCO_CLASSES
-from .errors import ConfigError, EngineError
+from .errors import ConfigError
 
 LAYOUTS = ("yolox", "ultralytics", "yolov5", "end2end")
 PLACEMENTS = ("centre", "top-left")

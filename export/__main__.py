@@ -21,6 +21,15 @@ commands:
   depth      monocular depth networks (U-Net, Depth Anything V2, MiDaS, YOLO26-depth, any torch.nn.Module)
   models     download the pinned public weights (URL + sha256, export/weights.yaml) and export them
 
+families (details: python -m export detector --help, python -m export depth --help):
+  detector --weights X.pt            Ultralytics YOLOv5u/v8/11/26, YOLOv10 (--end2end: NMS-free [1, K, 6] head)
+  detector --module M --layout L     any torch.nn.Module; L = ultralytics | yolov5 | end2end | yolox
+  depth --model unet                 the seed reports' U-Net (--weights checkpoint, or --random-init for timing)
+  depth --model depth-anything-v2-small | depth-anything-v2-metric-indoor | depth-anything-v2-metric-outdoor
+  depth --model midas-small | midas-dpt   MiDaS v2.1 small, MiDaS v3 DPT (relative inverse depth)
+  depth --model yolo-depth           Ultralytics YOLO26-depth (metres)
+  depth --model module --module M    any torch.nn.Module with the card you give (--size, --kind, ...)
+
 torch and the model libraries are optional: pip install -e '.[export]' (torch, onnx); Depth Anything V2 and
 MiDaS DPT from Hugging Face folders need `pip install transformers`; Ultralytics .pt files need
 `pip install ultralytics` (which needs a torchvision matching your torch)."""

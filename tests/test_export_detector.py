@@ -120,15 +120,15 @@ def _run(*args, timeout=180):
 def test_help_documents_every_family():
     top = _run("-m", "export", "--help")
     assert top.returncode == 0
-    for word in ("detector", "depth", "models"):
-        assert word in top.stdout
+    from export.depth import FAMILIES
+
+    for word in ("detector", "depth", "models", "--weights X.pt", "--layout L", *FAMILIES):
+        assert word in top.stdout, word
     det = _run("-m", "export", "detector", "--help")
     for word in ("ultralytics  [1, 4+C, N]", "yolov5       [1, N, 5+C]", "end2end      [1, K, 6]", "yolox", "--end2end",
                  "--module", "--weights"):
         assert word in det.stdout, word
     dep = _run("-m", "export", "depth", "--help")
-    from export.depth import FAMILIES
-
     for family in FAMILIES:
         assert f"\n  {family} " in dep.stdout, family
     models = _run("-m", "export", "models", "--help")

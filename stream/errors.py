@@ -44,5 +44,12 @@ class SinkError(StreamError, IOError):
     """An output (MP4, JSONL, window) could not be written."""
 
 
+class OutputPathError(SinkError):
+    """An output path that cannot be used (a folder where a file is needed, under a file, not
+    writable): a usage error, found before the first frame (exit code 2)."""
+
+    exit_code = 2
+
+
 class PipelineError(StreamError, RuntimeError):
     """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""

@@ -53,7 +53,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.errors import SinkError
+from stream.errors import OutputPathError, SinkError
 from stream.types import Result
 
 __all__ = ["Mp4Sink", "JsonlSink", "ImageFolderSink", "WindowSink", "frame_record", "prepare_output_path"]
@@ -64,26 +64,26 @@ _FPS_MAX_DENOMINATOR = 1001
 def prepare_output_path(path: str | Path, what: str) -> Path:
     """Check that ``path`` can be created as a file and create its missing parent folders.
 
-    Raises SinkError saying what to fix when the path is a folder, a parent is a file, or the folder
-    (or an existing file at the path) is not writable.
+    Raises OutputPathError (a SinkError with exit code 2) saying what to fix when the path is a folder,
+    a parent is a file, or the folder (or an existing file at the path) is not writable.
     """
     out = Path(path).expanduser()
     if out.is_dir():
-        raise SinkError(f"cannot write the {what} to {out}: it is an existing folder; give a file path such as {out / ('out' + out.suffix if out.suffix else 'out')}")
+        raise OutputPathError(f"cannot write the {what} to {out}: it is an existing folder; give a file path such as {out / ('out' + out.suffix if out.suffix else 'out')}")
     parent = out.parent
     ancestor = parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise SinkError(f"cannot write the {what} to {out}: {ancestor} is a file, not a folder; choose another output path or move that file")
+        raise OutputPathError(f"cannot write the {what} to {out}: {ancestor} is a file, not a folder; choose another output path or move that file")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise SinkError(f"cannot write the {what} to {out}: folder {ancestor} is not writable (permission denied); choose a folder you can write to")
+        raise OutputPathError(f"cannot write the {what} to {out}: folder {ancestor} is not writable (permission denied); choose a folder you can write to")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SinkError(f"cannot write the {what} to {out}: creating folder {parent} failed ({exc.strerror or exc}); choose another output path") from exc
+        raise OutputPathError(f"cannot write the {what} to {out}: creating folder {parent} failed ({exc.strerror or exc}); choose another output path") from exc
     if out.exists() and not os.access(out, os.W_OK):
-        raise SinkError(f"cannot write the {what} to {out}: the existing file is not writable (permission denied); remove it or choose another path")
+        raise OutputPathError(f"cannot write the {what} to {out}: the existing file is not writable (permission denied); remove it or choose another path")
     return out
 
 
@@ -330,10 +330,10 @@ class ImageFolderSink:
     def open(self) -> "ImageFolderSink":
         """Check the folder (an existing file there is an error) and create it. Raises SinkError."""
         if self.folder.exists() and not self.folder.is_dir():
-            raise SinkError(f"cannot write annotated images to {self.folder}: it is an existing file, not a folder; give a folder path or a .mp4 file")
+            raise OutputPathError(f"cannot write annotated images to {self.folder}: it is an existing file, not a folder; give a folder path or a .mp4 file")
         prepare_output_path(self.folder / "probe", "annotated images")
         if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise SinkError(f"cannot write annotated images to {self.folder}: the folder is not writable (permission denied)")
+            raise OutputPathError(f"cannot write annotated images to {self.folder}: the folder is not writable (permission denied)")
         return self
 
     def write(self, image_bgr: np.ndarray, name: str | None, index: int) -> Path:

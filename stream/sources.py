@@ -160,17 +160,19 @@ class Source(abc.ABC):
 
 
 class VideoFileSource(Source):
-    """A video file, or a network stream (``live=True``), decoded by PyAV (FFmpeg).
+    """A video file, or a network stream (``network=True``), decoded by PyAV (FFmpeg).
 
     A network stream is opened with ``av.open(..., timeout=(open_timeout_s, read_timeout_s))``: PyAV's
     interrupt callback makes FFmpeg give up on a connect, a header or a packet that takes longer, so a
-    server that accepts the connection and then says nothing cannot hang a read.
+    server that accepts the connection and then says nothing cannot hang a read. It is ``live`` unless it
+    turns out to be a file served over HTTP(S) (it has a duration): that one is read like a file.
     """
 
-    def __init__(self, uri: str, *, live: bool = False, options: dict[str, str] | None = None,
+    def __init__(self, uri: str, *, network: bool = False, options: dict[str, str] | None = None,
                  open_timeout_s: float = 5.0, read_timeout_s: float = 5.0) -> None:
         super().__init__(uri)
-        self.live = live
+        self.network = network
+        self.live = network
         self._options = options or {}
         self._timeouts = (open_timeout_s, read_timeout_s)
         self._container = None
@@ -181,7 +183,7 @@ class VideoFileSource(Source):
     def open(self) -> "VideoFileSource":
         import av
 
-        if not self.live:
+        if not self.network:
             path = Path(self.uri)
             if not path.exists():
                 raise SourceNotFoundError(f"source file not found: {self.uri} (expected a video file, a folder of images, a camera index or a URL)")
@@ -191,7 +193,7 @@ class VideoFileSource(Source):
                 raise SourceError(f"cannot open {self.source_id} as a video: the file is empty (0 bytes)")
         t0 = time.monotonic()
         try:
-            container = av.open(self.uri, options=self._options, timeout=self._timeouts if self.live else None)
+            container = av.open(self.uri, options=self._options, timeout=self._timeouts if self.network else None)
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(self._open_failure(exc, time.monotonic() - t0)) from exc
         if not container.streams.video:
@@ -202,11 +204,13 @@ class VideoFileSource(Source):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self._fps = Fraction(rate) if rate else None
         self._frames = container.decode(self._stream)
+        if self.network and not self.uri.lower().startswith(("rtsp://", "rtsps://")):
+            self.live = not (container.duration and container.duration > 0)  # a file over HTTP has one
         return self
 
     def _open_failure(self, exc: Exception, elapsed_s: float) -> str:
         reason = _ff_message(exc)
-        if not self.live:
+        if not self.network:
             return f"cannot open {self.source_id} as a video: {reason} (not a video, or a truncated or corrupt file)"
         if isinstance(exc, ConnectionRefusedError):
             return f"cannot connect to {self.source_id}: connection refused (is the server running, and is the port right?)"
@@ -244,7 +248,7 @@ class VideoFileSource(Source):
             except StopIteration:
                 return None
             except (av.FFmpegError, OSError) as exc:
-                if self.live and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
+                if self.network and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
                     raise SourceError(f"no frame from {self.source_id} for {self._timeouts[1]:g} s (source.read_timeout_s)") from exc
                 raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
             return self._frame(frame.to_ndarray(format="bgr24"), float(frame.time) if frame.time is not None else None)
@@ -390,9 +394,9 @@ class GStreamerSource(OpenCVSource):
     def open(self) -> "GStreamerSource":
         if not opencv_has_gstreamer():
             raise ConfigError(
-                f"--source looks like a GStreamer pipeline, but this OpenCV has no GStreamer support (pip's "
-                f"opencv-python-headless is built without it): install an OpenCV built with GStreamer (on a "
-                f"Jetson, the system's python3-opencv) or give a camera index, a file or an rtsp:// URL"
+                "--source looks like a GStreamer pipeline, but this OpenCV has no GStreamer support (pip's "
+                "opencv-python-headless is built without it): install an OpenCV built with GStreamer (on a "
+                "Jetson, the system's python3-opencv) or give a camera index, a file or an rtsp:// URL"
             )
         return super().open()
 
@@ -419,7 +423,6 @@ class ReconnectingSource(Source):
         super().__init__(inner.uri)
         self.inner = inner
         self.source_id = inner.source_id
-        self.live = True
         self.options = options
         self._closed = threading.Event()
         self._outages: list[Outage] = []
@@ -434,6 +437,15 @@ class ReconnectingSource(Source):
     @property
     def fps(self) -> Fraction | None:
         return self._fps
+
+    @property
+    def live(self) -> bool:
+        """As the feed says once open (a file served over HTTP is not live: it ends, and is not reopened)."""
+        return self.inner.live
+
+    @property
+    def frame_count(self) -> int | None:
+        return None if self.inner.live else self.inner.frame_count
 
     @property
     def outages(self) -> list[Outage]:
@@ -454,6 +466,8 @@ class ReconnectingSource(Source):
         self.inner.close()
 
     def read(self) -> Frame | None:
+        if not self.inner.live:
+            return self.inner.read()
         while not self._closed.is_set():
             try:
                 frame = self.inner.read()
@@ -556,7 +570,7 @@ def open_source(uri: str, live: LiveOptions | None = None) -> Source:
     if "://" in uri:
         if not uri.lower().startswith(NETWORK_SCHEMES):
             raise ConfigError(f"unsupported URL scheme in --source {redact(uri)}: expected one of {', '.join(s[:-3] for s in NETWORK_SCHEMES)}")
-        inner = VideoFileSource(uri, live=True, options=_network_options(uri, live),
+        inner = VideoFileSource(uri, network=True, options=_network_options(uri, live),
                                 open_timeout_s=live.open_timeout_s, read_timeout_s=live.read_timeout_s)
         return ReconnectingSource(inner, live)
     if any(ch in uri for ch in "*?["):

@@ -278,3 +278,42 @@ def test_nobody_listening_is_a_clear_error_at_once():
     assert r.stderr.splitlines() == [
         f"error: cannot connect to {url.replace('cam:hunter2@', '***@')}: connection refused (is the server running, and is the port right?)"
     ]
+
+
+# -- a file served over HTTP is read like a file ----------------------------------------------------------
+
+
+@pytest.fixture
+def http_clip(tmp_path):
+    """The bundled clip (remuxed with its index first, as web servers serve MP4) on 127.0.0.1."""
+    import functools
+    import http.server
+
+    from conftest import DEMO
+
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(DEMO)) as src, av.open(str(clip), "w", format="mp4", container_options={"movflags": "+faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="http-clip")
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.mark.timeout(60)
+def test_a_file_over_http_is_read_to_its_end_like_a_file(http_clip):
+    with open_source(http_clip) as src:
+        assert not src.live and src.frame_count == 150  # not a live feed: block policy, no reconnect
+        frames = []
+        while (frame := src.read()) is not None:
+            frames.append(frame)
+    assert len(frames) == 150 and frames[-1].index == 149 and src.outages == []

@@ -327,3 +327,31 @@ def test_close_ends_a_backoff_wait_at_once():
     reader.join(5)
     assert not reader.is_alive() and time.monotonic() - t0 < 1 and got == [None]
     assert len(src.outages) == 1 and not src.outages[0].recovered
+
+
+# -- images in, a folder of annotated images out -----------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_folder_of_images_gives_a_folder_of_annotated_images(tmp_path):
+    import cv2
+
+    from stream.app import run
+
+    out = tmp_path / "annotated"  # no suffix: a folder
+    summary = run(load_config(overrides={"source.uri": str(DATA / "*.jpg"), "output.mp4": str(out)}))
+    names = sorted(p.name for p in DATA.glob("*.jpg"))
+    assert summary.frames == 2 and sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        original, annotated = cv2.imread(str(DATA / name)), cv2.imread(str(out / name))
+        assert annotated.shape == original.shape  # each at its own size (no letterboxing into one video)
+        assert float(np.abs(annotated.astype(int) - original.astype(int)).mean()) > 1  # boxes, labels, inset drawn
+
+
+@pytest.mark.timeout(120)
+def test_a_video_to_a_folder_numbers_the_frames(tmp_path):
+    from stream.app import run
+
+    out = tmp_path / "frames"
+    run(load_config(overrides={"source.uri": "demo", "output.mp4": str(out) + "/", "source.max_frames": 3}))
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.jpg", "frame_000001.jpg", "frame_000002.jpg"]

@@ -1,0 +1,227 @@
+"""The bad-input catalogue: every mistake a user can make with `python -m stream` gives one clear
+`error: ...` line on stderr (no traceback) and exit code 2 (usage or config) or 1 (runtime), and no
+output file that existed before the run is truncated or replaced.
+
+Every case runs the real CLI in a subprocess; they run a few at a time (one shared fixture) to keep
+the suite fast. README.md ("Mistakes and what they say") lists the same cases.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from stream.sources import opencv_has_gstreamer
+
+from conftest import DATA, DEMO, ROOT
+
+pytestmark = pytest.mark.slow
+
+SENTINEL_MP4 = b"an earlier run's video - must survive\n"
+SENTINEL_JSONL = b'{"an earlier run": "must survive"}\n'
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: tuple[str, ...]  # "{ws}" is the workspace folder, "{port}" a closed port on 127.0.0.1
+    code: int
+    line: str  # regex for the one error line
+    own_outputs: bool = False  # the case is about --output/--jsonl itself
+    after_frames: bool = False  # fails after frames were written: the outputs then hold those frames
+    skip: str | None = None
+
+
+def _camera_skip(n: int) -> str | None:
+    return f"/dev/video{n} exists on this machine" if Path(f"/dev/video{n}").exists() else None
+
+
+CASES = [
+    # -- the source: exit 2 (it is not there, or not something we can read) -------------------------
+    Case("missing-file", ("--source", "{ws}/missing.mp4"), 2, r"^error: source file not found: .*/missing.mp4 \(expected a video file"),
+    Case("folder-without-images", ("--source", "{ws}/no_images"), 2, r"^error: folder .*/no_images holds no images \(looked for .bmp"),
+    Case("glob-matching-nothing", ("--source", "{ws}/no_images/*.jpg"), 2, r"^error: no images match .*/no_images/\*.jpg"),
+    Case("empty-source", ("--source", ""), 2, r"^error: source.uri: got '', expected a string$"),
+    Case("bad-url-scheme", ("--source", "ftp://me:secret@127.0.0.1/x.mp4"), 2,
+         r"^error: unsupported URL scheme in --source ftp://\*\*\*@127.0.0.1/x.mp4: expected one of rtsp, rtsps, http, https"),
+    Case("camera-index-absent", ("--source", "9"), 2, r"^error: no camera 9: /dev/video9 does not exist; list the cameras with 'ls /dev/video\*'",
+         skip=_camera_skip(9)),
+    Case("camera-device-absent", ("--source", "/dev/video42"), 2, r"^error: no camera /dev/video42: /dev/video42 does not exist",
+         skip=_camera_skip(42)),
+    Case("gstreamer-without-gstreamer", ("--source", "v4l2src device=/dev/video0 ! videoconvert ! appsink"), 2,
+         r"^error: --source looks like a GStreamer pipeline, but this OpenCV has no GStreamer support",
+         skip="this OpenCV has GStreamer" if opencv_has_gstreamer() else None),
+    # -- the source: exit 1 (it is there but cannot be read) ---------------------------------------------
+    Case("text-file-as-video", ("--source", "{ws}/notes.mp4"), 1,
+         r"^error: cannot open .*/notes.mp4 as a video: Invalid data found when processing input \(not a video, or a truncated or corrupt file\)$"),
+    Case("empty-file-as-video", ("--source", "{ws}/empty.mp4"), 1, r"^error: cannot open .*/empty.mp4 as a video: the file is empty \(0 bytes\)$"),
+    Case("truncated-video", ("--source", "{ws}/cut.mp4"), 1, r"^error: cannot open .*/cut.mp4 as a video: .*truncated or corrupt file\)$"),
+    Case("corrupt-video-mid-way", ("--source", "{ws}/corrupt.mp4", "--output", "{ws}/corrupt_out.mp4", "--jsonl", "{ws}/corrupt_out.jsonl"), 1,
+         r"^error: decoding .*/corrupt.mp4 failed at frame \d+: Invalid data found when processing input$", own_outputs=True, after_frames=True),
+    Case("corrupt-image-in-folder", ("--source", "{ws}/images_bad"), 1, r"^error: cannot read image .*/images_bad/b.jpg \(corrupt, or not an image\)$",
+         after_frames=True),
+    Case("unreachable-host", ("--source", "rtsp://cam:hunter2@127.0.0.1:{port}/stream1"), 1,
+         r"^error: cannot connect to rtsp://\*\*\*@127.0.0.1:\d+/stream1: connection refused \(is the server running, and is the port right\?\)$"),
+    # -- models ------------------------------------------------------------------------------------------
+    Case("model-file-missing", ("--set", "detect.model={ws}/nope.onnx"), 1, r"^error: detector model not found: .*/nope.onnx \(expected an ONNX file"),
+    Case("onnx-not-a-detector", ("--set", "detect.model={ws}/relu.onnx"), 1, r"^error: relu.onnx is not a supported detector: its output matches no supported layout"),
+    Case("onnx-unreadable", ("--set", "detect.model={ws}/garbage.onnx"), 1, r"^error: .*/garbage.onnx is not a model ONNX Runtime can load"),
+    Case("depth-card-missing", ("--depth-model", "{ws}/nope.yaml"), 2, r"^error: .*nope.yaml"),
+    Case("depth-card-wrong-key", ("--depth-model", "{ws}/card_bad.yaml"), 2,
+         r"^error: model card .*/card_bad.yaml: unknown key 'bogus_key' \(valid keys: name, model, input"),
+    # -- outputs -----------------------------------------------------------------------------------------
+    Case("output-under-a-file", ("--output", "{ws}/afile/out.mp4", "--jsonl", "{ws}/keep_ok.jsonl"), 2,
+         r"^error: cannot write the MP4 to .*/afile/out.mp4: .*/afile is a file, not a folder; choose another output path", own_outputs=True),
+    Case("output-folder-is-a-file", ("--output", "{ws}/afile"), 2,
+         r"^error: cannot write annotated images to .*/afile: it is an existing file, not a folder; give a folder path or a .mp4 file$", own_outputs=True),
+    Case("jsonl-is-a-folder", ("--jsonl", "{ws}/no_images"), 2, r"^error: cannot write the JSONL to .*/no_images: it is an existing folder; give a file path",
+         own_outputs=True),
+    Case("output-not-mp4", ("--output", "{ws}/out.avi"), 2,
+         r"^error: --output .*/out.avi: expected a file ending in .mp4 \(H.264 video\) or a folder \(annotated images\), got a '.avi' file$", own_outputs=True),
+    Case("output-replaces-source-images", ("--source", "{ws}/images_ok", "--output", "{ws}/images_ok"), 2,
+         r"^error: --output .*/images_ok is the folder of the source images: the annotated images would replace them", own_outputs=True),
+    Case("output-folder-not-writable", ("--output", "{ws}/locked/sub/out.mp4"), 2,
+         r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True,
+         skip="root can write to any folder" if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0 else None),
+    Case("show-without-a-gui", ("--show",), 1, r"^error: --show needs OpenCV with GUI support"),
+    # -- flags and config --------------------------------------------------------------------------------
+    Case("closer-than-negative", ("--closer-than", "-2"), 2, r"^error: argument --closer-than: --closer-than must be a positive number of metres, got -2"),
+    Case("closer-than-not-a-number", ("--closer-than", "two"), 2, r"^error: argument --closer-than: --closer-than must be a distance in metres, got 'two'"),
+    Case("further-than-zero", ("--further-than", "0"), 2, r"^error: argument --further-than: --further-than must be a positive number of metres, got 0"),
+    Case("thresholds-contradict", ("--further-than", "5", "--closer-than", "3"), 2, r"^error: .*further than 5 m and closer than 3 m"),
+    Case("set-unknown-key", ("--set", "detect.cnf=0.4"), 2, r"^error: --set: unknown config key 'detect.cnf' \(did you mean 'detect.conf'\?\)$"),
+    Case("set-bad-value", ("--set", "detect.conf=3"), 2, r"^error: detect.conf: got 3, expected a number in \[0, 1\]$"),
+    Case("set-without-value", ("--set", "detect.conf"), 2, r"^error: --set expects key=value \(e.g. --set detect.conf=0.4\), got 'detect.conf'$"),
+    Case("set-bad-reconnect", ("--set", "source.reconnect_attempts=-1"), 2, r"^error: source.reconnect_attempts: got -1, expected an integer >= 0"),
+    Case("set-bad-transport", ("--set", "source.rtsp_transport=http"), 2, r"^error: source.rtsp_transport: got 'http', expected tcp \| udp$"),
+    Case("layout-unknown", ("--layout", "fast"), 2, r"^error: argument --layout: invalid choice: 'fast'"),
+    Case("max-frames-negative", ("--max-frames", "-1"), 2, r"^error: argument --max-frames: --max-frames must be >= 0"),
+    Case("config-file-missing", ("--config", "{ws}/nope_config.yaml"), 2, r"^error: config file not found: .*/nope_config.yaml$"),
+    Case("config-file-not-yaml", ("--config", "{ws}/broken.yaml"), 2, r"^error: config file .*/broken.yaml is not valid YAML"),
+    Case("unknown-flag", ("--bogus",), 2, r"^error: unrecognized arguments: --bogus"),
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _make_workspace(ws: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    (ws / "no_images").mkdir()
+    (ws / "no_images" / "notes.txt").write_text("not an image\n")
+    (ws / "notes.mp4").write_text("this is not a video\n")
+    (ws / "empty.mp4").write_bytes(b"")
+    data = DEMO.read_bytes()
+    (ws / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: gone
+    corrupt = bytearray(data)
+    start = len(data) // 3
+    corrupt[start:start + 20000] = np.random.default_rng(5).integers(0, 256, 20000, dtype=np.uint8).tobytes()
+    (ws / "corrupt.mp4").write_bytes(bytes(corrupt))
+    (ws / "images_bad").mkdir()
+    shutil.copy(DATA / "dog.jpg", ws / "images_bad" / "a.jpg")
+    (ws / "images_bad" / "b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (ws / "images_ok").mkdir()
+    shutil.copy(DATA / "dog.jpg", ws / "images_ok" / "dog.jpg")
+    (ws / "broken.yaml").write_text("detect: [unclosed\n")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(ws / "relu.onnx"))
+    (ws / "garbage.onnx").write_bytes(b"not a protobuf at all")
+    (ws / "card_bad.yaml").write_text(
+        "name: x\nmodel: relu.onnx\ninput: x\noutput: y\nlayout: nchw\nsize: [64, 64]\ncolour: rgb\nkind: metric\nbogus_key: 1\n")
+    (ws / "afile").write_text("a plain file\n")
+    (ws / "locked").mkdir()
+    (ws / "locked").chmod(0o500)
+    (ws / "keep").mkdir()
+
+
+def _argv(case: Case, ws: Path, port: int) -> list[str]:
+    args = [a.replace("{ws}", str(ws)).replace("{port}", str(port)) for a in case.args]
+    if not case.own_outputs:
+        args += ["--output", str(ws / "keep" / f"{case.id}.mp4"), "--jsonl", str(ws / "keep" / f"{case.id}.jsonl")]
+    if not case.after_frames and "--max-frames" not in args:
+        args += ["--max-frames", "2"]  # a check that failed to fire must not process the whole clip
+    return args
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Runs every case once (three at a time) and returns id -> (CompletedProcess, workspace)."""
+    ws = tmp_path_factory.mktemp("bad_input")
+    _make_workspace(ws)
+    port = _closed_port()
+    for case in CASES:
+        if not case.own_outputs:
+            (ws / "keep" / f"{case.id}.mp4").write_bytes(SENTINEL_MP4)
+            (ws / "keep" / f"{case.id}.jsonl").write_bytes(SENTINEL_JSONL)
+
+    def one(case: Case):
+        return case.id, subprocess.run([sys.executable, "-m", "stream", *_argv(case, ws, port)], cwd=ROOT,
+                                       capture_output=True, text=True, timeout=120)
+
+    todo = [c for c in CASES if c.skip is None]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        done = dict(pool.map(one, todo))
+    yield done, ws
+    (ws / "locked").chmod(0o700)
+
+
+def test_the_catalogue_has_at_least_20_cases():
+    assert len(CASES) >= 20 and len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_one_clear_line_and_its_exit_code(case, outcomes):
+    if case.skip:
+        pytest.skip(case.skip)
+    done, ws = outcomes
+    r = done[case.id]
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    errors = [x for x in lines if x.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr
+    if not case.after_frames:
+        assert lines == errors, r.stderr  # nothing else on stderr either
+    assert re.search(case.line, errors[0]), errors[0]
+    assert r.returncode == case.code, (r.returncode, r.stderr)
+    if not case.own_outputs:  # nothing already written is lost
+        assert (ws / "keep" / f"{case.id}.mp4").read_bytes() == SENTINEL_MP4
+        assert (ws / "keep" / f"{case.id}.jsonl").read_bytes() == SENTINEL_JSONL
+
+
+@pytest.mark.timeout(300)
+def test_a_video_corrupt_mid_way_leaves_playable_outputs_with_every_frame_before_it(outcomes):
+    done, ws = outcomes
+    assert done["corrupt-video-mid-way"].returncode == 1
+    lines = (ws / "corrupt_out.jsonl").read_text().splitlines()
+    failed_at = int(re.search(r"failed at frame (\d+)", done["corrupt-video-mid-way"].stderr).group(1))
+    assert 0 < len(lines) <= failed_at
+    with av.open(str(ws / "corrupt_out.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == len(lines)
+
+
+@pytest.mark.timeout(300)
+def test_output_problems_create_nothing(outcomes):
+    _, ws = outcomes
+    assert not (ws / "keep_ok.jsonl").exists()  # the MP4 path was wrong: the JSONL was not even created
+    assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["dog.jpg"]
+    assert not (ws / "out.avi").exists()

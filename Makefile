@@ -28,7 +28,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	touch $@
 
 bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (a few minutes) -> bench/results/ (JSON, Markdown, PNG)
-	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
+	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --repeat 2 --out bench/results/
 	$(BIN)/python -m bench models --backend ort-cpu ort-cuda ort-trt trt --precision fp32 fp16 --out bench/results/
 
 models: $(STAMP)  ## download the pinned public weights (export/weights.yaml: URL + sha256) and export them to models/

@@ -46,6 +46,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def virtualised() -> bool | None:
+    """True in a virtual machine (the CPU flag 'hypervisor'): its cores may share physical cores with
+    other guests, so its timings vary more than bare metal's. None where /proc/cpuinfo is missing."""
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        return None
+    return any(line.startswith("flags") and " hypervisor" in line for line in info.read_text(errors="replace").splitlines())
+
+
 def memory_gib() -> float | None:
     info = Path("/proc/meminfo")
     if not info.is_file():
@@ -145,7 +154,7 @@ def collect() -> dict[str, object]:
 
     return {
         "cpu": {"model": cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable_cores(),
-                "memory_gib": memory_gib()},
+                "memory_gib": memory_gib(), "virtual_machine": virtualised()},
         "gpu": gpus() or None,
         "jetson": jetson(),
         "os": platform.platform(),

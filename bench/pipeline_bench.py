@@ -28,9 +28,14 @@ stream (TensorRT: ``stream.synchronize()`` after the device-to-host copies; ONNX
 returns only when its outputs are on the host) before the stage's clock stops: a stage's time includes
 its GPU work, never only the launch. Not run on a GPU here.
 
-CPU use: process CPU seconds (``getrusage``, every thread, ffmpeg's included) over the measured window
-/ its wall time = the cores kept busy on average. ``fps_at_full_cores`` = fps x cores / cores busy: the
-rate the same CPU work per frame would give if every core were busy (the limit the cores allow).
+CPU use: process CPU seconds (/proc/self/stat: every thread, FFmpeg's and ONNX Runtime's included) over
+the measured window / its wall time = the cores kept busy on average. ``fps_at_full_cores`` = fps x
+cores / cores busy: the rate the same CPU work per frame would give if every core were busy (the limit
+the cores allow). The machine's CPU time (/proc/stat) minus ours = what other processes took from the
+same cores meanwhile, reported per run so that a disturbed figure is visible as such.
+
+Repeats (``--repeat``) are interleaved: each round runs the bare loop and every layout once, so slow
+phases of a busy machine fall on all of them alike.
 """
 
 from __future__ import annotations
@@ -442,13 +447,15 @@ def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[
                    pace: float | None, repeat: int, mp4_dir: Path) -> dict:
     """Bare loop, then throughput and live runs of every layout (interleaved over ``repeat`` rounds)."""
     cfg = dataclasses.replace(cfg, depth=dataclasses.replace(cfg.depth, source=workload.depth_source))
-    log.info("[%s] bare loop", workload.name)
-    bare = finalise([run_bare(cfg, uri, frames, warmup) for _ in range(repeat)])
+    bare_runs: list[RunResult] = []
     tp_runs: dict[str, list[RunResult]] = {name: [] for name in layouts}
     for _ in range(repeat):
+        log.info("[%s] bare loop", workload.name)
+        bare_runs.append(run_bare(cfg, uri, frames, warmup))
         for name in layouts:
             log.info("[%s] %s, throughput", workload.name, name)
             tp_runs[name].append(run_layout(cfg, name, uri, frames, warmup))
+    bare = finalise(bare_runs)
     throughput = {name: finalise(runs) for name, runs in tp_runs.items()}
     pace_fps = pace if pace else round(0.5 * min(r["fps"] for r in throughput.values()), 1)
     live_runs: dict[str, list[RunResult]] = {name: [] for name in layouts}

@@ -139,7 +139,8 @@ def machine_line(env: dict) -> str:
     cpu = env["cpu"]
     gpu = ", ".join(f"{g['name']} (driver {g['driver']})" for g in env["gpu"]) if env["gpu"] else "no GPU"
     jetson = f", Jetson {env['jetson']['l4t']} power mode {env['jetson']['power_mode']}" if env.get("jetson") else ""
-    return f"{cpu['model']}, {cpu['usable_cores']}-core CPU, {gpu}{jetson}"
+    vm = " (virtual machine)" if cpu.get("virtual_machine") else ""
+    return f"{cpu['model']}, {cpu['usable_cores']}-core CPU{vm}, {gpu}{jetson}"
 
 
 def _header(report: dict, title: str) -> list[str]:

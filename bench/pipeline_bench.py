@@ -418,11 +418,11 @@ def _median(values: Sequence[float]) -> float:
 
 def _limits(bare: dict, layouts: dict[str, dict], cores: int) -> dict:
     """What the cores allow, from the measured runs (see the module docstring)."""
-    out: dict[str, dict] = {}
+    out: dict[str, object] = {"cores": cores, "bare_cores_busy": bare["cpu_cores_busy"], "throughput": {}}
     for name, runs in layouts.items():
         tp = runs["throughput"]
         busy = tp["cpu_cores_busy"]
-        out[name] = {
+        out["throughput"][name] = {
             "cores_busy": busy,
             "fps_at_full_cores": round(tp["fps"] * cores / busy, 2) if busy > 0 else None,
         }
@@ -439,7 +439,19 @@ def _limits(bare: dict, layouts: dict[str, dict], cores: int) -> dict:
         ideal = lat - p50("fill") - branch_depth - branch_detect + max(branch_depth, branch_detect)
         out["parallel_latency_p50_ideal_ms"] = round(ideal, 2)
         out["parallel_over_serial_latency_limit"] = round(ideal / lat, 3) if lat > 0 else None
-    out["bare_cores_busy"] = bare["cpu_cores_busy"]
+        parallel = layouts.get("parallel", {}).get("live")
+        if parallel is not None:
+            pst = parallel["stages"]
+            par_depth = pst["depth"]["p50"] + (pst["mask"]["p50"] if "mask" in pst else 0.0)
+            par_detect = pst["detect"]["p50"]
+            # Two models side by side on the same cores each run slower than alone (caches, memory
+            # bandwidth, the Python threads between them): the serial run's times vs the parallel run's.
+            out["side_by_side_slowdown"] = {
+                "depth": _round(ratio(par_depth, branch_depth), 3),
+                "detect": _round(ratio(par_detect, branch_detect), 3),
+            }
+            explained = lat - p50("fill") - branch_depth - branch_detect + max(par_depth, par_detect)
+            out["parallel_latency_p50_with_slowdown_ms"] = round(explained, 2)
     return out
 
 

@@ -47,8 +47,14 @@ THROUGHPUT_RUN = {**_RUN, "layout": None, "policy": None, "stages": _PIPE_STAGES
 LIVE_RUN = {**_RUN, "layout": None, "policy": None, "pace_fps": None,
             "stages": {**_PIPE_STAGES, "encode": STAT}, "latency_ms": STAT}
 WORKLOAD = {
-    "name": None, "depth": {"source": None, "note": None}, "pace_fps": None,
-    "bare": BARE_RUN, "layouts": {ANY_KEY: {"throughput": THROUGHPUT_RUN, "live": LIVE_RUN}}, "ratios": {"overhead": None}, "limits": None,
+    "name": None,
+    "depth": {"source": None, "note": None},
+    "pace_fps": None,
+    "bare": BARE_RUN,
+    "layouts": {ANY_KEY: {"throughput": THROUGHPUT_RUN, "live": LIVE_RUN}},
+    "ratios": {"overhead": None},
+    "limits": {"cores": None, "bare_cores_busy": None,
+               "throughput": {ANY_KEY: {"cores_busy": None, "fps_at_full_cores": None}}},
 }
 _HEAD = {"schema": None, "kind": None, "created_utc": None, "command": None, "env": ENV, "timing": None}
 MODEL_ROW = {"model": None, "backend": None, "precision": None, "status": None}
@@ -70,6 +76,9 @@ def validate(report: Any, spec: Any = None, where: str = "") -> None:
         if kind not in SCHEMAS:
             raise ValueError(f"report kind must be one of {', '.join(SCHEMAS)}, got {kind!r}")
         spec = SCHEMAS[kind]
+        if kind == "models":
+            for i, row in enumerate(report.get("rows") or []):
+                validate(row, MODEL_RAN if row.get("status") == "ok" else {**MODEL_ROW, "reason": None}, f"rows[{i}]")
     if isinstance(spec, dict):
         if not isinstance(report, dict):
             raise ValueError(f"{where or 'report'}: expected an object, got {type(report).__name__}")
@@ -198,13 +207,18 @@ def pipeline_markdown(report: dict) -> str:
             lines.append(f"- parallel / serial: FPS {_f(pos['fps'], 2)} (target >= 1.00), latency p50 "
                          f"{_f(pos['latency_p50'], 2)} (target <= 0.85), p95 {_f(pos['latency_p95'], 2)}")
         cores = ", ".join(f"{k} {_f(v['cores_busy'], 2)} busy -> {_f(v['fps_at_full_cores'])} FPS"
-                          for k, v in lim.items() if isinstance(v, dict))
+                          for k, v in lim["throughput"].items())
         lines.append(f"- limit the cores allow (throughput runs, cores kept busy -> FPS if every core were): "
                      f"bare {_f(lim['bare_cores_busy'], 2)} busy; {cores}")
         if "parallel_over_serial_latency_limit" in lim:
             lines.append(f"- parallel latency limit: serial p50 minus fill, minus depth + detect, plus the longer of "
                          f"the two = {_f(lim['parallel_latency_p50_ideal_ms'])} ms, a ratio of "
                          f"{_f(lim['parallel_over_serial_latency_limit'], 2)}")
+        if "side_by_side_slowdown" in lim:
+            slow = lim["side_by_side_slowdown"]
+            lines.append(f"- side by side, each model runs slower than alone: depth x{_f(slow['depth'], 2)}, detect "
+                         f"x{_f(slow['detect'], 2)}; with that slowdown the parallel p50 would be "
+                         f"{_f(lim['parallel_latency_p50_with_slowdown_ms'])} ms")
         lines.append("")
     for w in report["workloads"]:
         names = list(w["layouts"])

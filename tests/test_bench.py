@@ -104,8 +104,10 @@ def test_limits_from_serial_stage_times():
     # 40 - fill 2 - (depth + mask 11) - detect 12 + max(11, 12) = 27
     assert lim["parallel_latency_p50_ideal_ms"] == pytest.approx(27.0)
     assert lim["parallel_over_serial_latency_limit"] == pytest.approx(27 / 40, abs=1e-3)
-    assert lim["serial"]["fps_at_full_cores"] == pytest.approx(100.0)
-    assert lim["parallel"]["fps_at_full_cores"] == pytest.approx(60.0)
+    assert lim["side_by_side_slowdown"] == {"depth": 1.0, "detect": 1.0}
+    assert lim["parallel_latency_p50_with_slowdown_ms"] == pytest.approx(27.0)
+    assert lim["throughput"]["serial"]["fps_at_full_cores"] == pytest.approx(100.0)
+    assert lim["throughput"]["parallel"]["fps_at_full_cores"] == pytest.approx(60.0)
 
 
 # -- the loop source -------------------------------------------------------------------------------
@@ -267,6 +269,10 @@ def test_models_bench_rows(tmp_path):
             assert rows[key]["reason"]
     report = rpt.new_report("models", ["models"], results, {"clock": "x"}, None)
     rpt.validate(report)
+    broken = json.loads(json.dumps(report))
+    del broken["rows"][0]["latency_ms"]
+    with pytest.raises(ValueError, match=r"rows\[0\]\.latency_ms"):
+        rpt.validate(broken)
     assert "| yolox_nano.onnx | ort-cpu | fp32 | 1 |" in rpt.models_markdown(report)
 
 

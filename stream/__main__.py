@@ -182,6 +182,9 @@ def _main(args: argparse.Namespace) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         _close(progress)
+        summary = getattr(exc, "summary", None)  # set when the signal came while frames flowed
+        if summary is not None and not args.quiet:
+            sys.stdout.write(format_summary(summary) + "\n")
         out = f"; outputs closed: {args.output or ''} {args.jsonl or ''}".rstrip() if (args.output or args.jsonl) else ""
         if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM:
             sys.stderr.write(f"terminated (SIGTERM){out}\n")

@@ -26,7 +26,7 @@ from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
-from .pipeline import Pipeline, RunStats, Stages
+from .pipeline import Interrupted, Pipeline, RunStats, Stages
 from .errors import ConfigError
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
 from .sources import LiveOptions, Source, open_source
@@ -311,6 +311,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                 if window is not None and not window.write(image):
                     stopped_by = "window closed"
                     break
+        except Interrupted as exc:
+            exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
+            raise
         finally:
             stats: RunStats = pipeline.stats
             summary.wall_s = stats.wall_s

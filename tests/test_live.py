@@ -245,6 +245,7 @@ def test_sigterm_finishes_the_mp4_and_exits_143(tmp_path):
     assert time.monotonic() - t0 < 5
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1] == f"terminated (SIGTERM); outputs closed: {mp4} {jsonl}"
+    assert "stopped by SIGTERM" in out.splitlines()[0]  # the summary of what was done is still printed
     assert "Traceback" not in err
     written = len(jsonl.read_text().splitlines())
     assert 10 <= written < 150

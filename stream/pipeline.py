@@ -11,9 +11,12 @@ parallel one also runs depth and detection of the *same* frame at once, so a fra
 max(depth, detect) instead of their sum.
 
 Queue policies: ``block`` (files: every frame is processed, capture waits for room) and ``latest``
-(live feeds: when the first queue is full its oldest frame is dropped and counted, so the pipeline
-never falls behind the camera). Every put/get waits at most ``timeout_s`` before checking the stop
-event; a worker's exception stops every thread and is re-raised in the caller's thread.
+(live feeds: a frame nobody has taken yet is replaced by the newer one and counted as dropped; at most
+``in_flight`` frames are between capture and the caller and every queue holds one frame, so the
+pipeline never falls behind the camera and a frame's age stays at the pipeline's own latency). Every
+put/get waits at most ``timeout_s`` before checking the stop event; a worker's exception stops every
+thread and is re-raised in the caller's thread. Ctrl-C / SIGTERM (``interrupt_running``) stop the
+pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
 
 Capture is two threads, so that ``stop()`` never waits on a read:
 

@@ -25,7 +25,7 @@ from engines.backends import EngineOptions, create_engine
 from engines.base import Engine
 
 from .coco import COCO_CLASSES
-from .errors import ConfigError, EngineError
+from .errors import ConfigError, EngineError, ModelNotFoundError
 from .models import verify_shipped
 from .types import Detections
 
@@ -195,7 +195,7 @@ class Detector:
         """The detector for an ONNX file, on the backend ``engine`` names (default: ONNX Runtime on the CPU)."""
         path = Path(path)
         if not path.is_file():
-            raise EngineError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
+            raise ModelNotFoundError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
         verify_shipped(path)
         return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), **kwargs)
 

@@ -40,6 +40,12 @@ class DepthError(StreamError, ValueError):
     exit_code = 2
 
 
+class ModelNotFoundError(EngineError, FileNotFoundError):
+    """A model file the user named does not exist (a usage error: exit code 2, like a missing source)."""
+
+    exit_code = 2
+
+
 class SinkError(StreamError, IOError):
     """An output (MP4, JSONL, window) could not be written."""
 

@@ -73,7 +73,7 @@ CASES = [
     Case("unreachable-host", ("--source", "rtsp://cam:hunter2@127.0.0.1:{port}/stream1"), 1,
          r"^error: cannot connect to rtsp://\*\*\*@127.0.0.1:\d+/stream1: connection refused \(is the server running, and is the port right\?\)$"),
     # -- models ------------------------------------------------------------------------------------------
-    Case("model-file-missing", ("--set", "detect.model={ws}/nope.onnx"), 1, r"^error: detector model not found: .*/nope.onnx \(expected an ONNX file"),
+    Case("model-file-missing", ("--set", "detect.model={ws}/nope.onnx"), 2, r"^error: detector model not found: .*/nope.onnx \(expected an ONNX file"),
     Case("onnx-not-a-detector", ("--set", "detect.model={ws}/relu.onnx"), 1, r"^error: relu.onnx is not a supported detector: its output matches no supported layout"),
     Case("onnx-unreadable", ("--set", "detect.model={ws}/garbage.onnx"), 1, r"^error: .*/garbage.onnx is not a model ONNX Runtime can load"),
     Case("depth-card-missing", ("--depth-model", "{ws}/nope.yaml"), 2, r"^error: .*nope.yaml"),

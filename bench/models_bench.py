@@ -43,10 +43,12 @@ MODELS_TIMING = {
 
 def default_models() -> list[Path]:
     """The shipped detector, plus the benchmarks' U-Net when it has been exported (``out/bench``)."""
-    from .pipeline_bench import UNET_DIR
+    from .pipeline_bench import UNET_DIR, UNET_SIZE
 
     models = [MODELS_DIR / "yolox_nano.onnx"]
-    models += sorted(UNET_DIR.glob("unet-*-random-init.onnx"))
+    unet = UNET_DIR / f"unet-{UNET_SIZE[0]}x{UNET_SIZE[1]}-random-init.onnx"
+    if unet.is_file():
+        models.append(unet)
     return models
 
 

@@ -268,13 +268,18 @@ def models_markdown(report: dict) -> str:
         "| model | backend | precision | threads | input | p50 / p95 / p99 ms | throughput (FPS) | status |",
         "|---|---|---|---:|---|---|---:|---|",
     ]
+    not_run: dict[tuple[str, str, str, str], list[str]] = {}
     for r in report["rows"]:
         if r["status"] == "ok":
             shapes = "; ".join("x".join(map(str, s)) for s in r["input_shapes"].values())
             lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['threads'] or '—'} | {shapes} | "
                          f"{_trio(r['latency_ms'])} | {_f(r['throughput_fps'])} | ok ({', '.join(r['providers'])}) |")
         else:
-            lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | — | — | — | — | {r['status']}: {r['reason']} |")
+            not_run.setdefault((r["backend"], r["precision"], r["status"], r["reason"]), []).append(r["model"])
+    if not_run:
+        lines += ["", "Not run here:", ""]
+        lines += [f"- {backend} {precision} ({', '.join(models)}): {status}, {reason}"
+                  for (backend, precision, status, reason), models in not_run.items()]
     lines += ["", "What was timed:", ""] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
     return "\n".join(lines)
 

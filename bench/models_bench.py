@@ -20,7 +20,7 @@ import numpy as np
 from stream.errors import ConfigError, EngineError
 from stream.models import MODELS_DIR
 
-from .env import usable_cores
+from .env import machine_busy_s, process_cpu_s, usable_cores
 from .stats import summarise
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ MODELS_TIMING = {
     "throughput": "timed calls / their total wall time (no two calls overlap)",
     "gpu": "Engine.infer returns host arrays: a GPU engine has synchronised its CUDA stream before the clock stops",
     "percentiles": "linear interpolation between ranks (numpy's default)",
+    "cores busy": "this process's CPU seconds / wall seconds while timing (ONNX Runtime's threads included); "
+                  "others = what other processes took from the same cores meanwhile",
     "fp16": "FP16 is a build option of the TensorRT backends (trt, ort-trt); ort-cpu and ort-cuda run the ONNX as "
             "exported (FP32), so their fp16 rows are skipped",
 }
@@ -94,12 +96,15 @@ def time_engine(engine, iterations: int, warmup: int) -> dict:
         for _ in range(warmup):
             engine.infer(feeds)
         times = []
+        own0, machine0 = process_cpu_s(), machine_busy_s()
         start = time.perf_counter()
         for _ in range(iterations):
             t0 = time.perf_counter()
             engine.infer(feeds)
             times.append((time.perf_counter() - t0) * 1e3)
         wall = time.perf_counter() - start
+        own, machine = process_cpu_s() - own0, machine_busy_s()
+        others = None if machine is None or machine0 is None else max(0.0, machine - machine0 - own) / wall
         from stream.app import engine_providers
 
         return {
@@ -108,6 +113,8 @@ def time_engine(engine, iterations: int, warmup: int) -> dict:
             "iterations": iterations,
             "latency_ms": summarise(times).as_dict(),
             "throughput_fps": round(iterations / wall, 2),
+            "cpu_cores_busy": round(own / wall, 2),
+            "other_processes_cores_busy": None if others is None else round(others, 2),
         }
 
 

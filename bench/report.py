@@ -59,7 +59,7 @@ WORKLOAD = {
 _HEAD = {"schema": None, "kind": None, "created_utc": None, "command": None, "env": ENV, "timing": None}
 MODEL_ROW = {"model": None, "backend": None, "precision": None, "status": None}
 MODEL_RAN = {**MODEL_ROW, "threads": None, "providers": None, "input_shapes": None, "iterations": None,
-             "latency_ms": STAT, "throughput_fps": None}
+             "latency_ms": STAT, "throughput_fps": None, "cpu_cores_busy": None, "other_processes_cores_busy": None}
 DEPTH_METRICS = {k: None for k in ("abs_rel", "rmse_m", "delta_1_25", "seed_equal_share")}
 SCHEMAS = {
     "pipeline": {**_HEAD, "settings": None, "workloads": [WORKLOAD]},
@@ -265,17 +265,22 @@ def _depth_line(w: dict) -> str:
 def models_markdown(report: dict) -> str:
     lines = _header(report, "Model benchmark (each engine alone, batch 1)")
     lines += [
-        "| model | backend | precision | threads | input | p50 / p95 / p99 ms | throughput (FPS) | status |",
-        "|---|---|---|---:|---|---|---:|---|",
+        "| model | backend | precision | threads | input | p50 / p95 / p99 ms | throughput (FPS) | cores busy (others) | status |",
+        "|---|---|---|---:|---|---|---:|---:|---|",
     ]
     not_run: dict[tuple[str, str, str, str], list[str]] = {}
     for r in report["rows"]:
         if r["status"] == "ok":
             shapes = "; ".join("x".join(map(str, s)) for s in r["input_shapes"].values())
             lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['threads'] or '—'} | {shapes} | "
-                         f"{_trio(r['latency_ms'])} | {_f(r['throughput_fps'])} | ok ({', '.join(r['providers'])}) |")
+                         f"{_trio(r['latency_ms'])} | {_f(r['throughput_fps'])} | {_busy(r)} | "
+                         f"ok ({', '.join(r['providers'])}) |")
         else:
             not_run.setdefault((r["backend"], r["precision"], r["status"], r["reason"]), []).append(r["model"])
+    others = [r["other_processes_cores_busy"] for r in report["rows"] if r.get("other_processes_cores_busy") is not None]
+    if others and max(others) > NOISE_CORES:
+        lines += ["", f"**Warning: other processes kept up to {max(others):.2f} cores busy while timing**: these "
+                      f"figures are slower and noisier than this machine alone gives."]
     if not_run:
         lines += ["", "Not run here:", ""]
         lines += [f"- {backend} {precision} ({', '.join(models)}): {status}, {reason}"

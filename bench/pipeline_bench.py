@@ -440,7 +440,7 @@ def _limits(bare: dict, layouts: dict[str, dict], cores: int) -> dict:
         out["parallel_latency_p50_ideal_ms"] = round(ideal, 2)
         out["parallel_over_serial_latency_limit"] = round(ideal / lat, 3) if lat > 0 else None
         parallel = layouts.get("parallel", {}).get("live")
-        if parallel is not None:
+        if parallel is not None and branch_depth >= 1.0:  # a depth that costs something to overlap
             pst = parallel["stages"]
             par_depth = pst["depth"]["p50"] + (pst["mask"]["p50"] if "mask" in pst else 0.0)
             par_detect = pst["detect"]["p50"]

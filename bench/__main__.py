@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from stream.errors import StreamError
+from stream.errors import guarded_main
 
 DEFAULT_OUT = "bench/results"
 
@@ -174,17 +174,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.loadavg_before = loadavg()
     logging.getLogger("stream").setLevel(logging.WARNING)
-    try:
-        paths = COMMANDS[args.command](args, argv)
-    except StreamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    for path in paths:
-        sys.stdout.write(f"wrote {path}\n")
-    return 0
+
+    def body() -> int:
+        for path in COMMANDS[args.command](args, argv):
+            sys.stdout.write(f"wrote {path}\n")
+        return 0
+
+    return guarded_main(body)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import StreamError
+from stream.errors import guarded_main
 
 from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
 
@@ -174,19 +174,16 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
+
+    def body() -> int:
         if args.command == "info":
             sys.stdout.write("\n".join(info_lines()) + "\n")
             return 0
         if args.command == "build":
             return cmd_build(args)
         return cmd_check(args)
-    except StreamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+
+    return guarded_main(body)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import StreamError
+from stream.errors import guarded_main
 
 DESCRIPTION = """Export a detector or a depth model to ONNX with a sidecar (detectors) or a model card (depth)
 that `python -m stream` reads, and check ONNX Runtime against torch on a random input and on real photos
@@ -210,16 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     run = {"detector": run_detector, "depth": run_depth, "models": run_models}[args.command]
-    try:
-        lines = run(args)
-    except StreamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    sys.stdout.write("".join(line + "\n" for line in lines))
-    return 0
+
+    def body() -> int:
+        sys.stdout.write("".join(line + "\n" for line in run(args)))
+        return 0
+
+    return guarded_main(body)
 
 
 if __name__ == "__main__":

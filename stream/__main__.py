@@ -164,18 +164,11 @@ def _main(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.set, overrides)
         from .app import run
 
-        on_frame = None
         if not args.quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
             progress = tqdm(unit="frame", dynamic_ncols=True, leave=False)
-
-            def on_frame(done: int, total: int | None) -> None:
-                if total and progress.total != total:
-                    progress.total = total
-                progress.update(1)
-
-        summary = run(cfg, on_frame=on_frame)
+        summary = run(cfg, on_frame=_progress_callback(progress) if progress is not None else None)
     except StreamError as exc:
         _close(progress)
         sys.stderr.write(f"error: {exc}\n")
@@ -195,6 +188,15 @@ def _main(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stdout.write(format_summary(summary) + "\n")
     return 0
+
+
+def _progress_callback(progress):
+    def on_frame(done: int, total: int | None) -> None:
+        if total and progress.total != total:
+            progress.total = total
+        progress.update(1)
+
+    return on_frame
 
 
 def _close(progress) -> None:

@@ -7,6 +7,8 @@ Messages say what failed, what was received, what was expected and how to fix it
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 class StreamError(Exception):
     """Base of every error the product raises on purpose."""
@@ -59,3 +61,18 @@ class OutputPathError(SinkError):
 
 class PipelineError(StreamError, RuntimeError):
     """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""
+
+
+def guarded_main(body: Callable[[], int]) -> int:
+    """Run a command-line entry point's body the way every ``python -m ...`` of the product does:
+    a ``StreamError`` becomes one ``error: <message>`` line on stderr and its exit code, Ctrl-C exits 130."""
+    import sys
+
+    try:
+        return body()
+    except StreamError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

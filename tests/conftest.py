@@ -34,3 +34,20 @@ def demo_frames() -> list[np.ndarray]:
             if len(frames) == 12:
                 break
     return frames
+
+
+def start_demo_run(mp4: Path, jsonl: Path, min_lines: int = 10):
+    """`python -m stream` on the bundled clip in a subprocess, returned once it has written at least
+    ``min_lines`` JSONL lines (so a signal sent next lands while frames are flowing)."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--source", "demo", "--output", str(mp4), "--jsonl", str(jsonl)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < min_lines):
+        time.sleep(0.05)
+    return proc

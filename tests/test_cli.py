@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, start_demo_run
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +37,7 @@ def test_demo_clip_end_to_end(tmp_path, layout):
     r = run_cli("--source", "demo", "--closer-than", "30", "--layout", layout,
                 "--output", str(mp4), "--jsonl", str(jsonl))
     assert r.returncode == 0, r.stderr
-    assert f"150 frames" in r.stdout and f"{layout} layout" in r.stdout
+    assert "150 frames" in r.stdout and f"{layout} layout" in r.stdout
     assert "objects in band" in r.stdout and "person" in r.stdout
     info = read_mp4(mp4)
     assert info == {"codec": "h264", "pix_fmt": "yuv420p", "frames": 150, "size": (768, 576), "fps": 10}
@@ -79,13 +77,7 @@ def test_images_folder_source(tmp_path):
 @pytest.mark.timeout(120)
 def test_ctrl_c_leaves_a_playable_mp4_and_exits_130(tmp_path):
     mp4, jsonl = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream", "--source", "demo", "--output", str(mp4), "--jsonl", str(jsonl)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 10):
-        time.sleep(0.05)
+    proc = start_demo_run(mp4, jsonl)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

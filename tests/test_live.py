@@ -24,7 +24,7 @@ from stream.errors import SourceError
 from stream.pipeline import Pipeline, Stages
 from stream.sources import LiveOptions, ReconnectingSource, Source
 
-from conftest import ROOT
+from conftest import ROOT, start_demo_run
 
 
 def _stages() -> Stages:
@@ -232,13 +232,7 @@ def test_a_lost_feed_is_reconnected_and_the_mp4_goes_on_without_black_frames(tmp
 @pytest.mark.timeout(120)
 def test_sigterm_finishes_the_mp4_and_exits_143(tmp_path):
     mp4, jsonl = tmp_path / "term.mp4", tmp_path / "term.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stream", "--source", "demo", "--output", str(mp4), "--jsonl", str(jsonl)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 10):
-        time.sleep(0.05)
+    proc = start_demo_run(mp4, jsonl)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)

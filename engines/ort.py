@@ -164,6 +164,11 @@ class OrtEngine(Engine):
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         }[self.optimization]
         opts.log_severity_level = 3
+        # Idle intra-op threads sleep instead of spinning: the product runs two sessions, decode and
+        # encode side by side on few cores, and spinning threads steal the cores the others need.
+        # Measured on the 2-core CPU with the demo (whole process, 5 runs each): 14 % less CPU time,
+        # 3 % less wall time.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = providers_for(backend, fp16=self.fp16, cache_dir=self.cache_dir)
         if backend == "ort-trt":
             Path(providers[0][1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)

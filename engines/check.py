@@ -29,6 +29,7 @@ from typing import Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from stream.detect import iou_matrix
 from stream.errors import ConfigError, EngineError
 
 from .backends import BACKENDS, EngineOptions, create_engine, resolve_backend
@@ -97,20 +98,6 @@ class DiffStats:
         """Mean absolute difference / mean absolute reference value."""
         ref_mean = self.ref_sum_abs / self.count if self.count else 0.0
         return self.mean_abs / ref_mean if ref_mean > 0 else (0.0 if self.mean_abs == 0 else float("inf"))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4 xyxy) with every box in ``b`` (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float64)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def match_boxes(boxes_a: np.ndarray, cls_a: np.ndarray, boxes_b: np.ndarray, cls_b: np.ndarray,

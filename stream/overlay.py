@@ -195,19 +195,31 @@ def _draw_boxes(out: np.ndarray, dets: Detections, class_names: Sequence[str], o
     scale = options.font_scale
     boxes = np.nan_to_num(dets.xyxy, nan=0.0)
     boxes = np.clip(np.rint(boxes), [0, 0, 0, 0], [width - 1, height - 1, width - 1, height - 1]).astype(np.int32)
-    for (x1, y1, x2, y2), conf, cid, depth in zip(boxes.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), dets.depth_m.tolist()):
+    rows = list(zip(boxes.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), dets.depth_m.tolist()))
+    for (x1, y1, x2, y2), _, cid, _ in rows:
+        cv2.rectangle(out, (x1, y1), (x2, y2), class_colour(cid), thickness, cv2.LINE_8)
+    # Labels after every box, best score first, each where it overlaps no label already placed.
+    placed: list[tuple[int, int, int, int]] = []
+    for (x1, y1, x2, y2), conf, cid, depth in sorted(rows, key=lambda r: -r[1]):
         colour = class_colour(cid)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_8)
         text = label_text(_class_name(cid, class_names), conf, depth)
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
         label_h = th + base + 4
         label_w = tw + 6
-        # Above the box when there is room, otherwise just inside its top edge; always inside the image.
-        ly = y1 - label_h if y1 - label_h >= 0 else y1
-        ly = max(0, min(ly, height - label_h))
         lx = max(0, min(x1, width - label_w))
+        # Above the box, just inside its top edge, below it, then further up: the first free spot
+        # (always inside the image); when every spot is taken, above the box.
+        candidates = [y1 - label_h, y1, y2 + 1] + [y1 - label_h * k for k in range(2, 5)]
+        spots = [max(0, min(y, height - label_h)) for y in candidates]
+        ly = next((y for y in spots if not any(_overlaps((lx, y, label_w, label_h), r) for r in placed)), spots[0])
+        placed.append((lx, ly, label_w, label_h))
         cv2.rectangle(out, (lx, ly), (lx + label_w - 1, ly + label_h - 1), colour, cv2.FILLED)
         cv2.putText(out, text, (lx + 3, ly + 2 + th), _FONT, scale, _text_colour(colour), 1, cv2.LINE_AA)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Do two (x, y, w, h) rectangles share any pixel?"""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _draw_inset(out: np.ndarray, metres: np.ndarray, options: OverlayOptions) -> int | None:

@@ -163,3 +163,22 @@ def test_options_validated() -> None:
         OverlayOptions(inset_max_m=0)
     with pytest.raises(ConfigError, match="tint_bgr"):
         OverlayOptions(tint_bgr=(0, 0, 300))
+
+
+def test_labels_of_overlapping_boxes_do_not_cover_each_other() -> None:
+    """Two objects in one place (a person on a bicycle): both labels stay whole and readable."""
+    dets = Detections(
+        xyxy=np.array([[150, 120, 260, 220], [160, 130, 250, 215]], np.float32),
+        confidence=np.array([0.9, 0.8], np.float32),
+        class_id=np.array([0, 1], np.int32),
+        depth_m=np.array([3.0, 3.1], np.float32),
+    )
+
+    def colour_pixels(d: Detections, class_id: int) -> int:
+        out = draw(make_result(dets=d), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+        return int(np.all(out == np.array(class_colour(class_id), np.uint8), axis=2).sum())
+
+    for i in (0, 1):
+        alone = colour_pixels(dets[[i]], i)
+        together = colour_pixels(dets, i)
+        assert together >= 0.9 * alone, (i, alone, together)  # no label hidden under the other one

@@ -6,6 +6,7 @@ caller gets a :class:`Summary` back.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -186,13 +187,13 @@ class _Fps:
     """Frames per second over the last ~2 s of results."""
 
     def __init__(self) -> None:
-        self.times: list[float] = []
+        self.times: collections.deque[float] = collections.deque()
 
     def tick(self) -> float | None:
         now = time.perf_counter()
         self.times.append(now)
-        while self.times and now - self.times[0] > 2.0:
-            self.times.pop(0)
+        while now - self.times[0] > 2.0:
+            self.times.popleft()
         return (len(self.times) - 1) / (now - self.times[0]) if len(self.times) > 1 else None
 
 

@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from stream.errors import guarded_main
+from depthstream.errors import guarded_main
 
 DEFAULT_OUT = "bench/results"
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from stream.config import load_config
 from stream.depth import Calibration, GroundPlaneDepth, OnnxDepth, RELATIVE_KINDS, load_card
-from stream.errors import ConfigError, DepthError
+from depthstream.errors import ConfigError, DepthError
 
 from .env import usable_cores
 
@@ -207,7 +207,7 @@ def bench_depth(*, data: Path, depth_model: str | None, depth_scale: float, alig
                                                                     else " in depth"),
     }[mode]
     per_image = []
-    from stream.types import Frame
+    from depthstream.types import Frame
 
     with provider:
         for i, (name, rgb_path, depth_path) in enumerate(pairs):

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
 from stream.models import MODELS_DIR
 
 from .env import machine_busy_s, process_cpu_s, usable_cores

@@ -54,7 +54,7 @@ import cv2
 from stream.app import build_models, engine_providers, run
 from stream.config import Config, load_config
 from stream.depth import OnnxDepth
-from stream.errors import ConfigError, SourceError, StreamError
+from depthstream.errors import ConfigError, SourceError, StreamError
 from stream.models import PROJECT_ROOT
 from stream.sources import Source, open_source
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import guarded_main
+from depthstream.errors import guarded_main
 
 from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
 
@@ -116,7 +116,7 @@ def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
 
 def cmd_build(args) -> int:
     from .build import ensure_engine, parse_shapes, require_tensorrt
-    from stream.errors import ConfigError
+    from depthstream.errors import ConfigError
 
     if args.models:
         models, cfg = [_model_and_shapes(m) for m in args.models], None
@@ -149,7 +149,7 @@ def _warn_check(path: Path, fp16: bool, cache_dir: str | None) -> None:
 
 
 def cmd_check(args) -> int:
-    from stream.errors import ConfigError
+    from depthstream.errors import ConfigError
 
     from .check import parse_variant, run_check, sample_frames
 

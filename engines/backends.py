@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 from .base import Engine
 

@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
+from depthstream.hashing import sha256_of
 
 from .backends import INSTALL_TRT, Facts, Gpu, cache_dir_of
 
@@ -43,13 +44,6 @@ WORKSPACE_BYTES = 2 << 30  # builder scratch memory limit (2 GiB)
 
 # -- pure parts ----------------------------------------------------------------------------------
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -252,7 +246,7 @@ def ensure_engine(
     precision = "fp16" if fp16 else "fp32"
     profile = resolve_profile(onnx_input_shapes(onnx_path), shapes)
     gpu = facts.gpus[0]
-    parts = key_parts(sha256_file(onnx_path), str(facts.tensorrt), gpu, precision, profile)
+    parts = key_parts(sha256_of(onnx_path), str(facts.tensorrt), gpu, precision, profile)
     engine, sidecar = engine_paths(cache_dir, onnx_path, precision)
     reason = "--force" if force else rebuild_reason(read_sidecar(sidecar) if sidecar.exists() else None, parts, engine.exists())
     if reason is None:

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from stream.detect import iou_matrix
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
 
 from .backends import BACKENDS, EngineOptions, create_engine, resolve_backend
 from .base import Engine, TensorSpec
@@ -124,7 +124,7 @@ class BoxStats:
     score_diff_max: float = 0.0
 
     def add(self, a, b, iou_threshold: float = 0.5) -> None:
-        """a, b: objects with ``xyxy``, ``class_id``, ``confidence`` (stream.types.Detections)."""
+        """a, b: objects with ``xyxy``, ``class_id``, ``confidence`` (depthstream.types.Detections)."""
         pairs = match_boxes(a.xyxy, a.class_id, b.xyxy, b.class_id, iou_threshold)
         self.boxes_a += len(a.xyxy)
         self.boxes_b += len(b.xyxy)

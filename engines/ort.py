@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 from .backends import ORT_PROVIDER, cache_dir_of, unavailable_reason
 from .base import Engine, TensorSpec

@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 from .base import Engine, TensorSpec
 

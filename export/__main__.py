@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.errors import guarded_main
+from depthstream.errors import guarded_main
 
 DESCRIPTION = """Export a detector or a depth model to ONNX with a sidecar (detectors) or a model card (depth)
 that `python -m stream` reads, and check ONNX Runtime against torch on a random input and on real photos
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _imgsz(values: list[int]) -> tuple[int, int]:
-    from stream.errors import ConfigError
+    from depthstream.errors import ConfigError
 
     if len(values) not in (1, 2):
         raise ConfigError(f"--imgsz takes N or H W, got {len(values)} numbers")

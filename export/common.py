@@ -7,7 +7,6 @@ command that needs a missing package fails with one line that says which package
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import warnings
@@ -19,7 +18,8 @@ import cv2
 import numpy as np
 import yaml
 
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
+from depthstream.hashing import sha256_of  # noqa: F401  (re-exported for the exporters)
 from stream.models import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,6 @@ def require(module: str, pip_name: str, why: str) -> Any:
 def require_torch(why: str = "exporting a PyTorch model") -> Any:
     return require("torch", "torch", f"{why} (the 'export' extra: pip install -e '.[export]')")
 
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_state_dict(path: Path, what: str) -> dict:

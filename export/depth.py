@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from stream.depth import MODEL_KINDS, RELATIVE_KINDS, load_card
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 from . import unet as unet_mod
 from .common import (
@@ -347,7 +347,7 @@ def write_depth_card(card_path: Path, onnx_path: Path, fam: DepthFamily, label: 
 def smoke_depth_card(card_path: Path, photos: Sequence[tuple[str, np.ndarray]]) -> list[str]:
     """Load the card as ``python -m stream --depth-model`` would and run it on the photos."""
     from stream.depth import OnnxDepth
-    from stream.types import Frame
+    from depthstream.types import Frame
 
     card = load_card(card_path)
     if card.kind in RELATIVE_KINDS:

@@ -32,7 +32,7 @@ from stream.detectors import (
     load_detector_card,
     to_blob,
 )
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 from .common import (
     ParityResult,

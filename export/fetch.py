@@ -16,7 +16,7 @@ from typing import Sequence
 
 import yaml
 
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 from stream.models import PROJECT_ROOT
 
 from .common import ExportError, sha256_of

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from stream.detectors import FAMILY_PREPROCESS, infer_layout
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 from .common import (
     OPSET,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 from .common import load_into, load_state_dict, require_torch
 

@@ -16,7 +16,7 @@ import threading
 from engines.backends import BACKENDS
 
 from .config import load_config
-from .errors import StreamError
+from depthstream.errors import StreamError
 
 EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl

@@ -28,10 +28,10 @@ from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
-from .errors import ConfigError
+from depthstream.errors import ConfigError
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
 from .sources import LiveOptions, Source, open_source
-from .types import Result
+from depthstream.types import Result
 
 log = logging.getLogger(__name__)
 

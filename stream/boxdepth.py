@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError
-from .types import DepthMap, Detections
+from depthstream.errors import ConfigError
+from depthstream.types import DepthMap, Detections
 
 __all__ = ["BoxStat", "parse_box_stat", "assign_box_depth", "BOX_STAT_FORMS"]
 

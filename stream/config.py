@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError
+from depthstream.errors import ConfigError
 from .models import PROJECT_ROOT
 
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"

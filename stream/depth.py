@@ -1,4 +1,4 @@
-"""Depth providers: each turns a :class:`~stream.types.Frame` into a :class:`~stream.types.DepthMap`.
+"""Depth providers: each turns a :class:`~depthstream.types.Frame` into a :class:`~depthstream.types.DepthMap`.
 
 A depth map is (H, W) float32 **metres along the optical axis** (z-depth) at the frame's resolution,
 NaN where the provider cannot give a depth. Two families:
@@ -62,8 +62,8 @@ import cv2
 import numpy as np
 import yaml
 
-from .errors import ConfigError, DepthError, EngineError
-from .types import DepthKind, DepthMap, Frame
+from depthstream.errors import ConfigError, DepthError, EngineError
+from depthstream.types import DepthKind, DepthMap, Frame
 
 __all__ = [
     "DepthProvider",
@@ -86,7 +86,7 @@ class DepthProvider(abc.ABC):
     """Base of every depth provider.
 
     ``source`` names what produced the depth (``ground-plane`` or the model card's name); ``kind`` is the
-    :data:`~stream.types.DepthKind` of the maps it returns. ``open()`` loads what the provider needs
+    :data:`~depthstream.types.DepthKind` of the maps it returns. ``open()`` loads what the provider needs
     (a model), ``close()`` frees it; both are no-ops here. Use as a context manager:
     ``with provider: depth = provider(frame)``.
     """

@@ -25,9 +25,9 @@ from engines.backends import EngineOptions, create_engine
 from engines.base import Engine
 
 from .coco import COCO_CLASSES
-from .errors import ConfigError, EngineError, ModelNotFoundError
+from depthstream.errors import ConfigError, EngineError, ModelNotFoundError
 from .models import verify_shipped
-from .types import Detections
+from depthstream.types import Detections
 
 from .detectors import (
     FAMILY_PREPROCESS,

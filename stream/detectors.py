@@ -22,7 +22,7 @@ Preprocessing per family (a sidecar can override each item):
 
 The layout comes from the sidecar (``model.yaml`` beside ``model.onnx``, written by ``python -m export
 detector``) or, without one, from the output shape as in the table. A model matching none is a
-:class:`~stream.errors.EngineError` naming the shapes found. Class names come from the sidecar; without
+:class:`~depthstream.errors.EngineError` naming the shapes found. Class names come from the sidecar; without
 one, a model with 80 classes gets the COCO names and any other gets ``class0``, ``class1``, ...
 
 Sidecar (YAML; every key but ``task`` and ``layout`` optional)::
@@ -55,7 +55,7 @@ import numpy as np
 import yaml
 
 from .coco import COCO_CLASSES
-from .errors import ConfigError
+from depthstream.errors import ConfigError
 
 LAYOUTS = ("yolox", "ultralytics", "yolov5", "end2end")
 PLACEMENTS = ("centre", "top-left")

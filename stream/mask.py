@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConfigError
-from .types import DepthMap
+from depthstream.errors import ConfigError
+from depthstream.types import DepthMap
 
 __all__ = ["DistanceBand", "band_mask", "fill_outside", "FILL_MODES", "GREY_FILL"]
 

@@ -7,26 +7,19 @@ quietly wrong boxes.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
-from .errors import EngineError
+from depthstream.errors import EngineError
+from depthstream.hashing import sha256_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 MANIFEST = MODELS_DIR / "MANIFEST.yaml"
 DEMO_CLIP = PROJECT_ROOT / "data" / "vtest_pets2009_150f.mp4"
 
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=1)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.errors import ConfigError
-from stream.types import Detections, Result
+from depthstream.errors import ConfigError
+from depthstream.types import Detections, Result
 
 __all__ = ["OverlayOptions", "draw", "colorize_depth", "class_colour", "label_text"]
 

@@ -43,9 +43,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from .errors import PipelineError, StreamError
+from depthstream.errors import PipelineError, StreamError
 from .sources import Source
-from .types import Result
+from depthstream.types import Result
 
 log = logging.getLogger(__name__)
 

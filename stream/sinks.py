@@ -53,8 +53,8 @@ import av
 import cv2
 import numpy as np
 
-from stream.errors import OutputPathError, SinkError
-from stream.types import Result
+from depthstream.errors import OutputPathError, SinkError
+from depthstream.types import Result
 
 __all__ = ["Mp4Sink", "JsonlSink", "ImageFolderSink", "WindowSink", "frame_record", "prepare_output_path"]
 

@@ -36,9 +36,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .errors import ConfigError, SourceError, SourceNotFoundError
+from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
 from .models import DEMO_CLIP, verify_shipped
-from .types import Frame
+from depthstream.types import Frame
 
 log = logging.getLogger(__name__)
 

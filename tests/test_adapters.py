@@ -23,7 +23,7 @@ from stream.detectors import (
     letterbox_image,
     load_detector_card,
 )
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
 
 F32 = np.dtype(np.float32)
 

@@ -24,7 +24,7 @@ from bench.pipeline_bench import (GROUND_PLANE, LoopSource, RunResult, Workload,
                                   bench_pipeline, finalise)
 from bench.stats import percentile, ratio, steady_fps, summarise
 from stream.depth import GroundPlaneDepth
-from stream.errors import ConfigError, DepthError
+from depthstream.errors import ConfigError, DepthError
 
 from conftest import DATA, YOLOX
 

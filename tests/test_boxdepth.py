@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from stream.boxdepth import BoxStat, assign_box_depth, parse_box_stat
-from stream.errors import ConfigError
-from stream.types import DepthMap, Detections
+from depthstream.errors import ConfigError
+from depthstream.types import DepthMap, Detections
 
 
 def dets(*boxes) -> Detections:

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import ROOT
 from stream.config import Config, all_keys, load_config, parse_set
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 
 def test_defaults_file_documents_every_key():

@@ -17,8 +17,8 @@ from stream.depth import (
     load_card,
     open_depth_model,
 )
-from stream.errors import ConfigError, DepthError, EngineError
-from stream.types import Frame
+from depthstream.errors import ConfigError, DepthError, EngineError
+from depthstream.types import Frame
 
 
 def make_frame(image: np.ndarray) -> Frame:

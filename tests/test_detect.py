@@ -18,7 +18,8 @@ from stream.detect import (
     resolve_classes,
     yolox_grids,
 )
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
+from depthstream.hashing import sha256_of
 
 
 def test_letterbox_places_image_top_left_and_pads_114():
@@ -147,7 +148,7 @@ def test_shipped_model_checksum_is_checked(tmp_path, monkeypatch):
     (fake_root / "models").mkdir()
     copy = fake_root / "models" / "yolox_nano.onnx"
     copy.write_bytes(YOLOX.read_bytes()[:-10] + b"0123456789")
-    monkeypatch.setattr(models, "_manifest", lambda: {copy.resolve(): models.sha256_of(YOLOX)})
+    monkeypatch.setattr(models, "_manifest", lambda: {copy.resolve(): sha256_of(YOLOX)})
     with pytest.raises(EngineError, match=r"sha256 .* the shipped file has .*restore it"):
         YoloxDetector.from_path(copy)
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import YOLOX
 from engines.ort import OrtEngine
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 
 @pytest.fixture(scope="module")

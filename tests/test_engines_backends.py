@@ -10,7 +10,7 @@ from engines.backends import (
     BACKENDS, Choice, EngineOptions, Facts, Gpu, choose_backend, parse_nvidia_smi, probe, resolve_options, unavailable_reason,
 )
 from stream.config import load_config
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
 
 CPU_ONLY = Facts(ort_version="1.32.0", ort_providers=("AzureExecutionProvider", "CPUExecutionProvider"),
                  tensorrt_note="not installed", pycuda_note="not installed", gpu_note="no nvidia-smi on PATH and no pycuda")

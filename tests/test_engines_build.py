@@ -14,7 +14,7 @@ from engines.build import (
     cache_key, engine_paths, ensure_engine, key_parts, onnx_input_shapes, parse_shapes, rebuild_reason, require_tensorrt,
     resolve_profile, timing_cache_path,
 )
-from stream.errors import ConfigError, EngineError
+from depthstream.errors import ConfigError, EngineError
 from test_engines_ort import tiny_onnx
 
 RTX = Gpu("NVIDIA GeForce RTX 3060", "8.6")

@@ -9,8 +9,8 @@ import pytest
 from conftest import YOLOX
 from engines.check import BoxStats, DiffStats, Variant, match_boxes, parse_variant, run_check
 from stream.detect import iou_matrix
-from stream.errors import ConfigError, EngineError
-from stream.types import Detections
+from depthstream.errors import ConfigError, EngineError
+from depthstream.types import Detections
 from test_engines_ort import tiny_onnx
 
 

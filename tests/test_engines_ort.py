@@ -14,7 +14,7 @@ from conftest import YOLOX
 from engines import backends
 from engines.backends import EngineOptions, Facts, create_engine
 from engines.ort import OrtEngine, check_running, providers_for
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 
 
 def tiny_onnx(path: Path, scale: float = 2.0) -> Path:

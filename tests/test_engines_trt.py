@@ -11,7 +11,7 @@ import pytest
 from conftest import YOLOX
 from engines.backends import probe
 from stream.detect import letterbox
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 from test_engines_ort import tiny_onnx
 
 pytestmark = pytest.mark.gpu

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engines import backends, build
-from stream.errors import EngineError
+from depthstream.errors import EngineError
 from test_engines_ort import tiny_onnx
 
 # -- pycuda.driver stand-in ----------------------------------------------------------------------------

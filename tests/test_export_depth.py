@@ -15,7 +15,7 @@ from conftest import DATA  # noqa: E402
 from export.common import ExportError  # noqa: E402
 from export.depth import FAMILIES, export_depth  # noqa: E402
 from stream.depth import load_card, open_depth_model  # noqa: E402
-from stream.errors import ConfigError, DepthError  # noqa: E402
+from depthstream.errors import ConfigError, DepthError  # noqa: E402
 
 PHOTO = [DATA / "dog.jpg"]
 
@@ -56,7 +56,7 @@ def test_depth_anything_v2_metric_indoor_gives_metres(tmp_path):
     assert res.checks[0].startswith("depth stage on dog.jpg: 768x576 map, median")
     import cv2
 
-    from stream.types import Frame
+    from depthstream.types import Frame
 
     with open_depth_model(res.card) as depth:
         dm = depth(Frame(cv2.imread(str(PHOTO[0])), 0, None, 0, "t"))

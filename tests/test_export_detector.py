@@ -18,7 +18,7 @@ from export.common import ExportError, align_topk_rows  # noqa: E402
 from export.detector import export_detector, parse_names  # noqa: E402
 from stream.detect import Detector  # noqa: E402
 from stream.detectors import grid_cells, load_detector_card  # noqa: E402
-from stream.errors import ConfigError  # noqa: E402
+from depthstream.errors import ConfigError  # noqa: E402
 
 G64 = grid_cells((64, 64))
 

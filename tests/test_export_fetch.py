@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA, ROOT
 from export.common import ExportError
 from export.fetch import LOCK_NAME, fetch_and_export, list_entries, load_manifest
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 
 
 def closed_port() -> int:

@@ -17,8 +17,8 @@ from export.common import ExportError, check_parity, onnx_export  # noqa: E402
 from export.depth import export_depth  # noqa: E402
 from export.unet import build_unet, load_unet  # noqa: E402
 from stream.depth import load_card, open_depth_model  # noqa: E402
-from stream.errors import ConfigError  # noqa: E402
-from stream.types import Frame  # noqa: E402
+from depthstream.errors import ConfigError  # noqa: E402
+from depthstream.types import Frame  # noqa: E402
 
 
 def test_unet_architecture_follows_report_a():

@@ -20,7 +20,7 @@ import pytest
 from stream.__main__ import format_summary
 from stream.app import run
 from stream.config import load_config
-from stream.errors import SourceError
+from depthstream.errors import SourceError
 from stream.pipeline import Pipeline, Stages
 from stream.sources import LiveOptions, ReconnectingSource, Source
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 from stream.mask import DistanceBand, band_mask, fill_outside
-from stream.types import DepthMap
+from depthstream.types import DepthMap
 
 DEPTHS = np.array([np.nan, -1.0, 0.0, 1.0, 2.0, 3.0, 5.0, 8.0, np.inf], np.float32)
 

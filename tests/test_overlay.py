@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.errors import ConfigError
+from depthstream.errors import ConfigError
 from stream.overlay import OverlayOptions, class_colour, colorize_depth, draw, label_text
-from stream.types import DepthMap, Detections, Frame, Result
+from depthstream.types import DepthMap, Detections, Frame, Result
 
 H, W = 240, 320
 NAMES = ["person", "bicycle", "car"]

@@ -13,11 +13,11 @@ from stream.app import make_stages
 from stream.config import load_config
 from stream.depth import GroundPlaneDepth
 from stream.detect import YoloxDetector
-from stream.errors import PipelineError, SourceError
+from depthstream.errors import PipelineError, SourceError
 from stream.mask import DistanceBand
 from stream.pipeline import BoundedQueue, Pipeline, Stages, Stopped
 from stream.sources import Source
-from stream.types import Detections, Result
+from depthstream.types import Detections, Result
 
 from conftest import YOLOX
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import pytest
 
-from stream.errors import SourceError
+from depthstream.errors import SourceError
 from stream.pipeline import Pipeline, Stages
 from stream.sources import LiveOptions, open_source
 

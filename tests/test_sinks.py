@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from stream import sinks
-from stream.errors import SinkError
+from depthstream.errors import SinkError
 from stream.sinks import JsonlSink, Mp4Sink, WindowSink, frame_record
-from stream.types import DepthMap, Detections, Frame, Result
+from depthstream.types import DepthMap, Detections, Frame, Result
 
 
 def synthetic_frames(n: int, width: int, height: int) -> list[np.ndarray]:

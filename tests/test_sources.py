@@ -13,7 +13,7 @@ import pytest
 
 import stream.sources as sources
 from stream.config import load_config
-from stream.errors import ConfigError, SourceError, SourceNotFoundError
+from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
 from stream.sources import (
     CameraSource, GStreamerSource, ImagesSource, LiveOptions, ReconnectingSource, Source, VideoFileSource,
     open_source, redact,

@@ -1,35 +1,18 @@
 """Statistics of timing samples, as every benchmark reports them.
 
-Percentiles use linear interpolation between the two nearest ranks (numpy's default ``linear`` method,
-the same as Excel's PERCENTILE.INC): for sorted samples x[0..n-1], the q-th percentile is read at the
-fractional rank (n - 1) * q / 100. With 300 samples, p99 sits between the 3rd and 4th largest.
+Percentiles are numpy's (``np.percentile``, its default ``linear`` method: interpolation between the two
+nearest ranks, the same as Excel's PERCENTILE.INC): for sorted samples x[0..n-1], the q-th percentile is
+read at the fractional rank (n - 1) * q / 100. With 300 samples, p99 sits between the 3rd and 4th largest.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 QUANTILES = (50, 95, 99)
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of ``samples`` by linear interpolation between ranks.
-
-    ValueError for no samples or q outside [0, 100]: a percentile of nothing is not 0.
-    """
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile q must be in [0, 100], got {q}")
-    xs = sorted(float(x) for x in samples)
-    if not xs:
-        raise ValueError("percentile of an empty list of samples")
-    rank = (len(xs) - 1) * q / 100.0
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
 
 
 @dataclass(frozen=True)
@@ -57,7 +40,7 @@ def summarise(samples: Iterable[float]) -> Stat:
     if not xs:
         raise ValueError("cannot summarise an empty list of samples")
     arr = np.asarray(xs, dtype=np.float64)
-    p50, p95, p99 = (percentile(xs, q) for q in QUANTILES)
+    p50, p95, p99 = (float(p) for p in np.percentile(arr, QUANTILES))
     return Stat(len(xs), float(arr.mean()), p50, p95, p99, float(arr.min()), float(arr.max()))
 
 

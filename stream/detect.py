@@ -31,7 +31,6 @@ from depthstream.types import Detections
 
 from .detectors import (
     FAMILY_PREPROCESS,
-    PAD_VALUE,
     STRIDES,
     DetectorCard,
     Preprocess,
@@ -48,22 +47,6 @@ from .detectors import (
     letterbox_image,
     to_blob,
 )
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """BGR uint8 (H, W, 3) -> float32 (1, 3, h, w) BGR 0..255, image at the top-left, pad 114.
-
-    Returns the blob and the scale r applied to the image (boxes in the input divide by r).
-    """
-    h_in, w_in = size
-    h, w = image.shape[:2]
-    r = min(h_in / h, w_in / w)
-    nh, nw = max(1, int(round(h * r))), max(1, int(round(w * r)))
-    canvas = np.full((h_in, w_in, 3), PAD_VALUE, dtype=np.uint8)
-    interp = cv2.INTER_LINEAR if r != 1 else cv2.INTER_NEAREST
-    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else image
-    blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-    return np.ascontiguousarray(blob), r
 
 
 def yolox_grids(size: tuple[int, int], strides: Sequence[int] = STRIDES) -> tuple[np.ndarray, np.ndarray]:
@@ -108,36 +91,25 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one box (4,) with each of ``boxes`` (M, 4)."""
-    return iou_matrix(box[None], boxes)[0]
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy NMS: indices of kept boxes, highest score first. A box is dropped when its IoU with a
-    kept, higher-scoring box is > ``iou``."""
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        if order.size == 1:
-            break
-        rest = order[1:]
-        order = rest[iou_one_to_many(boxes[i], boxes[rest]) <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def class_aware_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float) -> np.ndarray:
-    """NMS within each class only: boxes of different classes never suppress each other.
+    """Greedy NMS within each class (OpenCV's ``cv2.dnn.NMSBoxesBatched``): indices of the kept boxes,
+    highest score first (ties: lower index first). A box is dropped when its IoU with a kept,
+    higher-scoring box of its own class is > ``iou``; boxes of different classes never suppress each other.
 
-    Done in one pass by shifting each class's boxes to a region of its own (offset larger than any
-    coordinate), the trick torchvision's ``batched_nms`` uses.
+    OpenCV separates the classes by shifting class c's boxes by ``c * (largest coordinate + 1)``, measured
+    from 0: boxes reaching into negative coordinates (a detection past the frame's left or top edge, in
+    input pixels) could then land on another class's boxes. The boxes are therefore moved so that the
+    smallest coordinate is 0 first; IoU does not change under a shift.
     """
-    if boxes.size == 0:
+    if len(boxes) == 0:
         return np.zeros((0,), np.int64)
-    offset = (class_ids.astype(np.float32) * (float(boxes.max()) + 1.0))[:, None]
-    return nms(boxes + offset, scores, iou)
+    xyxy = np.asarray(boxes, dtype=np.float64)
+    xyxy = xyxy - xyxy.min()
+    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+    # Every box is already above the score threshold (the decoders applied conf): keep them all here.
+    keep = cv2.dnn.NMSBoxesBatched(xywh, np.asarray(scores, np.float32), np.asarray(class_ids, np.int32),
+                                   -1.0, float(iou))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 def resolve_classes(classes: Sequence[str | int], names: Sequence[str]) -> np.ndarray | None:

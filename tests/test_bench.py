@@ -22,7 +22,7 @@ from bench.depth_bench import (align_median, align_scale_shift, bench_depth, dep
 from bench.models_bench import bench_models, skip_reason
 from bench.pipeline_bench import (GROUND_PLANE, LoopSource, RunResult, Workload, _dropped_after_warmup, _limits,
                                   bench_pipeline, finalise)
-from bench.stats import percentile, ratio, steady_fps, summarise
+from bench.stats import ratio, steady_fps, summarise
 from stream.depth import GroundPlaneDepth
 from depthstream.errors import ConfigError, DepthError
 
@@ -31,25 +31,11 @@ from conftest import DATA, YOLOX
 # -- statistics ------------------------------------------------------------------------------------
 
 
-def test_percentile_linear_interpolation():
-    xs = list(range(1, 101))  # 1..100
-    assert percentile(xs, 50) == pytest.approx(50.5)
-    assert percentile(xs, 95) == pytest.approx(95.05)
-    assert percentile(xs, 99) == pytest.approx(99.01)
-    assert percentile(xs, 0) == 1 and percentile(xs, 100) == 100
-    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # order does not matter
-    assert percentile([7.0], 99) == 7.0
-    rng = np.random.default_rng(1)
-    sample = rng.random(37)
-    for q in (5, 50, 95, 99):
-        assert percentile(sample, q) == pytest.approx(np.percentile(sample, q))
-
-
-def test_percentile_errors():
-    with pytest.raises(ValueError, match="empty"):
-        percentile([], 50)
-    with pytest.raises(ValueError, match=r"\[0, 100\]"):
-        percentile([1.0], 101)
+def test_summarise_percentiles_interpolate_linearly_between_ranks():
+    s = summarise(range(1, 101))  # 1..100: rank (n - 1) * q / 100
+    assert s.p50 == pytest.approx(50.5) and s.p95 == pytest.approx(95.05) and s.p99 == pytest.approx(99.01)
+    assert summarise([3.0, 1.0, 2.0]).p50 == 2.0  # order does not matter
+    assert summarise([7.0]).p99 == 7.0
 
 
 def test_summarise_fields():

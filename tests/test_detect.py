@@ -9,36 +9,14 @@ from conftest import ROOT, YOLOX
 from engines.ort import OrtEngine
 from stream.coco import COCO_CLASSES
 from stream.detect import (
-    PAD_VALUE,
     YoloxDetector,
     class_aware_nms,
     decode_yolox,
-    letterbox,
-    nms,
     resolve_classes,
     yolox_grids,
 )
 from depthstream.errors import ConfigError, EngineError
 from depthstream.hashing import sha256_of
-
-
-def test_letterbox_places_image_top_left_and_pads_114():
-    image = np.full((100, 200, 3), 7, np.uint8)  # h=100, w=200
-    blob, r = letterbox(image, (416, 416))
-    assert r == pytest.approx(416 / 200)  # min(416/100, 416/200)
-    assert blob.shape == (1, 3, 416, 416) and blob.dtype == np.float32
-    # resized image: 208 rows x 416 cols at the top-left, values unscaled (0..255, no /255)
-    assert np.all(blob[0, :, :208, :] == 7)
-    assert np.all(blob[0, :, 208:, :] == PAD_VALUE)
-
-
-def test_letterbox_keeps_bgr_channel_order():
-    image = np.zeros((416, 416, 3), np.uint8)
-    image[..., 0] = 10  # B
-    image[..., 2] = 200  # R
-    blob, r = letterbox(image, (416, 416))
-    assert r == 1.0
-    assert blob[0, 0, 5, 5] == 10 and blob[0, 2, 5, 5] == 200
 
 
 def test_grids_follow_yolox_row_order():
@@ -68,9 +46,22 @@ def test_decode_one_row_by_hand():
 def test_nms_hand_checked():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 5]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    one_class = np.zeros(4, np.int32)
     # IoU(0,1) = 90/110 = 0.818 -> suppressed; IoU(0,3) = 50/100 = 0.5 -> kept at 0.55, dropped at 0.45
-    assert nms(boxes, scores, 0.55).tolist() == [0, 2, 3]
-    assert nms(boxes, scores, 0.45).tolist() == [0, 2]
+    assert class_aware_nms(boxes, scores, one_class, 0.55).tolist() == [0, 2, 3]
+    assert class_aware_nms(boxes, scores, one_class, 0.45).tolist() == [0, 2]
+    # The same scene moved into negative coordinates (past the left and top edges): the same boxes stay.
+    assert class_aware_nms(boxes - 50, scores, one_class, 0.55).tolist() == [0, 2, 3]
+
+
+def test_class_aware_nms_keeps_classes_apart_at_negative_coordinates():
+    # Class 1's boxes lie left of and above the origin. Shifted by OpenCV's class offset alone
+    # (largest coordinate 10, + 1 = 11) box 1 would land exactly on class 0's box 0 and be dropped.
+    boxes = np.array([[0, 0, 10, 10], [-11, -11, -1, -1], [-10, -11, -1, -1], [-30, -30, -20, -20]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    classes = np.array([0, 1, 1, 0], np.int32)
+    # Box 2 overlaps box 1 (same class) with IoU 90/100 = 0.9: dropped. Box 3 overlaps nothing.
+    assert class_aware_nms(boxes, scores, classes, 0.45).tolist() == [0, 1, 3]
 
 
 def test_class_aware_nms_keeps_overlapping_boxes_of_other_classes():

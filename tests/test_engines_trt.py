@@ -10,7 +10,7 @@ import pytest
 
 from conftest import YOLOX
 from engines.backends import probe
-from stream.detect import letterbox
+from stream.detectors import YOLOX_PREPROCESS, letterbox_image, to_blob
 from depthstream.errors import EngineError
 from test_engines_ort import tiny_onnx
 
@@ -22,7 +22,7 @@ needs_trt = pytest.mark.skipif(not FACTS.trt_usable, reason="needs TensorRT, pyc
 
 
 def blobs(frames, n=4):
-    return [letterbox(f, (416, 416))[0] for f in frames[:n]]
+    return [to_blob(letterbox_image(f, (416, 416), "top-left")[0], YOLOX_PREPROCESS) for f in frames[:n]]
 
 
 @needs_trt

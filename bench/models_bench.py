@@ -57,7 +57,8 @@ def default_models() -> list[Path]:
 def _factory():
     """The engines package's factory and availability check, or None where this checkout lacks them."""
     try:
-        from engines.backends import EngineOptions, create_engine, probe, unavailable_reason
+        from engines.backends import EngineOptions, probe, unavailable_reason
+        from engines.factory import create_engine
     except ImportError:
         return None
     return EngineOptions, create_engine, probe, unavailable_reason

@@ -2,8 +2,8 @@
 
 - :mod:`engines.base`: the interface (inputs / outputs as name -> dtype, shape; open / close; checked
   ``infer``).
-- :mod:`engines.backends`: backend names, this machine's facts, the ``auto`` choice, and
-  :func:`create_engine`, the one factory the detector and the depth network use.
+- :mod:`engines.backends`: backend names, this machine's facts, the ``auto`` choice.
+- :mod:`engines.factory`: :func:`create_engine`, the one factory the detector and the depth network use.
 - :mod:`engines.ort`: ONNX Runtime (``ort-cpu``, ``ort-cuda``, ``ort-trt``) with verified providers.
 - :mod:`engines.trt`: TensorRT 10 engines (``trt``); :mod:`engines.build`: ONNX -> cached engine.
 - :mod:`engines.check`: two variants of a model compared on sample frames.
@@ -11,6 +11,7 @@
 TensorRT and pycuda are imported only when used: this package and its CPU tests need neither.
 """
 
-from .backends import BACKENDS, EngineOptions, create_engine, resolve_backend
+from .backends import BACKENDS, EngineOptions, resolve_backend
+from .factory import create_engine
 
 __all__ = ["BACKENDS", "EngineOptions", "create_engine", "resolve_backend"]

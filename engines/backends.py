@@ -1,4 +1,5 @@
-"""Which backend runs the models: the facts of this machine, the choice for ``auto``, one factory.
+"""Which backend runs the models: the facts of this machine and the choice for ``auto``
+(:func:`engines.factory.create_engine` builds the engine for the choice).
 
 Backends:
 
@@ -28,11 +29,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from depthstream.errors import EngineError
 
-from .base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -289,32 +288,3 @@ def resolve_options(options: EngineOptions, facts: Facts | None = None) -> tuple
     choice = resolve_backend(options.backend, facts)
     fallback = options.fallback or choice.auto
     return EngineOptions(choice.backend, options.fp16, options.cache_dir, fallback), choice
-
-
-# -- the one factory ---------------------------------------------------------------------------
-
-
-def create_engine(
-    path: str | Path,
-    options: EngineOptions | None = None,
-    *,
-    threads: int = 1,
-    shapes: Mapping[str, Sequence[int]] | None = None,
-) -> Engine:
-    """An engine (not yet opened) for the model at ``path`` on the backend ``options`` names.
-
-    threads: CPU threads of an ONNX Runtime session. shapes: input name -> the shape the caller
-    will feed, for TensorRT inputs whose size the ONNX leaves open. For ``trt``, ``path`` may be an
-    ``.onnx`` (built and cached on ``open()``) or a serialised engine (``.engine`` / ``.plan``).
-    """
-    options = options or EngineOptions()
-    if options.backend != "ort-cpu":  # auto is resolved; an explicit GPU backend is checked here, before loading
-        options, _ = resolve_options(options)
-    if options.backend == "trt":
-        from .trt import TrtEngine
-
-        return TrtEngine(path, fp16=options.fp16, cache_dir=options.cache_dir, shapes=shapes)
-    from .ort import OrtEngine
-
-    return OrtEngine(path, threads=threads, backend=options.backend, fp16=options.fp16,
-                     cache_dir=options.cache_dir, fallback=options.fallback)

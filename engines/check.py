@@ -32,8 +32,9 @@ import numpy as np
 from stream.detect import iou_matrix
 from depthstream.errors import ConfigError, EngineError
 
-from .backends import BACKENDS, EngineOptions, create_engine, resolve_backend
+from .backends import BACKENDS, EngineOptions, resolve_backend
 from .base import Engine, TensorSpec
+from .factory import create_engine
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ import numpy as np
 from stream.depth import MODEL_KINDS, RELATIVE_KINDS, load_card
 from depthstream.errors import ConfigError
 
+from . import ultralytics
 from . import unet as unet_mod
 from .common import (
     IMAGENET_MEAN,
@@ -290,8 +291,6 @@ def export_depth(name: str, *, weights: str | Path | None = None, random_init: b
     fam = resolve_family(name, **overrides)
     weights_path = Path(weights) if weights is not None else None
     if fam.name == "yolo-depth":
-        from .ultralytics import export_ultralytics_depth
-
         return export_ultralytics_depth(weights_path, fam, output=output, card_name=card_name, images=images)
     model = build_depth_module(fam, weights_path, random_init, module, base_channels)
     label = card_name or (f"{fam.name}-random-init" if random_init else fam.name)
@@ -362,3 +361,25 @@ def smoke_depth_card(card_path: Path, photos: Sequence[tuple[str, np.ndarray]]) 
                          f"{median:.2f} m, {100 * valid.mean():.0f}% valid")
     return lines
 
+
+def export_ultralytics_depth(weights: Path | None, fam: Any, *, output: str | Path | None, card_name: str | None,
+                             images: Sequence[Path] | None) -> DepthExport:
+    """YOLO26-depth through Ultralytics' own exporter, then our card, parity check and smoke run."""
+    if weights is None:
+        raise ConfigError(f"yolo-depth needs --weights ({fam.weights_hint})")
+    require_torch()
+    yolo = ultralytics.load_yolo(weights, "depth")
+    label = card_name or weights.stem
+    onnx_path, card_path = output_paths(output, label)
+    ultralytics.run_exporter(yolo, fam.size, onnx_path)
+    h, w = fam.size
+    photos = sample_images(images)
+    inputs = [("random input", np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32))]
+    inputs += [(lbl, normalise(img, fam.size, fam.colour, fam.scale, fam.mean, fam.std)) for lbl, img in photos]
+    parity = check_parity(ultralytics.export_mode_copy(yolo, None), onnx_path, ultralytics.INPUT_NAME, inputs)
+    notes = [f"weights {weights.name} sha256 {sha256_of(weights)}", "exported by Ultralytics' exporter",
+             parity_note(parity)]
+    write_depth_card(card_path, onnx_path, fam, label, notes, input_name=ultralytics.INPUT_NAME, output_name=ultralytics.OUTPUT_NAME)
+    result = DepthExport(onnx_path, card_path, parity)
+    result.checks = smoke_depth_card(card_path, photos)
+    return result

@@ -34,7 +34,9 @@ from stream.detectors import (
 )
 from depthstream.errors import ConfigError
 
+from . import ultralytics
 from .common import (
+    ExportError,
     ParityResult,
     align_topk_rows,
     check_parity,
@@ -151,8 +153,6 @@ def export_detector(*, weights: str | Path | None = None, module: str | None = N
     if weights is not None:
         if layout is not None or state_dict is not None:
             raise ConfigError("--layout and --state-dict go with --module; an Ultralytics checkpoint says its own layout")
-        from .ultralytics import export_ultralytics_detector
-
         return export_ultralytics_detector(Path(weights), imgsz=imgsz, end2end=end2end, output=output, name=name,
                                            images=images, tolerance=tolerance)
     if layout not in LAYOUTS:
@@ -192,5 +192,38 @@ def export_detector(*, weights: str | Path | None = None, module: str | None = N
                   names=class_names, notes=notes,
                   header=[f"Detector sidecar written by python -m export detector --module {module} --layout {layout}."])
     result = DetectorExport(onnx_path, sidecar, layout, num_classes, parity)
+    result.checks = smoke_detector(onnx_path, photos)
+    return result
+
+
+def export_ultralytics_detector(weights: Path, *, imgsz: tuple[int, int], end2end: bool,
+                                output: str | Path | None, name: str | None, images: Sequence[Path] | None,
+                                tolerance: float) -> DetectorExport:
+    """An Ultralytics checkpoint through Ultralytics' own exporter, then our sidecar, parity check and smoke run."""
+    yolo = ultralytics.load_yolo(weights, "detect")
+    label = name or weights.stem
+    onnx_path, sidecar = output_paths(output, label)
+    ultralytics.run_exporter(yolo, imgsz, onnx_path, nms=False if end2end else None)
+    shape = ultralytics.onnx_output_shape(onnx_path)
+    info = infer_layout(shape, imgsz)
+    if info is None:
+        raise ExportError(f"{onnx_path.name}: Ultralytics wrote output {list(shape)}, which matches no layout the "
+                          f"product decodes")
+    names = yolo.model.names
+    names = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
+    if info.num_classes is not None and len(names) != info.num_classes:
+        raise ExportError(f"{weights}: {len(names)} class names but {info.num_classes} classes in the output")
+    pre = FAMILY_PREPROCESS[info.layout]
+    photos = sample_images(images)
+    parity = check_parity(ultralytics.export_mode_copy(yolo, end2end), onnx_path, ultralytics.INPUT_NAME,
+                          detector_inputs(imgsz, pre, photos), tolerance=tolerance,
+                          align=align_topk_rows if info.layout == "end2end" else None)
+    notes = [f"weights {weights.name} sha256 {sha256_of(weights)}", "exported by Ultralytics' exporter",
+             parity_note(parity)]
+    write_sidecar(sidecar, onnx_path, layout=info.layout, name=label, family="ultralytics", size=imgsz, pre=pre,
+                  names=names, notes=notes,
+                  header=[f"Detector sidecar written by python -m export detector --weights {weights.name}"
+                          + (" --end2end" if end2end else "")])
+    result = DetectorExport(onnx_path, sidecar, info.layout, info.num_classes, parity)
     result.checks = smoke_detector(onnx_path, photos)
     return result

@@ -165,7 +165,7 @@ def fetch_and_export(manifest: Path | None = None, *, only: Sequence[str] | None
 
 def export_entry(entry: Entry, directory: Path, output_dir: Path) -> list[str]:
     """Run the entry's ``python -m export`` command on the downloaded weights."""
-    from .__main__ import build_parser, run_depth, run_detector
+    from .cli import build_parser, run_depth, run_detector
 
     argv = [*entry.export, "--weights", str(directory / entry.weights), "--output",
             str(output_dir / f"{entry.name}.onnx")]

@@ -1,5 +1,6 @@
 """Ultralytics checkpoints (YOLOv5u, v8, 11, 26, YOLOv10 detectors; YOLO26-depth) through Ultralytics' own
-exporter, then our sidecar / card and parity check.
+exporter: loading a checkpoint, running the exporter, the torch model as the exporter runs it. The sidecar
+or card and the parity check are written by :mod:`export.detector` and :mod:`export.depth`, which call this.
 
 ``ultralytics`` is imported only here, only when such a checkpoint is exported. It needs a torchvision
 built for the installed torch; where none exists (a CPU-only torch without its torchvision, as on the
@@ -18,26 +19,11 @@ from __future__ import annotations
 import copy
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-
-from stream.detectors import FAMILY_PREPROCESS, infer_layout
 from depthstream.errors import ConfigError
 
-from .common import (
-    OPSET,
-    ExportError,
-    align_topk_rows,
-    check_parity,
-    normalise,
-    output_paths,
-    parity_note,
-    require,
-    require_torch,
-    sample_images,
-    sha256_of,
-)
+from .common import OPSET, ExportError, require
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "output0"
@@ -58,7 +44,7 @@ def load_yolo(weights: Path, task: str) -> Any:
     return yolo
 
 
-def _export_mode_copy(yolo: Any, end2end: bool | None) -> Any:
+def export_mode_copy(yolo: Any, end2end: bool | None) -> Any:
     """The torch model as Ultralytics' exporter runs it: every head in export mode (decoded output)."""
     model = copy.deepcopy(yolo.model).eval().float()
     for m in model.modules():
@@ -70,7 +56,7 @@ def _export_mode_copy(yolo: Any, end2end: bool | None) -> Any:
     return model
 
 
-def _run_exporter(yolo: Any, imgsz: tuple[int, int], out: Path, **kwargs: Any) -> Path:
+def run_exporter(yolo: Any, imgsz: tuple[int, int], out: Path, **kwargs: Any) -> Path:
     try:
         written = yolo.export(format="onnx", imgsz=list(imgsz), opset=OPSET, simplify=False, dynamic=False,
                               half=False, **kwargs)
@@ -82,66 +68,8 @@ def _run_exporter(yolo: Any, imgsz: tuple[int, int], out: Path, **kwargs: Any) -
     return out
 
 
-def _onnx_output_shape(path: Path) -> tuple[int, ...]:
+def onnx_output_shape(path: Path) -> tuple[int, ...]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return tuple(session.get_outputs()[0].shape)
-
-
-def export_ultralytics_detector(weights: Path, *, imgsz: tuple[int, int], end2end: bool,
-                                output: str | Path | None, name: str | None, images: Sequence[Path] | None,
-                                tolerance: float):
-    from .detector import DetectorExport, detector_inputs, smoke_detector, write_sidecar
-
-    yolo = load_yolo(weights, "detect")
-    label = name or weights.stem
-    onnx_path, sidecar = output_paths(output, label)
-    _run_exporter(yolo, imgsz, onnx_path, nms=False if end2end else None)
-    shape = _onnx_output_shape(onnx_path)
-    info = infer_layout(shape, imgsz)
-    if info is None:
-        raise ExportError(f"{onnx_path.name}: Ultralytics wrote output {list(shape)}, which matches no layout the "
-                          f"product decodes")
-    names = yolo.model.names
-    names = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
-    if info.num_classes is not None and len(names) != info.num_classes:
-        raise ExportError(f"{weights}: {len(names)} class names but {info.num_classes} classes in the output")
-    pre = FAMILY_PREPROCESS[info.layout]
-    photos = sample_images(images)
-    parity = check_parity(_export_mode_copy(yolo, end2end), onnx_path, INPUT_NAME,
-                          detector_inputs(imgsz, pre, photos), tolerance=tolerance,
-                          align=align_topk_rows if info.layout == "end2end" else None)
-    notes = [f"weights {weights.name} sha256 {sha256_of(weights)}", "exported by Ultralytics' exporter",
-             parity_note(parity)]
-    write_sidecar(sidecar, onnx_path, layout=info.layout, name=label, family="ultralytics", size=imgsz, pre=pre,
-                  names=names, notes=notes,
-                  header=[f"Detector sidecar written by python -m export detector --weights {weights.name}"
-                          + (" --end2end" if end2end else "")])
-    result = DetectorExport(onnx_path, sidecar, info.layout, info.num_classes, parity)
-    result.checks = smoke_detector(onnx_path, photos)
-    return result
-
-
-def export_ultralytics_depth(weights: Path | None, fam: Any, *, output: str | Path | None, card_name: str | None,
-                             images: Sequence[Path] | None):
-    from .depth import DepthExport, smoke_depth_card, write_depth_card
-
-    if weights is None:
-        raise ConfigError(f"yolo-depth needs --weights ({fam.weights_hint})")
-    require_torch()
-    yolo = load_yolo(weights, "depth")
-    label = card_name or weights.stem
-    onnx_path, card_path = output_paths(output, label)
-    _run_exporter(yolo, fam.size, onnx_path)
-    h, w = fam.size
-    photos = sample_images(images)
-    inputs = [("random input", np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32))]
-    inputs += [(lbl, normalise(img, fam.size, fam.colour, fam.scale, fam.mean, fam.std)) for lbl, img in photos]
-    parity = check_parity(_export_mode_copy(yolo, None), onnx_path, INPUT_NAME, inputs)
-    notes = [f"weights {weights.name} sha256 {sha256_of(weights)}", "exported by Ultralytics' exporter",
-             parity_note(parity)]
-    write_depth_card(card_path, onnx_path, fam, label, notes, input_name=INPUT_NAME, output_name=OUTPUT_NAME)
-    result = DepthExport(onnx_path, card_path, parity)
-    result.checks = smoke_depth_card(card_path, photos)
-    return result

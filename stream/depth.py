@@ -495,7 +495,8 @@ class OnnxDepth(DepthProvider):
         """
         if self._engine is not None:
             return
-        from engines.backends import EngineOptions, create_engine
+        from engines.backends import EngineOptions
+        from engines.factory import create_engine
 
         card = self.card
         if not Path(card.model).is_file():

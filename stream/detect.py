@@ -21,7 +21,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from engines.backends import EngineOptions, create_engine
+from engines.backends import EngineOptions
+from engines.factory import create_engine
 from engines.base import Engine
 
 from .coco import COCO_CLASSES

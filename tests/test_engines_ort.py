@@ -12,7 +12,8 @@ import pytest
 
 from conftest import YOLOX
 from engines import backends
-from engines.backends import EngineOptions, Facts, create_engine
+from engines.backends import EngineOptions, Facts
+from engines.factory import create_engine
 from engines.ort import OrtEngine, check_running, providers_for
 from depthstream.errors import EngineError
 

@@ -32,8 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.config import load_config
-from stream.depth import Calibration, GroundPlaneDepth, OnnxDepth, RELATIVE_KINDS, load_card
+from depthstream.schema.config import load_config
+from depthstream.schema.card import RELATIVE_KINDS, Calibration, load_card
+from stream.depth import GroundPlaneDepth, OnnxDepth
 from depthstream.errors import ConfigError, DepthError
 
 from .env import usable_cores
@@ -175,9 +176,7 @@ def evaluate(pred: np.ndarray, gt: np.ndarray, *, align: str, inverse: bool, min
 def _provider(source: str, cfg):
     """(provider, kind label, inverse-depth?, relative-without-calibration?) for ``source``."""
     if source == "ground-plane":
-        gp = cfg.depth.ground_plane
-        return (GroundPlaneDepth(gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px,
-                                 cy_px=gp.cy_px, max_depth_m=gp.max_depth_m), "geometric", False, False)
+        return GroundPlaneDepth(cfg.depth.ground_plane), "geometric", False, False
     path = Path(source)
     card_path = path if path.suffix.lower() in (".yaml", ".yml") else path.with_suffix(".yaml")
     card = load_card(card_path)

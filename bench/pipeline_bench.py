@@ -52,7 +52,7 @@ from typing import Sequence
 import cv2
 
 from stream.app import build_models, engine_providers, run
-from stream.config import Config, load_config
+from depthstream.schema.config import Config, load_config
 from stream.depth import OnnxDepth
 from depthstream.errors import ConfigError, SourceError, StreamError
 from stream.models import PROJECT_ROOT

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.config import load_config
+from depthstream.schema.config import load_config
 from stream.models import DEMO_CLIP
 from stream.sources import Source
 

@@ -80,7 +80,11 @@ class Detections:
     depth_spread_m: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) else np.zeros((0, 4), np.float32)
+        xyxy = np.asarray(self.xyxy, dtype=np.float32)
+        if xyxy.size == 0:
+            xyxy = np.zeros((0, 4), np.float32)
+        elif xyxy.ndim != 2 or xyxy.shape[1] != 4:
+            raise ValueError(f"Detections.xyxy must be an (N, 4) array of boxes (x1, y1, x2, y2), got shape {xyxy.shape}")
         n = xyxy.shape[0]
         set_ = object.__setattr__
         set_(self, "xyxy", xyxy)

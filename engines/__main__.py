@@ -88,11 +88,11 @@ def info_lines() -> list[str]:
 
 def _config_models(config: str | None) -> tuple[list[tuple[Path, dict | None]], object]:
     """The models the config uses: the detector, and the depth network when there is one."""
-    from stream.config import load_config
+    from depthstream.schema.config import load_config
 
     cfg = load_config(config)
     models: list[tuple[Path, dict | None]] = [(Path(cfg.detect.model), None)]
-    if cfg.depth.source != "ground-plane":
+    if cfg.depth.is_network:
         models.append(_model_and_shapes(cfg.depth.source))
     return models, cfg
 
@@ -107,11 +107,10 @@ def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
                 card_path = path.with_suffix(suffix)
     if card_path is None:
         return path, None
-    from stream.depth import load_card
+    from depthstream.schema.card import load_card
 
     card = load_card(card_path)
-    h, w = card.size
-    return Path(card.model), {card.input: (1, 3, h, w) if card.layout == "nchw" else (1, h, w, 3)}
+    return Path(card.model), {card.input: card.input_shape}
 
 
 def cmd_build(args) -> int:

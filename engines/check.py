@@ -311,10 +311,10 @@ class _Recorder(Engine):
 def _try_detector(engine: _Recorder, model: Path):
     """A detector on ``engine`` when the model is one (any layout stream.detect knows; the sidecar of the
     original ``model`` is used, since a variant may run a converted copy), else None."""
+    from depthstream.schema.sidecar import find_sidecar
     from stream.detect import Detector
-    from stream.detectors import find_sidecar
 
-    det = Detector(engine, conf=0.3, iou=0.45, card=find_sidecar(model))
+    det = Detector(engine, card=find_sidecar(model))
     try:
         det.open()
     except (EngineError, ConfigError):
@@ -339,7 +339,7 @@ def run_check(
         raise EngineError(f"model file not found: {model} (give an .onnx or a depth model card .yaml)")
     card = None
     if model.suffix.lower() in (".yaml", ".yml"):
-        from stream.depth import load_card
+        from depthstream.schema.card import load_card
 
         card = load_card(model)
         onnx_path = Path(card.model)

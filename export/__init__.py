@@ -3,7 +3,7 @@
 - :mod:`export.detector`: YOLO-family detectors (Ultralytics checkpoints through :mod:`export.ultralytics`,
   any ``torch.nn.Module`` in a declared output layout); sidecar read by ``stream.detect.Detector``.
 - :mod:`export.depth`: depth networks (the seed reports' U-Net of :mod:`export.unet`, Depth Anything V2,
-  MiDaS, YOLO26-depth, any ``torch.nn.Module``); model card read by ``stream.depth.load_card``.
+  MiDaS, YOLO26-depth, any ``torch.nn.Module``); model card read by ``depthstream.schema.card.load_card``.
 - :mod:`export.fetch`: ``make models``, the pinned public weights of ``export/weights.yaml``.
 - :mod:`export.tiny`: tiny random detectors of every output layout (tests, timing, trying the path).
 

@@ -1,4 +1,4 @@
-"""Depth models -> ONNX + a model card that ``stream.depth.load_card`` reads.
+"""Depth models -> ONNX + a model card that ``depthstream.schema.card.load_card`` reads.
 
 Families (``python -m export depth --model NAME``):
 
@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stream.depth import MODEL_KINDS, RELATIVE_KINDS, load_card
+from depthstream.schema.card import MODEL_KINDS, RELATIVE_KINDS, load_card
 from depthstream.errors import ConfigError
 
 from . import ultralytics

@@ -20,19 +20,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from stream.coco import COCO_CLASSES
+from depthstream.coco import COCO_CLASSES
 from stream.detectors import (
     FAMILY_PREPROCESS,
-    LAYOUTS,
     Preprocess,
     check_layout_shape,
     classes_in,
     infer_layout,
     letterbox_image,
-    load_detector_card,
     to_blob,
 )
 from depthstream.errors import ConfigError
+from depthstream.schema.sidecar import DETECTOR_LAYOUTS as LAYOUTS
+from depthstream.schema.sidecar import load_detector_card
 
 from . import ultralytics
 from .common import (
@@ -130,10 +130,11 @@ def write_sidecar(path: Path, onnx_path: Path, *, layout: str, name: str, family
 
 def smoke_detector(onnx_path: Path, photos: Sequence[tuple[str, np.ndarray]], conf: float = 0.3) -> list[str]:
     """Run the exported model through the product's detector stage on the photos."""
+    from depthstream.schema.config import DetectConfig
     from stream.detect import Detector
 
     lines = []
-    with Detector.from_path(onnx_path, threads=1, conf=conf) as det:
+    with Detector.from_path(onnx_path, DetectConfig(model=str(onnx_path), conf=conf), threads=1) as det:
         for label, image in photos:
             dets, _ = det(image)
             names = sorted({det.class_names[c] for c in dets.class_id})

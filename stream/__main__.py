@@ -15,7 +15,7 @@ import threading
 
 from engines.backends import BACKENDS
 
-from .config import load_config
+from depthstream.schema.config import load_config
 from depthstream.errors import StreamError
 
 EPILOG = """examples:

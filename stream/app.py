@@ -21,17 +21,18 @@ import numpy as np
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
-from .boxdepth import assign_box_depth, parse_box_stat
-from .config import Config
+from depthstream.errors import ConfigError
+from depthstream.schema.config import Config
+from depthstream.types import Result
+
+from .boxdepth import assign_box_depth
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
-from .mask import DistanceBand, band_mask, fill_outside
-from .overlay import OverlayOptions, draw
+from .mask import band_mask, fill_outside, in_band
+from .overlay import draw
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
-from depthstream.errors import ConfigError
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
-from .sources import LiveOptions, Source, open_source
-from depthstream.types import Result
+from .sources import Source, open_source
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class ThreadPlan:
 
 
 def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) -> ThreadPlan:
+    """Every core (or ``pipeline.threads``) for the detector alone; with a depth network, ``depth.threads``
+    (default half) for it and the rest for the detector."""
     total = cfg.pipeline.threads or cores or os.cpu_count() or 1
     if not depth_is_network:
         return ThreadPlan(detect=total, depth=0)
@@ -62,24 +65,18 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
 
 
 def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
-    if cfg.depth.source == "ground-plane":
-        gp = cfg.depth.ground_plane
-        return GroundPlaneDepth(
-            gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px, cy_px=gp.cy_px, max_depth_m=gp.max_depth_m,
-        )
+    if not cfg.depth.is_network:
+        return GroundPlaneDepth(cfg.depth.ground_plane)
     return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
 
 
 def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
     """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
     both build them here, so the baseline runs the same models with the same thread settings."""
-    threads = plan_threads(cfg, cfg.depth.source != "ground-plane")
+    threads = plan_threads(cfg, cfg.depth.is_network)
     options, _ = engine_options(cfg)
     depth = build_depth(cfg, threads.depth, options)
-    detector = Detector.from_path(
-        cfg.detect.model, threads=threads.detect, conf=cfg.detect.conf, iou=cfg.detect.iou,
-        classes=cfg.detect.classes, max_det=cfg.detect.max_det, engine=options,
-    )
+    detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
 
 
@@ -94,7 +91,6 @@ def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
     if cfg.depth.box_stat == "auto":
         return "bottom" if isinstance(depth, GroundPlaneDepth) else "center_mean"
-    parse_box_stat(cfg.depth.box_stat)
     return cfg.depth.box_stat
 
 
@@ -116,8 +112,11 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: DistanceBand, stat: str) -> Stages:
+def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str) -> Stages:
+    """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
+    serial layout), finish (per-box depth, then the band keeps the boxes inside it)."""
     serial = cfg.pipeline.layout == "serial"
+    band = cfg.band
 
     def depth_stage(res: Result) -> Result:
         t0 = time.perf_counter()
@@ -131,7 +130,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: Dis
         extra = {}
         if serial and res.mask is not None:
             t0 = time.perf_counter()
-            image = fill_outside(image, res.mask, cfg.mask.fill, cfg.mask.blur_ksize)
+            image = fill_outside(image, res.mask, cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
@@ -141,7 +140,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: Dis
         t0 = time.perf_counter()
         dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
         if band.active:
-            dets = dets[band.contains(dets.depth_m)]
+            dets = dets[in_band(dets.depth_m, band)]
         return res.timed("box_depth", _ms(t0), detections=dets)
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
@@ -210,6 +209,144 @@ def output_is_folder(path: str) -> bool:
     raise ConfigError(f"--output {path}: expected a file ending in .mp4 (H.264 video) or a folder (annotated images), got a '{p.suffix}' file")
 
 
+class Outputs:
+    """The run's sinks: an MP4 (or a folder of annotated images), a JSONL, a window.
+
+    Paths are checked when this is built, before anything heavy runs, so a bad path fails at once; the
+    files are created on the first frame, so a run that fails before it leaves existing ones as they were.
+    Every sink is closed by ``stack``.
+    """
+
+    def __init__(self, cfg: Config, src: Source, stack: contextlib.ExitStack) -> None:
+        self.cfg, self.src, self.stack = cfg.output, src, stack
+        self.to_folder = bool(self.cfg.mp4) and output_is_folder(self.cfg.mp4)
+        self.folder = stack.enter_context(ImageFolderSink(self.cfg.mp4)) if self.to_folder else None
+        if self.cfg.mp4 and not self.to_folder:
+            prepare_output_path(self.cfg.mp4, "MP4")
+        if self.cfg.jsonl:
+            prepare_output_path(self.cfg.jsonl, "JSONL")
+        self.mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
+        self.jsonl: JsonlSink | None = None
+        self.window = WindowSink("stream") if self.cfg.show else None
+        if self.window is not None:
+            self.window.open()
+            stack.callback(self.window.close)
+
+    @property
+    def paths(self) -> list[str]:
+        return [p for p in (self.cfg.mp4, self.cfg.jsonl) if p]
+
+    def write_image(self, res: Result, image: np.ndarray) -> Result:
+        """The annotated image into the folder or the MP4 (``encode`` timed); ``res`` unchanged without either."""
+        if self.folder is None and not self.cfg.mp4:
+            return res
+        t0 = time.perf_counter()
+        if self.folder is not None:
+            self.folder.write(image, self.src.frame_name(res.frame.index), res.frame.index)
+        else:
+            if self.mp4 is None:
+                h, w = image.shape[:2]
+                self.mp4 = self.stack.enter_context(Mp4Sink(
+                    self.cfg.mp4, fps=self.src.fps or DEFAULT_IMAGE_FPS, width=w, height=h,
+                    crf=self.cfg.crf, preset=self.cfg.preset,
+                ))
+                t0 = time.perf_counter()
+            self.mp4.write(fit_frame(image, self.mp4.height, self.mp4.width))
+        return res.timed("encode", _ms(t0))
+
+    def write_record(self, record: dict) -> None:
+        if self.cfg.jsonl:
+            if self.jsonl is None:
+                self.jsonl = self.stack.enter_context(JsonlSink(self.cfg.jsonl))
+            self.jsonl.write(record)
+
+    def show(self, image: np.ndarray) -> bool:
+        """Show the frame; False when the user closed the window (q, Esc)."""
+        return self.window is None or self.window.write(image)
+
+
+def _refuse_output_over_source(cfg: Config, src: Source) -> None:
+    """An image folder as --output must not be the folder of the source images: they would be replaced."""
+    out = cfg.output.mp4
+    if not (out and output_is_folder(out)):
+        return
+    for i, p in enumerate(getattr(src, "paths", [])):
+        name = src.frame_name(i)
+        if name and (Path(out) / name).resolve() == Path(p).resolve():
+            raise ConfigError(f"--output {out} is the folder of the source images: the annotated images would "
+                              f"replace them; give another folder")
+
+
+def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: Detector) -> None:
+    stack.enter_context(detector)
+    depth.open()
+    stack.callback(depth.close)
+
+
+def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector) -> str:
+    """What really runs the models, into the summary (after they opened: a fallback shows here);
+    returns the detector's backend."""
+    summary.depth_source, summary.depth_kind = depth.source, depth.kind
+    summary.providers = {"detect": engine_providers(detector.engine)}
+    if getattr(depth, "engine", None) is not None:
+        summary.providers["depth"] = engine_providers(depth.engine)
+    backend = detector.engine.backend
+    summary.backend = engine_options(cfg)[1].describe_running(backend)
+    log.info("backend: %s", summary.backend)
+    return backend
+
+
+def _frame_total(cfg: Config, src: Source) -> int | None:
+    total = src.frame_count
+    if cfg.source.max_frames:
+        total = min(total, cfg.source.max_frames) if total else cfg.source.max_frames
+    return total
+
+
+def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
+    summary.frames += 1
+    summary.ages_ms.append(age_ms)
+    summary.indices.append(res.frame.index)
+    for k, v in res.timings_ms.items():
+        summary.timings.setdefault(k, []).append(v)
+    for c in res.detections.class_id:
+        name = names[c] if c < len(names) else str(c)
+        summary.objects[name] = summary.objects.get(name, 0) + 1
+
+
+def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
+             names, backend: str, on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+    """Every result: overlay, outputs, summary. Returns why the run stopped early (None: the pipeline ended)."""
+    fps_meter = _Fps()
+    band_text = cfg.band.describe() if cfg.band.active else None
+    for res in pipeline.results():
+        fps = fps_meter.tick()
+        t0 = time.perf_counter()
+        shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
+        image = draw(shown, names, fps=fps, band_text=band_text, options=cfg.overlay)
+        res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
+        age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
+        outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
+                                          band_text=band_text, age_ms=age_ms, backend=backend))
+        _count(summary, res, age_ms, names)
+        if on_frame is not None:
+            on_frame(summary.frames, total)
+        if not outputs.show(image):
+            return "window closed"
+    return None
+
+
+def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None, outputs_paths: list[str], src: Source) -> None:
+    stats: RunStats = pipeline.stats
+    summary.wall_s = stats.wall_s
+    summary.dropped = stats.dropped
+    summary.stopped_by = stopped_by or stats.stopped_by
+    summary.outputs = outputs_paths
+    outages = getattr(src, "outages", [])
+    summary.outages = len(outages)
+    summary.outage_s = sum(o.duration_s for o in outages)
+
+
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
@@ -217,111 +354,30 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     ``on_frame(done, total)`` is called after each written frame (progress bars).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
-    band = DistanceBand(cfg.band.closer_than, cfg.band.further_than)
-    src = source or open_source(cfg.source.uri, LiveOptions.from_config(cfg.source))
-    to_folder = bool(cfg.output.mp4) and output_is_folder(cfg.output.mp4)
-    if to_folder and any(src.frame_name(i) and (Path(cfg.output.mp4) / src.frame_name(i)).resolve() == Path(p).resolve()
-                         for i, p in enumerate(getattr(src, "paths", []))):
-        raise ConfigError(f"--output {cfg.output.mp4} is the folder of the source images: the annotated images would replace them; give another folder")
-    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=band.describe())
-    # OpenCV's own thread pool would compete with the models' threads for the same cores.
-    cv2.setNumThreads(1)
+    src = source or open_source(cfg.source.uri, cfg.source)
+    _refuse_output_over_source(cfg, src)
+    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
+    cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
         threads, depth, detector = build_models(cfg)
         stat = box_stat_for(cfg, depth)
-        # Outputs are checked before anything heavy runs, so a bad path fails at once.
-        # Files are created on the first frame, so a run that fails before it leaves existing ones as they were.
-        folder = stack.enter_context(ImageFolderSink(cfg.output.mp4)) if to_folder else None
-        if cfg.output.mp4 and not to_folder:
-            prepare_output_path(cfg.output.mp4, "MP4")
-        mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
-        if cfg.output.jsonl:
-            prepare_output_path(cfg.output.jsonl, "JSONL")
-        jsonl: JsonlSink | None = None
-        window = WindowSink("stream") if cfg.output.show else None
-        if window is not None:
-            window.open()
-            stack.callback(window.close)
-        stack.enter_context(detector)
-        depth.open()
-        stack.callback(depth.close)
+        outputs = Outputs(cfg, src, stack)
+        _open_models(stack, depth, detector)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
-        summary.depth_source = depth.source
-        summary.providers = {"detect": engine_providers(detector.engine)}
-        backend = detector.engine.backend
-        summary.backend = engine_options(cfg)[1].describe_running(backend)
-        log.info("backend: %s", summary.backend)  # once, after the models opened (a fallback shows here)
-        if getattr(depth, "engine", None) is not None:
-            summary.providers["depth"] = engine_providers(depth.engine)
-        summary.depth_kind = depth.kind
-        options = OverlayOptions(
-            tint_bgr=tuple(cfg.overlay.tint_bgr), tint_alpha=cfg.overlay.tint_alpha,
-            depth_inset=cfg.overlay.depth_inset, inset_fraction=cfg.overlay.inset_fraction,
-            inset_max_m=cfg.overlay.inset_max_m, hud=cfg.overlay.hud,
-        )
+        backend = _describe_models(summary, cfg, depth, detector)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, band, stat), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, stat), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
-        total = src.frame_count
-        if cfg.source.max_frames:
-            total = min(total, cfg.source.max_frames) if total else cfg.source.max_frames
-        fps_meter = _Fps()
-        band_text = band.describe() if band.active else None
-        names = detector.class_names
         stopped_by = None
         try:
-            for res in pipeline.results():
-                fps = fps_meter.tick()
-                t0 = time.perf_counter()
-                shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
-                image = draw(shown, names, fps=fps, band_text=band_text, options=options)
-                res = res.timed("overlay", _ms(t0))
-                if folder is not None:
-                    t0 = time.perf_counter()
-                    folder.write(image, src.frame_name(res.frame.index), res.frame.index)
-                    res = res.timed("encode", _ms(t0))
-                elif cfg.output.mp4:
-                    if mp4 is None:
-                        h, w = image.shape[:2]
-                        mp4 = stack.enter_context(Mp4Sink(
-                            cfg.output.mp4, fps=src.fps or DEFAULT_IMAGE_FPS, width=w, height=h,
-                            crf=cfg.output.crf, preset=cfg.output.preset,
-                        ))
-                    t0 = time.perf_counter()
-                    mp4.write(fit_frame(image, mp4.height, mp4.width))
-                    res = res.timed("encode", _ms(t0))
-                age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
-                if cfg.output.jsonl:
-                    if jsonl is None:
-                        jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl))
-                    jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                             band_text=band_text, age_ms=age_ms, backend=backend))
-                summary.frames += 1
-                summary.ages_ms.append(age_ms)
-                summary.indices.append(res.frame.index)
-                for k, v in res.timings_ms.items():
-                    summary.timings.setdefault(k, []).append(v)
-                for c in res.detections.class_id:
-                    name = names[c] if c < len(names) else str(c)
-                    summary.objects[name] = summary.objects.get(name, 0) + 1
-                if on_frame is not None:
-                    on_frame(summary.frames, total)
-                if window is not None and not window.write(image):
-                    stopped_by = "window closed"
-                    break
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, detector.class_names, backend, on_frame,
+                                  _frame_total(cfg, src))
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise
         finally:
-            stats: RunStats = pipeline.stats
-            summary.wall_s = stats.wall_s
-            summary.dropped = stats.dropped
-            summary.stopped_by = stopped_by or stats.stopped_by
-            summary.outputs = [p for p in (cfg.output.mp4, cfg.output.jsonl) if p]
-            outages = getattr(src, "outages", [])
-            summary.outages = len(outages)
-            summary.outage_s = sum(o.duration_s for o in outages)
+            _close_summary(summary, pipeline, stopped_by, outputs.paths, src)
     return summary

@@ -8,7 +8,7 @@ statistic over the valid ones. Results go into ``Detections.with_depth``:
 - ``depth_valid_frac`` (N,) float32 in [0, 1], valid pixels / sampled pixels (0 when none);
 - ``depth_spread_m``   (N,) float32 metres, interquartile range (p75 - p25) of the valid sampled depths.
 
-Statistics (config key ``depth.box_stat``):
+Statistics (config key ``depth.box_stat``, validated there; ``auto`` is resolved by the caller):
 
 - ``center_mean``: mean over the central ``roi`` fraction of the box's width and height (``roi`` 0.4:
   the central 40 % x 40 %, at least 1 pixel), as in the report this product comes from;
@@ -29,46 +29,25 @@ from typing import NamedTuple
 
 import numpy as np
 
-from depthstream.errors import ConfigError
 from depthstream.types import DepthMap, Detections
 
-__all__ = ["BoxStat", "parse_box_stat", "assign_box_depth", "BOX_STAT_FORMS"]
+__all__ = ["BoxStat", "parse_box_stat", "assign_box_depth"]
 
-BOX_STAT_FORMS = "center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 BOTTOM_STRIP_FRAC = 0.05
 
 
 class BoxStat(NamedTuple):
-    """A parsed ``depth.box_stat``: ``name`` in center_mean / median / percentile / bottom; ``percentile``
-    is P in [0, 100] for ``percentile:P``, else None."""
+    """A ``depth.box_stat``: ``name`` in center_mean / median / percentile / bottom; ``percentile`` is P in
+    [0, 100] for ``percentile:P``, else None."""
 
     name: str
     percentile: float | None = None
 
 
 def parse_box_stat(spec: str) -> BoxStat:
-    """Parse ``depth.box_stat``: ``center_mean``, ``median``, ``percentile:P`` (0 <= P <= 100) or ``bottom``.
-
-    Raises ConfigError listing the allowed forms for anything else.
-    """
-    if isinstance(spec, BoxStat):
-        return spec
-    if not isinstance(spec, str):
-        raise ConfigError(f"depth.box_stat must be one of {BOX_STAT_FORMS}, got {spec!r}")
-    text = spec.strip()
-    if text in ("center_mean", "median", "bottom"):
-        return BoxStat(text)
-    if text.startswith("percentile:"):
-        value = text[len("percentile:"):].strip()
-        try:
-            p = float(value)
-        except ValueError:
-            p = math.nan
-        if not (0.0 <= p <= 100.0):
-            raise ConfigError(f"depth.box_stat {spec!r}: the percentile P must be a number from 0 to 100 "
-                              f"(e.g. percentile:10), got {value!r}; allowed: {BOX_STAT_FORMS}")
-        return BoxStat("percentile", p)
-    raise ConfigError(f"depth.box_stat must be one of {BOX_STAT_FORMS}, got {spec!r}")
+    """``center_mean`` | ``median`` | ``bottom`` | ``percentile:P`` (validated by the config schema) -> BoxStat."""
+    name, _, p = spec.strip().partition(":")
+    return BoxStat(name, float(p) if name == "percentile" else None)
 
 
 def _pixel_range(lo: float, hi: float) -> tuple[int, int]:
@@ -119,12 +98,10 @@ def assign_box_depth(dets: Detections, depth: DepthMap, stat: str, roi: float = 
     stat:  ``center_mean`` | ``median`` | ``percentile:P`` | ``bottom`` (see the module docstring).
     roi:   (config key ``depth.roi``) central fraction (0, 1] of the box's width and height sampled by
            ``center_mean`` (and of the width by ``bottom``).
+    Both come validated from the config.
     Returns a new Detections; (N,) float32 columns, NaN / 0 / NaN for a box with no valid pixel.
     """
     parsed = parse_box_stat(stat)
-    if isinstance(roi, bool) or not isinstance(roi, (int, float, np.integer, np.floating)) or not 0.0 < roi <= 1.0:
-        raise ConfigError(f"depth.roi (the central fraction of a box that center_mean and bottom sample) "
-                          f"must be in (0, 1], got {roi!r}")
     n = len(dets)
     depth_m = np.full((n,), np.nan, dtype=np.float32)
     valid_frac = np.zeros((n,), dtype=np.float32)

@@ -21,19 +21,18 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from engines.backends import EngineOptions
-from engines.factory import create_engine
-from engines.base import Engine
-
-from .coco import COCO_CLASSES
+from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError, EngineError, ModelNotFoundError
-from .models import verify_shipped
+from depthstream.schema.config import DetectConfig
+from depthstream.schema.sidecar import DetectorCard, find_sidecar
 from depthstream.types import Detections
+from engines.backends import EngineOptions
+from engines.base import Engine
+from engines.factory import create_engine
 
 from .detectors import (
     FAMILY_PREPROCESS,
     STRIDES,
-    DetectorCard,
     Preprocess,
     check_layout_shape,
     classes_in,
@@ -42,12 +41,13 @@ from .detectors import (
     decode_yolov5,
     default_names,
     describe_layouts,
-    find_sidecar,
     grid_cells,
     infer_layout,
     letterbox_image,
+    preprocess_for,
     to_blob,
 )
+from .models import verify_shipped
 
 
 def yolox_grids(size: tuple[int, int], strides: Sequence[int] = STRIDES) -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +135,11 @@ class Detector:
     """Frame -> Detections in frame pixels, for any supported YOLO-family layout, with the model behind the
     ``Engine`` interface. A plain synchronous callable: no threads, no I/O after ``open()``.
 
-    The layout, the input size, the preprocessing and the class names are settled in ``open()``: from
-    ``card`` (a :class:`~stream.detectors.DetectorCard`; by default the sidecar beside the engine's model
-    file, if any), else from the model's input and output shapes and the layout's family. ``class_names``
-    overrides the names; ``classes`` (names or ids) keeps only those classes.
+    ``options`` is the validated config section ``detect`` (conf, iou, classes, max_det; its ``model`` is
+    what :meth:`from_config` opens). The layout, the input size, the preprocessing and the class names are
+    settled in ``open()``: from ``card`` (a :class:`~depthstream.schema.sidecar.DetectorCard`; by default the
+    sidecar beside the engine's model file, if any), else from the model's input and output shapes and the
+    layout's family. ``class_names`` overrides the names; ``options.classes`` (names or ids) keeps only those.
     """
 
     forced_layout: str | None = None  # a subclass that accepts one layout only
@@ -146,21 +147,15 @@ class Detector:
     def __init__(
         self,
         engine: Engine,
+        options: DetectConfig = DetectConfig(),
         *,
-        conf: float = 0.3,
-        iou: float = 0.45,
-        classes: Sequence[str | int] = (),
-        max_det: int = 300,
         class_names: Sequence[str] | None = None,
         card: DetectorCard | None = None,
     ) -> None:
         self.engine = engine
-        self.conf = conf
-        self.iou = iou
-        self.max_det = max_det
+        self.options = options
         self.card = card if card is not None else find_sidecar(Path(engine.path))
         self._names_given = tuple(class_names) if class_names is not None else None
-        self._classes = tuple(classes)
         self.class_names = self._names_given or (self.card.names if self.card and self.card.names else tuple(COCO_CLASSES))
         self.class_filter = None
         self.layout = self.forced_layout or (self.card.layout if self.card else "")
@@ -172,13 +167,19 @@ class Detector:
         self._grids = self._strides = None
 
     @classmethod
-    def from_path(cls, path: str | Path, *, threads: int = 1, engine: EngineOptions | None = None, **kwargs) -> "YoloxDetector":
+    def from_path(cls, path: str | Path, options: DetectConfig = DetectConfig(), *, threads: int = 1,
+                  engine: EngineOptions | None = None, **kwargs) -> "Detector":
         """The detector for an ONNX file, on the backend ``engine`` names (default: ONNX Runtime on the CPU)."""
         path = Path(path)
         if not path.is_file():
             raise ModelNotFoundError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
         verify_shipped(path)
-        return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), **kwargs)
+        return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), options, **kwargs)
+
+    @classmethod
+    def from_config(cls, options: DetectConfig, *, threads: int = 1, engine: EngineOptions | None = None) -> "Detector":
+        """The detector the config section ``detect`` names (its ``model``), with its settings."""
+        return cls.from_path(options.model, options, threads=threads, engine=engine)
 
     def open(self) -> "Detector":
         self.engine.open()
@@ -255,8 +256,8 @@ class Detector:
             self._grids, self._strides = grids, strides
         self.layout = layout
         self.class_names = tuple(names)
-        self.class_filter = resolve_classes(self._classes, self.class_names)
-        self.preprocess = card.preprocess() if card is not None else FAMILY_PREPROCESS[layout]
+        self.class_filter = resolve_classes(self.options.classes, self.class_names)
+        self.preprocess = preprocess_for(card) if card is not None else FAMILY_PREPROCESS[layout]
         self._input_name, self._output_name = spec.name, out.name
         self._in_dtype = np.dtype(spec.dtype)
         self._size = size
@@ -277,12 +278,12 @@ class Detector:
     def decode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The model's output (batch removed) -> xyxy in input pixels, scores, class ids (score >= conf)."""
         if self.layout == "yolox":
-            return decode_yolox(raw, self._grids, self._strides, self.conf)
+            return decode_yolox(raw, self._grids, self._strides, self.options.conf)
         if self.layout == "ultralytics":
-            return decode_ultralytics(raw, self.conf)
+            return decode_ultralytics(raw, self.options.conf)
         if self.layout == "yolov5":
-            return decode_yolov5(raw, self.conf)
-        return decode_end2end(raw, self.conf)
+            return decode_yolov5(raw, self.options.conf)
+        return decode_end2end(raw, self.options.conf)
 
     def __call__(self, image: np.ndarray) -> tuple[Detections, dict[str, float]]:
         """BGR uint8 (H, W, 3) -> (Detections in frame pixels, {'detect_pre'|'detect_infer'|'detect_post': ms})."""
@@ -297,9 +298,9 @@ class Detector:
             sel = np.isin(class_ids, self.class_filter)
             boxes, scores, class_ids = boxes[sel], scores[sel], class_ids[sel]
         if self.layout == "end2end":  # one box per object already: best first, no NMS
-            keep = np.argsort(-scores, kind="stable")[: self.max_det]
+            keep = np.argsort(-scores, kind="stable")[: self.options.max_det]
         else:
-            keep = class_aware_nms(boxes, scores, class_ids, self.iou)[: self.max_det]
+            keep = class_aware_nms(boxes, scores, class_ids, self.options.iou)[: self.options.max_det]
         h, w = image.shape[:2]
         dets = Detections(geometry.to_frame(boxes[keep], w, h), scores[keep], class_ids[keep])
         t3 = time.perf_counter()

@@ -21,48 +21,25 @@ Preprocessing per family (a sidecar can override each item):
   padding split in two with ``round(d / 2 -+ 0.1)``), pad 114.
 
 The layout comes from the sidecar (``model.yaml`` beside ``model.onnx``, written by ``python -m export
-detector``) or, without one, from the output shape as in the table. A model matching none is a
-:class:`~depthstream.errors.EngineError` naming the shapes found. Class names come from the sidecar; without
-one, a model with 80 classes gets the COCO names and any other gets ``class0``, ``class1``, ...
-
-Sidecar (YAML; every key but ``task`` and ``layout`` optional)::
-
-    task: detect                   # says this file describes a detector
-    layout: ultralytics            # yolox | ultralytics | yolov5 | end2end
-    name: yolo11n                  # shown in logs
-    family: ultralytics            # informational: who made it
-    model: yolo11n.onnx            # informational: the ONNX it describes
-    input: images                  # input tensor name (default: the model's only input)
-    output: output0                # output tensor name (default: the model's only output)
-    size: [640, 640]               # input [height, width] (required when the model's input is dynamic)
-    colour: rgb                    # rgb | bgr
-    scale: 0.00392156862745098     # multiplies the uint8 pixels
-    letterbox: centre              # centre | top-left
-    pad: 114                       # padding value, 0..255
-    names: [person, bicycle, ...]  # class names, one per class
-    notes: [...]                   # informational: export command, parity check
+detector``; its keys and their validation are in :mod:`depthstream.schema.sidecar`) or, without one, from
+the output shape as in the table. A model matching none is a :class:`~depthstream.errors.EngineError`
+naming the shapes found. Class names come from the sidecar; without one, a model with 80 classes gets the
+COCO names and any other gets ``class0``, ``class1``, ...
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
-import yaml
 
-from .coco import COCO_CLASSES
-from depthstream.errors import ConfigError
+from depthstream.coco import COCO_CLASSES
+from depthstream.schema.sidecar import DetectorCard
 
-LAYOUTS = ("yolox", "ultralytics", "yolov5", "end2end")
-PLACEMENTS = ("centre", "top-left")
 STRIDES = (8, 16, 32)
 PAD_VALUE = 114
-SIDECAR_KEYS = ("task", "layout", "name", "family", "model", "input", "output", "size", "colour", "scale",
-                "letterbox", "pad", "names", "notes")
 
 
 @dataclass(frozen=True)
@@ -81,104 +58,10 @@ FAMILY_PREPROCESS = {"yolox": YOLOX_PREPROCESS, "ultralytics": ULTRALYTICS_PREPR
                      "yolov5": ULTRALYTICS_PREPROCESS, "end2end": ULTRALYTICS_PREPROCESS}
 
 
-@dataclass(frozen=True)
-class DetectorCard:
-    """A parsed detector sidecar; None = not given (the family's default or the model's own value)."""
-
-    layout: str
-    path: Path
-    name: str | None = None
-    input: str | None = None
-    output: str | None = None
-    size: tuple[int, int] | None = None
-    colour: str | None = None
-    scale: float | None = None
-    letterbox: str | None = None
-    pad: int | None = None
-    names: tuple[str, ...] | None = None
-
-    def preprocess(self) -> Preprocess:
-        base = FAMILY_PREPROCESS[self.layout]
-        changes = {k: getattr(self, k) for k in ("colour", "scale", "letterbox", "pad") if getattr(self, k) is not None}
-        return replace(base, **changes)
-
-
-def _fail(where: str, msg: str) -> ConfigError:
-    return ConfigError(f"detector sidecar {where}: {msg}")
-
-
-def load_detector_card(path: str | Path) -> DetectorCard:
-    """Read and check a detector sidecar; every problem is a ConfigError naming the file, key and value."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(str(path), "file not found") from None
-    except yaml.YAMLError as exc:
-        raise _fail(str(path), f"not valid YAML: {str(exc).splitlines()[0]}") from exc
-    where = str(path)
-    if not isinstance(data, dict):
-        raise _fail(where, f"must be a mapping of keys (task, layout, ...), got {type(data).__name__}")
-    for key in data:
-        if key not in SIDECAR_KEYS:
-            close = difflib.get_close_matches(str(key), SIDECAR_KEYS, n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(SIDECAR_KEYS)}"
-            raise _fail(where, f"unknown key {str(key)!r} ({hint})")
-    if data.get("task") != "detect":
-        raise _fail(where, f"'task' must be 'detect' (this file describes a detector), got {data.get('task')!r}; "
-                           f"a depth model card belongs to --depth-model")
-    layout = data.get("layout")
-    if layout not in LAYOUTS:
-        raise _fail(where, f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    out: dict[str, Any] = {"layout": layout, "path": path}
-    for key in ("name", "input", "output"):
-        if key in data:
-            if not isinstance(data[key], str) or not data[key]:
-                raise _fail(where, f"{key} must be a non-empty string, got {data[key]!r}")
-            out[key] = data[key]
-    if "size" in data:
-        size = data["size"]
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                                   and v > 0 and v % 32 == 0 for v in size)):
-            raise _fail(where, f"size must be [height, width], two positive multiples of 32, got {size!r}")
-        out["size"] = (size[0], size[1])
-    if "colour" in data:
-        if data["colour"] not in ("rgb", "bgr"):
-            raise _fail(where, f"colour must be rgb or bgr, got {data['colour']!r}")
-        out["colour"] = data["colour"]
-    if "scale" in data:
-        s = data["scale"]
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 1:
-            raise _fail(where, f"scale must be a number in (0, 1] (1 for 0..255, 0.00392156862745098 for /255), got {s!r}")
-        out["scale"] = float(s)
-    if "letterbox" in data:
-        if data["letterbox"] not in PLACEMENTS:
-            raise _fail(where, f"letterbox must be one of {', '.join(PLACEMENTS)}, got {data['letterbox']!r}")
-        out["letterbox"] = data["letterbox"]
-    if "pad" in data:
-        pad = data["pad"]
-        if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad <= 255:
-            raise _fail(where, f"pad must be an integer 0..255, got {pad!r}")
-        out["pad"] = pad
-    if "names" in data:
-        names = data["names"]
-        if isinstance(names, dict):  # Ultralytics' own {0: person, 1: bicycle, ...}
-            if sorted(names) != list(range(len(names))):
-                raise _fail(where, f"names as a mapping must have the keys 0..{len(names) - 1}")
-            names = [names[i] for i in range(len(names))]
-        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
-            raise _fail(where, f"names must be a non-empty list of class names, got {data['names']!r}")
-        out["names"] = tuple(names)
-    return DetectorCard(**out)
-
-
-def find_sidecar(model: Path) -> DetectorCard | None:
-    """The sidecar beside ``model`` (same name, .yaml or .yml) if there is one with ``task: detect``."""
-    for suffix in (".yaml", ".yml"):
-        p = model.with_suffix(suffix)
-        if p.is_file():
-            return load_detector_card(p)
-    return None
+def preprocess_for(card: DetectorCard) -> Preprocess:
+    """The family's preprocessing with what the sidecar sets instead."""
+    changes = {k: getattr(card, k) for k in ("colour", "scale", "letterbox", "pad") if getattr(card, k) is not None}
+    return replace(FAMILY_PREPROCESS[card.layout], **changes)
 
 
 # -- the layout from the output shape --------------------------------------------------------------

@@ -7,7 +7,7 @@ numpy operations only (no per-pixel Python), about 1-3 ms on a 768x576 frame.
 What is drawn, in this order (later layers cover earlier ones):
 
 1. tint: pixels *outside* the distance band (``Result.mask`` False) are blended toward
-   ``OverlayOptions.tint_bgr`` by ``tint_alpha``; pixels inside the band are left exactly as they were.
+   ``overlay.tint_bgr`` by ``tint_alpha``; pixels inside the band are left exactly as they were.
 2. boxes: one rectangle per detection in a per-class colour (``class_colour``), with a filled label
    ``"{class} {score:.2f} {depth:.1f} m"`` (``"? m"`` when the box has no valid depth) kept inside the
    image.
@@ -24,15 +24,14 @@ import colorsys
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from depthstream.errors import ConfigError
+from depthstream.schema.config import OverlayConfig
 from depthstream.types import Detections, Result
 
-__all__ = ["OverlayOptions", "draw", "colorize_depth", "class_colour", "label_text"]
+__all__ = ["draw", "colorize_depth", "class_colour", "label_text"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MARGIN_PX = 6
@@ -40,47 +39,8 @@ _HUD_ALPHA = 0.45
 _HUD_TEXT_BGR = (255, 255, 255)
 _INSET_BORDER_BGR = (255, 255, 255)
 _MIN_INSET_PX = 16
-
-
-@dataclass(frozen=True)
-class OverlayOptions:
-    """How ``draw`` annotates a frame.
-
-    tint_bgr:       (B, G, R) 0..255, the colour the area outside the distance band is blended toward.
-    tint_alpha:     0..1, how strongly that area is tinted (0: not at all, 1: solid tint colour).
-    depth_inset:    draw the colour-mapped depth map in the top-right corner.
-    inset_fraction: (0, 1], the inset's width as a fraction of the frame's width.
-    inset_max_m:    > 0 metres, the far end of the inset's fixed colour range 0..inset_max_m; the same
-                    metres always get the same colour, in every frame.
-    hud:            draw the text panel (FPS, depth source, band, stage timings) top-left.
-    line_px:        >= 1, box line thickness in pixels.
-    font_scale:     > 0, OpenCV Hershey font scale for labels and HUD (0.5 is about 11 px high).
-    """
-
-    tint_bgr: tuple[int, int, int] = (40, 40, 160)
-    tint_alpha: float = 0.45
-    depth_inset: bool = False
-    inset_fraction: float = 0.25
-    inset_max_m: float = 20.0
-    hud: bool = True
-    line_px: int = 2
-    font_scale: float = 0.5
-
-    def __post_init__(self) -> None:
-        tint = tuple(self.tint_bgr)
-        if len(tint) != 3 or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in tint):
-            raise ConfigError(f"overlay tint_bgr must be three integers 0..255 (B, G, R), got {self.tint_bgr!r}")
-        if not 0.0 <= self.tint_alpha <= 1.0:
-            raise ConfigError(f"overlay tint_alpha must be between 0 and 1, got {self.tint_alpha!r}")
-        if not 0.0 < self.inset_fraction <= 1.0:
-            raise ConfigError(f"overlay inset_fraction must be in (0, 1] (inset width / frame width), got {self.inset_fraction!r}")
-        if not (math.isfinite(self.inset_max_m) and self.inset_max_m > 0):
-            raise ConfigError(f"overlay inset_max_m must be a positive number of metres, got {self.inset_max_m!r}")
-        if int(self.line_px) != self.line_px or self.line_px < 1:
-            raise ConfigError(f"overlay line_px must be an integer >= 1, got {self.line_px!r}")
-        if not (math.isfinite(self.font_scale) and self.font_scale > 0):
-            raise ConfigError(f"overlay font_scale must be > 0, got {self.font_scale!r}")
-        object.__setattr__(self, "tint_bgr", tuple(int(c) for c in tint))
+_LINE_PX = 2  # box line thickness
+_FONT_SCALE = 0.5  # Hershey font scale of labels and HUD (about 11 px high)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -137,7 +97,7 @@ def draw(
     *,
     fps: float | None,
     band_text: str | None,
-    options: OverlayOptions,
+    options: OverlayConfig,
 ) -> np.ndarray:
     """Annotate ``result.frame.image``; returns a new (H, W, 3) uint8 BGR image, the input untouched.
 
@@ -146,6 +106,7 @@ def draw(
     class_names: detector class names indexed by ``class_id``; ids outside it are shown as "class N".
     fps:         measured frames per second for the HUD, or None to leave it out.
     band_text:   the distance band in words ("closer than 2 m"), or None to leave it out.
+    options:     the validated config section ``overlay`` (tint, inset, HUD).
     """
     image = result.frame.image
     height, width = image.shape[:2]
@@ -168,11 +129,11 @@ def draw(
         max_text_w = reserved_right - 3 * _MARGIN_PX
         if max_text_w < width // 3:
             max_text_w = width - 2 * _MARGIN_PX
-        _draw_hud(out, lines, max_text_w, options.font_scale)
+        _draw_hud(out, lines, max_text_w, _FONT_SCALE)
     return out
 
 
-def _tint_outside(out: np.ndarray, image: np.ndarray, mask: np.ndarray, options: OverlayOptions) -> None:
+def _tint_outside(out: np.ndarray, image: np.ndarray, mask: np.ndarray, options: OverlayConfig) -> None:
     if mask.shape != image.shape[:2]:
         raise ValueError(f"Result.mask has shape {mask.shape}, expected the frame's (H, W) = {image.shape[:2]}")
     alpha = float(options.tint_alpha)
@@ -189,10 +150,10 @@ def _text_colour(bg_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if luma > 140 else (255, 255, 255)
 
 
-def _draw_boxes(out: np.ndarray, dets: Detections, class_names: Sequence[str], options: OverlayOptions) -> None:
+def _draw_boxes(out: np.ndarray, dets: Detections, class_names: Sequence[str], options: OverlayConfig) -> None:
     height, width = out.shape[:2]
-    thickness = int(options.line_px)
-    scale = options.font_scale
+    thickness = _LINE_PX
+    scale = _FONT_SCALE
     boxes = np.nan_to_num(dets.xyxy, nan=0.0)
     boxes = np.clip(np.rint(boxes), [0, 0, 0, 0], [width - 1, height - 1, width - 1, height - 1]).astype(np.int32)
     rows = list(zip(boxes.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), dets.depth_m.tolist()))
@@ -222,13 +183,13 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _draw_inset(out: np.ndarray, metres: np.ndarray, options: OverlayOptions) -> int | None:
+def _draw_inset(out: np.ndarray, metres: np.ndarray, options: OverlayConfig) -> int | None:
     """Draw the depth inset top-right; returns its left x, or None when the frame is too small for it."""
     height, width = out.shape[:2]
     dh, dw = metres.shape[:2]
     if dh == 0 or dw == 0:
         return None
-    scale = options.font_scale * 0.8
+    scale = _FONT_SCALE * 0.8
     legend = f"0-{options.inset_max_m:g} m"
     (tw, th), base = cv2.getTextSize(legend, _FONT, scale, 1)
     bar_h = max(4, th // 2)

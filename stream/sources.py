@@ -9,7 +9,7 @@ decoding; every latency is measured from it.
 Threads: ``read()`` is called by one thread (the pipeline's reader); ``close()`` may be called from any
 thread at any time. A source that holds a decoder (FFmpeg, OpenCV) must never free it under a read in
 progress, so a ``close()`` that arrives during a read is deferred to the end of that read
-(:meth:`Source._reading`). Reads of live sources are bounded by timeouts (``LiveOptions``), so a deferred
+(:meth:`Source._reading`). Reads of live sources are bounded by timeouts (the config section ``source``), so a deferred
 close always happens.
 
 Live sources (cameras, network streams, GStreamer pipelines) are wrapped in :class:`ReconnectingSource`:
@@ -37,8 +37,10 @@ import cv2
 import numpy as np
 
 from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
-from .models import DEMO_CLIP, verify_shipped
+from depthstream.schema.config import SourceConfig
 from depthstream.types import Frame
+
+from .models import DEMO_CLIP, verify_shipped
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +55,6 @@ def redact(text: str) -> str:
     """Hide credentials in a URL or in a message holding URLs: ``rtsp://user:pw@host/x`` ->
     ``rtsp://***@host/x``, and ``?user=a&password=b`` -> ``?user=***&password=***``."""
     return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", str(text)))
-
-
-@dataclass(frozen=True)
-class LiveOptions:
-    """How live sources are opened, read and reopened (``source.*`` in config.yaml)."""
-
-    open_timeout_s: float = 5.0  # connecting (and reading the stream's header) may take this long
-    read_timeout_s: float = 5.0  # no frame for this long: the feed is lost
-    rtsp_transport: str = "tcp"  # tcp (interleaved, passes firewalls, no packet loss) | udp
-    reconnect_attempts: int = 30  # per outage; 0 = a lost feed ends the run with an error
-    reconnect_backoff_s: float = 0.5  # wait before the first attempt; doubles after each failed one
-    reconnect_backoff_max_s: float = 2.0  # the longest wait between two attempts
-
-    @classmethod
-    def from_config(cls, section) -> "LiveOptions":
-        """From the ``source`` section of the config (any object with these attributes)."""
-        return cls(**{f.name: getattr(section, f.name) for f in dataclasses.fields(cls) if hasattr(section, f.name)})
 
 
 @dataclass(frozen=True)
@@ -419,7 +404,7 @@ class ReconnectingSource(Source):
     the media clock by the outage's length, so the gap shows in the JSONL.
     """
 
-    def __init__(self, inner: Source, options: LiveOptions) -> None:
+    def __init__(self, inner: Source, options: SourceConfig) -> None:
         super().__init__(inner.uri)
         self.inner = inner
         self.source_id = inner.source_id
@@ -544,7 +529,7 @@ def _ff_message(exc: Exception) -> str:
     return redact(text.splitlines()[0])
 
 
-def _network_options(uri: str, live: LiveOptions) -> dict[str, str]:
+def _network_options(uri: str, live: SourceConfig) -> dict[str, str]:
     # A short probe: FFmpeg's default (5 s of stream analysis) delays the first frame and fills a
     # backlog of old frames; half a second finds the size and rate of a camera stream.
     options = {"analyzeduration": "500000"}
@@ -553,10 +538,10 @@ def _network_options(uri: str, live: LiveOptions) -> dict[str, str]:
     return options
 
 
-def open_source(uri: str, live: LiveOptions | None = None) -> Source:
+def open_source(uri: str, live: SourceConfig | None = None) -> Source:
     """Pick the source for what the user typed (not yet opened). Live sources come wrapped in a
-    :class:`ReconnectingSource` configured by ``live``."""
-    live = live or LiveOptions()
+    :class:`ReconnectingSource` configured by ``live`` (the config section ``source``)."""
+    live = live or SourceConfig()
     uri = str(uri).strip()
     if not uri:
         raise ConfigError("--source is empty: give a video file, a folder or glob of images, a camera index, a URL or 'demo'")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import YOLOX
 from engines.base import Engine, TensorSpec
-from stream.coco import COCO_CLASSES
+from depthstream.coco import COCO_CLASSES
 from stream.detect import Detector, YoloxDetector
 from stream.detectors import (
     Geometry,
@@ -21,9 +21,10 @@ from stream.detectors import (
     grid_cells,
     infer_layout,
     letterbox_image,
-    load_detector_card,
 )
 from depthstream.errors import ConfigError, EngineError
+from depthstream.schema.config import DetectConfig
+from depthstream.schema.sidecar import load_detector_card
 
 F32 = np.dtype(np.float32)
 
@@ -92,8 +93,10 @@ def test_decoders_by_hand():
 
 
 def _detect(output, **kwargs):
-    det = Detector(FakeEngine(output, **{k: v for k, v in kwargs.items() if k in ("in_shape", "out_shape", "path")}),
-                   **{k: v for k, v in kwargs.items() if k not in ("in_shape", "out_shape", "path")})
+    engine_args = ("in_shape", "out_shape", "path")
+    options = {k: v for k, v in kwargs.items() if k in ("conf", "iou", "max_det", "classes")}
+    det = Detector(FakeEngine(output, **{k: v for k, v in kwargs.items() if k in engine_args}), DetectConfig(**options),
+                   **{k: v for k, v in kwargs.items() if k not in engine_args and k not in options})
     with det:
         dets, timings = det(FRAME)
     return det, dets
@@ -224,16 +227,18 @@ def test_sidecar_beside_the_model_is_found(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("task: detect\nlayout: yolo8\n", r"layout must be one of yolox, ultralytics, yolov5, end2end, got 'yolo8'"),
-    ("task: depth\nlayout: yolox\n", r"'task' must be 'detect' .* got 'depth'; a depth model card belongs to --depth-model"),
+    ("task: detect\nlayout: yolo8\n", r"layout: got 'yolo8', expected yolox \| ultralytics \| yolov5 \| end2end$"),
+    ("task: depth\nlayout: yolox\n", r"task: got 'depth', expected detect \(this file describes a detector; a depth model card "
+                                     r"belongs to --depth-model\)"),
+    ("layout: yolox\n", r"missing required key task \(required: task, layout\)"),
     ("task: detect\nlayout: yolox\nnmes: [a]\n", r"unknown key 'nmes' \(did you mean 'names'\?\)"),
-    ("task: detect\nlayout: yolox\nsize: [640, 630]\n", r"size must be \[height, width\], two positive multiples of 32"),
-    ("task: detect\nlayout: yolox\ncolour: rbg\n", r"colour must be rgb or bgr, got 'rbg'"),
-    ("task: detect\nlayout: yolox\nscale: 255\n", r"scale must be a number in \(0, 1\]"),
-    ("task: detect\nlayout: yolox\nletterbox: center\n", r"letterbox must be one of centre, top-left, got 'center'"),
-    ("task: detect\nlayout: yolox\npad: 300\n", r"pad must be an integer 0..255, got 300"),
-    ("task: detect\nlayout: yolox\nnames: []\n", r"names must be a non-empty list of class names"),
-    ("task: detect\nlayout: yolox\nnames: {1: a}\n", r"names as a mapping must have the keys 0..0"),
+    ("task: detect\nlayout: yolox\nsize: [640, 630]\n", r"size: got \[640, 630\], expected \[height, width\], two positive multiples of 32"),
+    ("task: detect\nlayout: yolox\ncolour: rbg\n", r"colour: got 'rbg', expected rgb \| bgr"),
+    ("task: detect\nlayout: yolox\nscale: 255\n", r"scale: got 255, expected a number in \(0, 1\]"),
+    ("task: detect\nlayout: yolox\nletterbox: center\n", r"letterbox: got 'center', expected centre \| top-left"),
+    ("task: detect\nlayout: yolox\npad: 300\n", r"pad: got 300, expected an integer in 0..255"),
+    ("task: detect\nlayout: yolox\nnames: []\n", r"names: got \[\], expected a non-empty list of class names"),
+    ("task: detect\nlayout: yolox\nnames: {1: a}\n", r"names: got \{1: 'a'\}, expected class names; as a mapping its keys must be 0..0"),
     ("[1, 2]\n", r"must be a mapping of keys"),
     ("task: detect\nlayout: [\n", r"not valid YAML"),
 ])
@@ -339,7 +344,7 @@ def test_real_detector_in_each_layout_finds_the_dog(tmp_path, dog_image, yolox_d
     path = _rewrap_yolox(layout, tmp_path / f"yolox_as_{layout}.onnx")
     dog = COCO_CLASSES.index("dog")
     ref = yolox_dog.xyxy[yolox_dog.class_id == dog][0]
-    with Detector.from_path(path, threads=1, conf=0.5) as det:
+    with Detector.from_path(path, DetectConfig(conf=0.5), threads=1) as det:
         assert det.layout == layout and det.preprocess.colour == "rgb" and det.preprocess.letterbox == "centre"
         dets, _ = det(dog_image)
     # The family's centred letterbox shows the network the photo 52 px lower than YOLOX's top-left one:
@@ -350,7 +355,7 @@ def test_real_detector_in_each_layout_finds_the_dog(tmp_path, dog_image, yolox_d
     # With the sidecar's letterbox at the top-left the network sees exactly YOLOX's input (RGB / 255 in, x 255
     # and back to BGR inside): every layout's decoding gives YOLOX's own dog box.
     path.with_suffix(".yaml").write_text(f"task: detect\nlayout: {layout}\nletterbox: top-left\n")
-    with Detector.from_path(path, threads=1, conf=0.5) as det:
+    with Detector.from_path(path, DetectConfig(conf=0.5), threads=1) as det:
         dets, _ = det(dog_image)
     got = dets.xyxy[dets.class_id == dog]
     assert np.abs(got[0] - ref).max() < 0.05, (got[0], ref)

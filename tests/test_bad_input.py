@@ -51,7 +51,7 @@ CASES = [
     Case("missing-file", ("--source", "{ws}/missing.mp4"), 2, r"^error: source file not found: .*/missing.mp4 \(expected a video file"),
     Case("folder-without-images", ("--source", "{ws}/no_images"), 2, r"^error: folder .*/no_images holds no images \(looked for .bmp"),
     Case("glob-matching-nothing", ("--source", "{ws}/no_images/*.jpg"), 2, r"^error: no images match .*/no_images/\*.jpg"),
-    Case("empty-source", ("--source", ""), 2, r"^error: source.uri: got '', expected a string$"),
+    Case("empty-source", ("--source", ""), 2, r"^error: source.uri: got '', expected a non-empty string$"),
     Case("bad-url-scheme", ("--source", "ftp://me:secret@127.0.0.1/x.mp4"), 2,
          r"^error: unsupported URL scheme in --source ftp://\*\*\*@127.0.0.1/x.mp4: expected one of rtsp, rtsps, http, https"),
     Case("camera-index-absent", ("--source", "9"), 2, r"^error: no camera 9: /dev/video9 does not exist; list the cameras with 'ls /dev/video\*'",
@@ -107,7 +107,7 @@ CASES = [
     Case("layout-unknown", ("--layout", "fast"), 2, r"^error: argument --layout: invalid choice: 'fast'"),
     Case("max-frames-negative", ("--max-frames", "-1"), 2, r"^error: argument --max-frames: --max-frames must be >= 0"),
     Case("config-file-missing", ("--config", "{ws}/nope_config.yaml"), 2, r"^error: config file not found: .*/nope_config.yaml$"),
-    Case("config-file-not-yaml", ("--config", "{ws}/broken.yaml"), 2, r"^error: config file .*/broken.yaml is not valid YAML"),
+    Case("config-file-not-yaml", ("--config", "{ws}/broken.yaml"), 2, r"^error: config file .*/broken.yaml: not valid YAML"),
     Case("unknown-flag", ("--bogus",), 2, r"^error: unrecognized arguments: --bogus"),
 ]
 

@@ -23,6 +23,7 @@ from bench.models_bench import bench_models, skip_reason
 from bench.pipeline_bench import (GROUND_PLANE, LoopSource, RunResult, Workload, _dropped_after_warmup, _limits,
                                   bench_pipeline, finalise)
 from bench.stats import ratio, steady_fps, summarise
+from depthstream.schema.config import GroundPlaneConfig
 from stream.depth import GroundPlaneDepth
 from depthstream.errors import ConfigError, DepthError
 
@@ -310,7 +311,8 @@ def test_evaluate_leaves_out_invalid_pixels_and_resizes():
 def _write_pairs(folder: Path, layout: str, n: int = 2, size=(48, 64)) -> None:
     """Synthetic RGB-D pairs whose depth is the demo camera's ground plane (mm, 16-bit)."""
     h, w = size
-    gp = GroundPlaneDepth(7.07, 16.5, focal_px=1194.6 * h / 576, cy_px=282.6 * h / 576, max_depth_m=60)
+    gp = GroundPlaneDepth(GroundPlaneConfig(height_m=7.07, pitch_deg=16.5, focal_px=1194.6 * h / 576, cy_px=282.6 * h / 576,
+                                            max_depth_m=60))
     mm = np.nan_to_num(gp.depth_for_size(h, w).metres * 1000, nan=0).round().astype(np.uint16)
     for i in range(n):
         rgb = np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8)

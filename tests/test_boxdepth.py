@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from stream.boxdepth import BoxStat, assign_box_depth, parse_box_stat
 from depthstream.errors import ConfigError
+from depthstream.schema.config import load_config
 from depthstream.types import DepthMap, Detections
+from stream.boxdepth import BoxStat, assign_box_depth, parse_box_stat
 
 
 def dets(*boxes) -> Detections:
@@ -150,24 +151,28 @@ def test_parse_box_stat(spec, expected):
     assert parse_box_stat(spec) == expected
 
 
+FORMS = r"expected auto \| center_mean \| median \| percentile:P \(0 <= P <= 100\) \| bottom$"
+
+
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        ("mean", r"depth\.box_stat must be one of center_mean \| median \| percentile:P \(0 <= P <= 100\) \| bottom, got 'mean'"),
-        ("", r"depth\.box_stat must be one of .*got ''"),
-        (None, r"depth\.box_stat must be one of .*got None"),
-        ("percentile:101", r"depth\.box_stat 'percentile:101': the percentile P must be a number from 0 to 100 .*got '101'"),
-        ("percentile:-1", r"P must be a number from 0 to 100 .*got '-1'"),
-        ("percentile:ten", r"P must be a number from 0 to 100 .*got 'ten'; allowed: center_mean"),
-        ("percentile:nan", r"P must be a number from 0 to 100"),
+        ("mean", r"^depth\.box_stat: got 'mean', " + FORMS),
+        ("", r"^depth\.box_stat: got '', " + FORMS),
+        (False, r"^depth\.box_stat: got False, " + FORMS),
+        ("percentile:101", r"^depth\.box_stat: got 'percentile:101', " + FORMS),
+        ("percentile:-1", r"^depth\.box_stat: got 'percentile:-1', " + FORMS),
+        ("percentile:ten", r"^depth\.box_stat: got 'percentile:ten', " + FORMS),
+        ("percentile:nan", r"^depth\.box_stat: got 'percentile:nan', " + FORMS),
     ],
 )
-def test_parse_box_stat_errors(spec, match):
+def test_box_stat_errors(spec, match):
+    """depth.box_stat is checked when the config loads, before any frame."""
     with pytest.raises(ConfigError, match=match):
-        parse_box_stat(spec)
+        load_config(overrides={"depth.box_stat": spec})
 
 
 @pytest.mark.parametrize("roi", [0, 1.5, -0.2, "0.4"])
-def test_roi_validated(near_centre, roi):
-    with pytest.raises(ConfigError, match=r"depth\.roi .* must be in \(0, 1\]"):
-        assign_box_depth(dets([0, 0, 10, 10]), near_centre, "center_mean", roi=roi)
+def test_roi_validated(roi):
+    with pytest.raises(ConfigError, match=r"^depth\.roi: got .*, expected a fraction in \(0, 1\]$"):
+        load_config(overrides={"depth.roi": roi})

@@ -1,4 +1,4 @@
-"""config.yaml -> validated frozen dataclasses; every promised message."""
+"""config.yaml -> validated frozen dataclasses (the schema in depthstream.schema.config); every promised message."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from stream.config import Config, all_keys, load_config, parse_set
 from depthstream.errors import ConfigError
+from depthstream.schema.config import Config, config_keys, load_config, parse_set
 
 
 def test_defaults_file_documents_every_key():
@@ -23,7 +23,25 @@ def test_defaults_file_documents_every_key():
             else:
                 yield f"{prefix}{k}"
 
-    assert sorted(flat(data)) == sorted(all_keys(Config))
+    assert sorted(flat(data)) == sorted(config_keys())
+
+
+def test_defaults_file_holds_the_schema_defaults():
+    """Every value in config.yaml is the schema's default (and the other way round), so the documented
+    defaults are the ones a component gets when it is built without a config."""
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    schema = dataclasses.asdict(Config())
+
+    def lists(v):
+        return [lists(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    for section, values in schema.items():
+        for key, default in values.items():
+            if isinstance(default, dict):
+                for sub, value in default.items():
+                    assert data[section][key][sub] == lists(value), f"{section}.{key}.{sub}"
+            else:
+                assert data[section][key] == lists(default), f"{section}.{key}"
 
 
 def test_defaults_load_and_are_frozen():
@@ -61,12 +79,21 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.cnf=0.4", r"unknown config key 'detect.cnf' \(did you mean 'detect.conf'\?\)"),
         ("dtect.conf=0.4", r"unknown config key 'dtect.conf' \(did you mean 'detect.conf'\?\)"),
         ("detect.conf=1.5", r"detect.conf: got 1.5, expected a number in \[0, 1\]"),
-        ("detect.conf=abc", r"detect.conf: got 'abc', expected a number"),
+        ("detect.conf=abc", r"detect.conf: got 'abc', expected a number in \[0, 1\]"),
         ("pipeline.layout=fast", r"pipeline.layout: got 'fast', expected serial \| parallel"),
         ("pipeline.queue_size=0", r"pipeline.queue_size: got 0, expected an integer in 1..256"),
         ("mask.blur_ksize=4", r"mask.blur_ksize: got 4, expected an odd integer >= 3"),
         ("overlay.hud=maybe", r"overlay.hud: got 'maybe', expected true or false"),
         ("detect.conf", r"--set expects key=value"),
+        ("overlay.tint_bgr=[1]", r"^overlay.tint_bgr: got \[1\], expected three integers 0..255 \(B, G, R\)$"),
+        ("band.closer_than=-3", r"^band.closer_than: got -3, expected a positive number of metres or null$"),
+        ("detect.classes=[persn]", r"^detect.classes: got \['persn'\], expected names of the detector's classes; 'persn' is "
+                                   r"not one \(did you mean 'person'\?\)$"),
+        ("detect.classes=[person, -1]", r"^detect.classes: got \['person', -1\], expected a list of class names or ids"),
+        ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
+        ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
+        ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
+        ("depth.source=''", r"^depth.source: got '', expected ground-plane, a model card .yaml or an .onnx with a card beside it$"),
     ],
 )
 def test_bad_set_items(item, message):
@@ -86,9 +113,42 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("detect: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"config file .*broken.yaml: not valid YAML: while parsing"):
         load_config(broken)
 
 
 def test_parse_set_reads_null():
     assert parse_set("band.closer_than=null") == ("band.closer_than", None)
+
+
+def test_classes_known_to_the_detector_pass(tmp_path):
+    assert load_config(sets=["detect.classes=[person, car, 2]"]).detect.classes == ("person", "car", 2)
+    # A model with a sidecar: its names, not COCO's.
+    (tmp_path / "m.onnx").write_bytes(b"")
+    (tmp_path / "m.yaml").write_text("task: detect\nlayout: ultralytics\nnames: [cat, dog]\n")
+    assert load_config(sets=["detect.classes=[dog, 0]"], overrides={"detect.model": str(tmp_path / "m.onnx")}).detect.classes == ("dog", 0)
+    with pytest.raises(ConfigError, match=r"^detect.classes: got \['person'\], expected names of the detector's classes; "
+                                          r"'person' is not one \(the names are in m.yaml\)$"):
+        load_config(sets=["detect.classes=[person]"], overrides={"detect.model": str(tmp_path / "m.onnx")})
+    with pytest.raises(ConfigError, match=r"^detect.classes: got \[2\], expected class ids 0..1 \(the classes of m.yaml\), got 2$"):
+        load_config(sets=["detect.classes=[2]"], overrides={"detect.model": str(tmp_path / "m.onnx")})
+
+
+def test_a_section_must_be_a_mapping_and_an_empty_one_keeps_its_defaults(tmp_path):
+    user = tmp_path / "list.yaml"
+    user.write_text("pipeline: []\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: pipeline: got \[\], expected a mapping of keys \(layout, queue_size, "
+                                          r"policy, threads, timeout_s\)$"):
+        load_config(user)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("pipeline:\nband:\n")
+    assert load_config(empty).pipeline == load_config().pipeline
+
+
+def test_cross_checks_name_the_file_that_breaks_them(tmp_path):
+    user = tmp_path / "gp.yaml"
+    user.write_text("depth:\n  ground_plane:\n    vfov_deg: 60\n")  # focal_px still set by config.yaml
+    with pytest.raises(ConfigError, match=r"gp.yaml: depth.ground_plane: give exactly one of vfov_deg .* got both"):
+        load_config(user)
+    user.write_text("depth:\n  ground_plane:\n    vfov_deg: 60\n    focal_px: null\n")
+    assert load_config(user).depth.ground_plane.vfov_deg == 60.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import YOLOX
-from stream.config import load_config
+from depthstream.schema.config import DetectConfig, load_config
 from stream.detect import YoloxDetector
 
 
@@ -33,7 +33,7 @@ def standing_height_m(v_top, v_bottom, height_m, pitch_deg, focal_px, cy_px):
 def test_pedestrians_are_about_1_7_m_tall(demo_frames):
     gp = load_config().depth.ground_plane
     heights = []
-    with YoloxDetector.from_path(YOLOX, conf=0.5, classes=["person"]) as det:
+    with YoloxDetector.from_path(YOLOX, DetectConfig(conf=0.5, classes=("person",))) as det:
         for image in demo_frames:
             h, w = image.shape[:2]
             dets, _ = det(image)

@@ -8,21 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.depth import (
-    Calibration,
-    GroundPlaneDepth,
-    ModelCard,
-    OnnxDepth,
-    ground_plane_z,
-    load_card,
-    open_depth_model,
-)
 from depthstream.errors import ConfigError, DepthError, EngineError
+from depthstream.schema.card import Calibration, ModelCard, load_card
+from depthstream.schema.config import GroundPlaneConfig, load_config
 from depthstream.types import Frame
+from stream.depth import GroundPlaneDepth, OnnxDepth, ground_plane_z, open_depth_model
 
 
 def make_frame(image: np.ndarray) -> Frame:
     return Frame(np.ascontiguousarray(image, dtype=np.uint8), index=0, pts_s=None, captured_ns=0, source_id="test")
+
+
+def camera(height_m: float, pitch_deg: float, *, vfov_deg=None, focal_px=None, cy_px=None,
+           max_depth_m: float = 100.0) -> GroundPlaneDepth:
+    """A ground plane from the validated config section, every key given (no PETS defaults)."""
+    return GroundPlaneDepth(GroundPlaneConfig(height_m=height_m, pitch_deg=pitch_deg, vfov_deg=vfov_deg, focal_px=focal_px,
+                                              cy_px=cy_px, max_depth_m=max_depth_m))
 
 
 def blank(h: int, w: int, bgr=(0, 0, 0)) -> Frame:
@@ -37,7 +38,7 @@ def blank(h: int, w: int, bgr=(0, 0, 0)) -> Frame:
 
 def test_ground_plane_hand_computed_rows():
     # H = 3 m, pitch 30 deg, f = 500 px, cy = 240.5 so that row 240 has its centre v = 240.5 = cy.
-    gp = GroundPlaneDepth(height_m=3.0, pitch_deg=30.0, focal_px=500.0, cy_px=240.5)
+    gp = camera(3.0, 30.0, focal_px=500.0, cy_px=240.5)
     depth = gp(blank(480, 640))
     assert depth.metres.shape == (480, 640) and depth.metres.dtype == np.float32
     assert depth.kind == "geometric" and depth.source == "ground-plane"
@@ -58,10 +59,10 @@ def test_ground_plane_z_helper_matches_formula():
 
 def test_ground_plane_vfov_gives_focal():
     # vfov 90 deg on 480 rows: f = 240 / tan 45 = 240 px. vfov 60: f = 240 / tan 30 = 415.6922 px.
-    assert GroundPlaneDepth(1.5, 0.0, vfov_deg=90.0).focal_for(480) == pytest.approx(240.0)
-    assert GroundPlaneDepth(1.5, 0.0, vfov_deg=60.0).focal_for(480) == pytest.approx(415.6922, abs=1e-3)
-    by_fov = GroundPlaneDepth(1.5, 0.0, vfov_deg=90.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
-    by_f = GroundPlaneDepth(1.5, 0.0, focal_px=240.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
+    assert camera(1.5, 0.0, vfov_deg=90.0).focal_for(480) == pytest.approx(240.0)
+    assert camera(1.5, 0.0, vfov_deg=60.0).focal_for(480) == pytest.approx(415.6922, abs=1e-3)
+    by_fov = camera(1.5, 0.0, vfov_deg=90.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
+    by_f = camera(1.5, 0.0, focal_px=240.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
     np.testing.assert_array_equal(by_fov, by_f)
     # Pitch 0, row 360: v - cy = 120, 120 / 240 = 0.5 -> z = 1.5 / 0.5 = 3.0 m.
     assert by_fov[360, 5] == pytest.approx(3.0, abs=1e-5)
@@ -71,11 +72,11 @@ def test_ground_plane_vfov_gives_focal():
 
 def test_ground_plane_horizon_and_max_depth():
     # H = 3, pitch 10 deg, f = 500, cy = 240 (default h/2). Horizon: v - cy = -500 tan 10 = -88.16 -> v = 151.84.
-    far = GroundPlaneDepth(3.0, 10.0, focal_px=500.0, max_depth_m=1e9)(blank(480, 8)).metres
+    far = camera(3.0, 10.0, focal_px=500.0, max_depth_m=1e9)(blank(480, 8)).metres
     assert np.isnan(far[:152]).all()  # row 151: v = 151.5 is above the horizon
     # Row 152: v - cy = -87.5: 0.98480775 * -0.175 + 0.17364818 = 0.00130682 -> z = 2295.65 m.
     assert far[152, 0] == pytest.approx(2295.65, rel=1e-3)
-    cut = GroundPlaneDepth(3.0, 10.0, focal_px=500.0, max_depth_m=100.0)(blank(480, 8)).metres
+    cut = camera(3.0, 10.0, focal_px=500.0, max_depth_m=100.0)(blank(480, 8)).metres
     # Row 166: 0.98480775 * -0.147 + 0.17364818 = 0.02888144 -> 103.873 m > 100 -> NaN.
     assert np.isnan(cut[:167]).all()
     # Row 167: 0.98480775 * -0.145 + 0.17364818 = 0.03085105 -> 97.2414 m.
@@ -86,7 +87,7 @@ def test_ground_plane_horizon_and_max_depth():
 
 
 def test_ground_plane_caches_per_size_and_is_read_only():
-    gp = GroundPlaneDepth(3.0, 30.0, vfov_deg=50.0)
+    gp = camera(3.0, 30.0, vfov_deg=50.0)
     a = gp(blank(120, 160))
     b = gp(blank(120, 160))
     assert a is b and a.metres is b.metres
@@ -98,25 +99,26 @@ def test_ground_plane_caches_per_size_and_is_read_only():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("items", "match"),
     [
-        (dict(height_m=-1, pitch_deg=30, vfov_deg=50), r"depth\.ground_plane\.height_m must be > 0, got -1"),
-        (dict(height_m=0, pitch_deg=30, vfov_deg=50), r"depth\.ground_plane\.height_m must be > 0, got 0"),
-        (dict(height_m="3", pitch_deg=30, vfov_deg=50), r"depth\.ground_plane\.height_m must be a finite number, got '3'"),
-        (dict(height_m=3, pitch_deg=90, vfov_deg=50), r"depth\.ground_plane\.pitch_deg must be in \(-90, 90\), got 90"),
-        (dict(height_m=3, pitch_deg=-95, vfov_deg=50), r"depth\.ground_plane\.pitch_deg must be in \(-90, 90\), got -95"),
-        (dict(height_m=3, pitch_deg=30, vfov_deg=180), r"depth\.ground_plane\.vfov_deg must be in \(0, 180\), got 180"),
-        (dict(height_m=3, pitch_deg=30, vfov_deg=0), r"depth\.ground_plane\.vfov_deg must be in \(0, 180\), got 0"),
-        (dict(height_m=3, pitch_deg=30, focal_px=-5), r"depth\.ground_plane\.focal_px must be > 0, got -5"),
-        (dict(height_m=3, pitch_deg=30), r"exactly one of vfov_deg .* and focal_px .*, got neither"),
-        (dict(height_m=3, pitch_deg=30, vfov_deg=50, focal_px=500), r"exactly one of vfov_deg .*, got both"),
-        (dict(height_m=3, pitch_deg=30, vfov_deg=50, cy_px=float("nan")), r"depth\.ground_plane\.cy_px must be a finite"),
-        (dict(height_m=3, pitch_deg=30, vfov_deg=50, max_depth_m=0), r"depth\.ground_plane\.max_depth_m must be > 0, got 0"),
+        (["height_m=-1"], r"^depth\.ground_plane\.height_m: got -1, expected metres > 0$"),
+        (["height_m=0"], r"^depth\.ground_plane\.height_m: got 0, expected metres > 0$"),
+        (["height_m='3'"], r"^depth\.ground_plane\.height_m: got '3', expected metres > 0$"),
+        (["pitch_deg=90"], r"^depth\.ground_plane\.pitch_deg: got 90, expected degrees in \(-90, 90\)$"),
+        (["pitch_deg=-95"], r"^depth\.ground_plane\.pitch_deg: got -95, expected degrees in \(-90, 90\)$"),
+        (["vfov_deg=180", "focal_px=null"], r"^depth\.ground_plane\.vfov_deg: got 180, expected degrees in \(0, 180\) or null$"),
+        (["vfov_deg=0", "focal_px=null"], r"^depth\.ground_plane\.vfov_deg: got 0, expected degrees in \(0, 180\)"),
+        (["focal_px=-5"], r"^depth\.ground_plane\.focal_px: got -5, expected pixels > 0 or null$"),
+        (["focal_px=null"], r"^depth\.ground_plane: give exactly one of vfov_deg .* and focal_px .*, got neither$"),
+        (["vfov_deg=50"], r"^depth\.ground_plane: give exactly one of vfov_deg .*, got both \(set the other to null"),
+        (["cy_px=.nan"], r"^depth\.ground_plane\.cy_px: got nan, expected a number of pixels or null$"),
+        (["max_depth_m=0"], r"^depth\.ground_plane\.max_depth_m: got 0, expected metres > 0$"),
     ],
 )
-def test_ground_plane_config_errors(kwargs, match):
+def test_ground_plane_config_errors(items, match):
+    """The camera of the ground plane is checked when the config loads (GroundPlaneDepth receives it valid)."""
     with pytest.raises(ConfigError, match=match):
-        GroundPlaneDepth(**kwargs)
+        load_config(sets=[f"depth.ground_plane.{item}" for item in items])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,7 +244,7 @@ def test_load_good_card(cards):
 
 
 def test_module_docstring_example_card_loads(tmp_path):
-    import stream.depth as mod
+    import depthstream.schema.card as mod
 
     doc = mod.__doc__
     block = doc[doc.index("    name: midas-small"):doc.index("Required keys")]
@@ -260,24 +262,26 @@ def test_module_docstring_example_card_loads(tmp_path):
         (dict(colur="rgb"), (), r"model card .*card\.yaml: unknown key 'colur' \(did you mean 'colour'\?\)"),
         (dict(max_depth=10), (), r"unknown key 'max_depth' \(did you mean 'max_depth_m'\?\)"),
         (dict(calibration={"scale": 1.0, "shfit": 0.1}, kind="relative-depth"), (),
-         r"unknown key 'calibration\.shfit' \(did you mean 'shift'\?\)"),
+         r"unknown key 'calibration\.shfit' \(did you mean 'calibration\.shift'\?\)"),
         ({}, ("input",), r"card\.yaml: missing required key input \(required: name, model, input"),
-        (dict(layout="nwhc"), (), r"card\.yaml: layout must be one of nchw, nhwc, got 'nwhc'"),
+        (dict(layout="nwhc"), (), r"card\.yaml: layout: got 'nwhc', expected nchw \| nhwc$"),
         (dict(kind="disparity"), (),
-         r"card\.yaml: kind must be one of metric, relative-inverse, relative-depth, normalized, got 'disparity'"),
-        (dict(colour="rbg"), (), r"colour must be one of rgb, bgr, got 'rbg'"),
+         r"card\.yaml: kind: got 'disparity', expected metric \| relative-inverse \| relative-depth \| normalized$"),
+        (dict(colour="rbg"), (), r"colour: got 'rbg', expected rgb \| bgr$"),
         (dict(kind="normalized"), (), r"card\.yaml: kind normalized needs max_depth_m"),
-        (dict(kind="normalized", max_depth_m=-3), (), r"max_depth_m must be a finite number of metres > 0, got -3"),
-        (dict(model="nope.onnx"), (), r"card\.yaml: model 'nope\.onnx' not found \(looked for .*nope\.onnx\)"),
-        (dict(size=[8]), (), r"card\.yaml: size must be a list of 2 values .*got \[8\]"),
-        (dict(size=[8.5, 8]), (), r"size must be \[height, width\], two positive integers of pixels, got \[8\.5, 8\]"),
-        (dict(scale="1/255"), (), r"card\.yaml: scale must be a finite number .*got '1/255'"),
-        (dict(scale=0), (), r"scale must be a finite number > 0 .*got 0"),
-        (dict(std=[1, 0, 1]), (), r"std must be 3 numbers > 0, got \[1\.0, 0\.0, 1\.0\]"),
+        (dict(kind="normalized", max_depth_m=-3), (), r"max_depth_m: got -3, expected metres > 0"),
+        (dict(model="nope.onnx"), (), r"card\.yaml: model: got 'nope\.onnx', expected an ONNX file that exists; looked for "
+                                      r".*nope\.onnx \(the path is relative to the card's folder\)"),
+        (dict(size=[8]), (), r"card\.yaml: size: got \[8\], expected \[height, width\], two positive integers of pixels"),
+        (dict(size=[8.5, 8]), (), r"size: got \[8\.5, 8\], expected \[height, width\], two positive integers of pixels"),
+        (dict(scale="1/255"), (), r"card\.yaml: scale: got '1/255', expected a number > 0"),
+        (dict(scale=0), (), r"scale: got 0, expected a number > 0 \(e\.g\. 0\.00392156862745098 for 1/255\)"),
+        (dict(std=[1, 0, 1]), (), r"std: got \[1, 0, 1\], expected 3 numbers > 0"),
         (dict(calibration={"scale": 1.0, "shift": 0.0}), (), r"calibration applies only to kind relative-inverse or "
                                                              r"relative-depth, but kind is metric"),
-        (dict(calibration={"scale": 1.0}, kind="relative-depth"), (), r"calibration needs both scale and shift"),
-        (dict(calibration={"scale": 0, "shift": 1}, kind="relative-depth"), (), r"calibration\.scale must be non-zero"),
+        (dict(calibration={"scale": 1.0}, kind="relative-depth"), (),
+         r"missing required key calibration\.shift \(required: calibration\.scale, calibration\.shift\)"),
+        (dict(calibration={"scale": 0, "shift": 1}, kind="relative-depth"), (), r"calibration\.scale: got 0, expected a non-zero number"),
     ],
 )
 def test_card_errors(cards, changes, drop, match):
@@ -432,9 +436,10 @@ def test_call_before_open_and_close_twice(cards):
     assert not provider.is_open
 
 
-def test_threads_validated(cards):
-    with pytest.raises(ConfigError, match=r"threads must be an integer >= 1, got 0"):
-        OnnxDepth(load_card(write_card(cards)), threads=0)
+def test_threads_validated():
+    """depth.threads is checked when the config loads; the provider gets at least 1 (the thread plan)."""
+    with pytest.raises(ConfigError, match=r"^depth\.threads: got -1, expected an integer >= 0$"):
+        load_config(sets=["depth.threads=-1"])
 
 
 def test_results_do_not_alias_engine_buffers(cards):
@@ -449,8 +454,8 @@ def test_results_do_not_alias_engine_buffers(cards):
 def test_pitch_sign_convention():
     # Pitch +20 deg (looking down), vfov 40 deg on 100 rows: f = 50 / tan 20 = 137.3739 px. Row 50: v - cy = 0.5,
     # 0.9396926 * 0.5 / 137.3739 + 0.3420201 = 0.3454403 -> z = 2 / 0.3454403 = 5.78971 m.
-    down = GroundPlaneDepth(2.0, 20.0, vfov_deg=40.0)(blank(100, 4)).metres
+    down = camera(2.0, 20.0, vfov_deg=40.0)(blank(100, 4)).metres
     assert down[50, 0] == pytest.approx(5.78971, abs=1e-3)
     # Pitch -20 deg (looking up) with a half field of view of 20 deg: the whole image is at/above the horizon.
-    up = GroundPlaneDepth(2.0, -20.0, vfov_deg=40.0)(blank(100, 4)).metres
+    up = camera(2.0, -20.0, vfov_deg=40.0)(blank(100, 4)).metres
     assert np.isnan(up).all()

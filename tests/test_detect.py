@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT, YOLOX
 from engines.ort import OrtEngine
-from stream.coco import COCO_CLASSES
+from depthstream.coco import COCO_CLASSES
 from stream.detect import (
     YoloxDetector,
     class_aware_nms,
@@ -16,6 +16,7 @@ from stream.detect import (
     yolox_grids,
 )
 from depthstream.errors import ConfigError, EngineError
+from depthstream.schema.config import DetectConfig
 from depthstream.hashing import sha256_of
 
 
@@ -115,7 +116,7 @@ def test_demo_frames_find_pedestrians(detector, demo_frames):
 
 
 def test_class_filter_and_confidence(dog_image):
-    with YoloxDetector.from_path(YOLOX, classes=["dog"], conf=0.5) as d:
+    with YoloxDetector.from_path(YOLOX, DetectConfig(conf=0.5, classes=("dog",))) as d:
         dets, _ = d(dog_image)
     assert _named(dets) == ["dog"]
 

@@ -9,7 +9,7 @@ import pytest
 from engines.backends import (
     BACKENDS, Choice, EngineOptions, Facts, Gpu, choose_backend, parse_nvidia_smi, probe, resolve_options, unavailable_reason,
 )
-from stream.config import load_config
+from depthstream.schema.config import load_config
 from depthstream.errors import ConfigError, EngineError
 
 CPU_ONLY = Facts(ort_version="1.32.0", ort_providers=("AzureExecutionProvider", "CPUExecutionProvider"),

@@ -17,8 +17,10 @@ from export import tiny  # noqa: E402
 from export.common import ExportError, align_topk_rows  # noqa: E402
 from export.detector import export_detector, parse_names  # noqa: E402
 from stream.detect import Detector  # noqa: E402
-from stream.detectors import grid_cells, load_detector_card  # noqa: E402
+from depthstream.schema.sidecar import load_detector_card  # noqa: E402
+from stream.detectors import grid_cells  # noqa: E402
 from depthstream.errors import ConfigError  # noqa: E402
+from depthstream.schema.config import DetectConfig  # noqa: E402
 
 G64 = grid_cells((64, 64))
 
@@ -43,7 +45,7 @@ def test_tiny_detector_of_each_layout_exports_and_runs(tmp_path, layout, shape, 
     assert (card.colour, card.letterbox, card.scale) == (("rgb", "centre", pytest.approx(1 / 255)) if family_rgb
                                                          else ("bgr", "top-left", 1.0))
     assert any(line.startswith("detector stage on dog.jpg:") for line in res.checks)
-    with Detector.from_path(res.onnx, threads=1, conf=0.0, max_det=7) as det:
+    with Detector.from_path(res.onnx, DetectConfig(conf=0.0, max_det=7), threads=1) as det:
         dets, _ = det(dog_image)
     assert det.layout == layout and len(dets) == 7
     h, w = dog_image.shape[:2]

@@ -16,7 +16,8 @@ from conftest import DATA, ROOT  # noqa: E402
 from export.common import ExportError, check_parity, onnx_export  # noqa: E402
 from export.depth import export_depth  # noqa: E402
 from export.unet import build_unet, load_unet  # noqa: E402
-from stream.depth import load_card, open_depth_model  # noqa: E402
+from depthstream.schema.card import load_card  # noqa: E402
+from stream.depth import open_depth_model  # noqa: E402
 from depthstream.errors import ConfigError  # noqa: E402
 from depthstream.types import Frame  # noqa: E402
 

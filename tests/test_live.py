@@ -19,10 +19,11 @@ import pytest
 
 from stream.__main__ import format_summary
 from stream.app import run
-from stream.config import load_config
+from depthstream.schema.config import load_config
 from depthstream.errors import SourceError
 from stream.pipeline import Pipeline, Stages
-from stream.sources import LiveOptions, ReconnectingSource, Source
+from depthstream.schema.config import SourceConfig
+from stream.sources import ReconnectingSource, Source
 
 from conftest import ROOT, start_demo_run
 
@@ -211,7 +212,7 @@ def test_latest_policy_counts_every_dropped_frame_and_reports_frame_age(tmp_path
 @pytest.mark.timeout(120)
 def test_a_lost_feed_is_reconnected_and_the_mp4_goes_on_without_black_frames(tmp_path, demo_frames):
     inner = Camera(demo_frames, fps=20, lose_after=15, refuse=2)
-    src = ReconnectingSource(inner, LiveOptions(reconnect_backoff_s=0.1, reconnect_backoff_max_s=0.2))
+    src = ReconnectingSource(inner, SourceConfig(reconnect_backoff_s=0.1, reconnect_backoff_max_s=0.2))
     summary = run(_cfg(tmp_path, **{"pipeline.policy": "block", "source.max_frames": 40}), source=src)
     assert inner.opens == 4
     assert summary.outages == 1 and 0.3 <= summary.outage_s < 5

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from depthstream.errors import ConfigError
-from stream.overlay import OverlayOptions, class_colour, colorize_depth, draw, label_text
+from depthstream.schema.config import OverlayConfig, load_config
+from stream.overlay import class_colour, colorize_depth, draw, label_text
 from depthstream.types import DepthMap, Detections, Frame, Result
 
 H, W = 240, 320
@@ -37,7 +38,7 @@ def test_draw_returns_new_image_and_leaves_input_untouched() -> None:
     mask = np.zeros((H, W), bool)
     result = make_result(mask=mask, dets=one_box(), depth=np.full((H, W), 3.0))
     before = result.frame.image.copy()
-    out = draw(result, NAMES, fps=30.0, band_text="closer than 2 m", options=OverlayOptions(depth_inset=True))
+    out = draw(result, NAMES, fps=30.0, band_text="closer than 2 m", options=OverlayConfig(depth_inset=True))
     assert out.shape == (H, W, 3) and out.dtype == np.uint8
     assert out is not result.frame.image and not np.shares_memory(out, result.frame.image)
     np.testing.assert_array_equal(result.frame.image, before)
@@ -47,7 +48,7 @@ def test_draw_returns_new_image_and_leaves_input_untouched() -> None:
 def test_tint_outside_band_only() -> None:
     mask = np.zeros((H, W), bool)
     mask[:, W // 2 :] = True  # right half inside the band
-    options = OverlayOptions(hud=False, tint_bgr=(0, 0, 200), tint_alpha=0.5)
+    options = OverlayConfig(hud=False, tint_bgr=(0, 0, 200), tint_alpha=0.5)
     result = make_result(mask=mask)
     out = draw(result, NAMES, fps=None, band_text=None, options=options)
     image = result.frame.image
@@ -58,13 +59,13 @@ def test_tint_outside_band_only() -> None:
 
 def test_no_mask_means_no_tint() -> None:
     result = make_result()
-    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayConfig(hud=False))
     np.testing.assert_array_equal(out, result.frame.image)
 
 
 def test_hud_leaves_the_rest_of_the_frame_alone() -> None:
     result = make_result()
-    out = draw(result, NAMES, fps=25.0, band_text="between 3 m and 8 m", options=OverlayOptions())
+    out = draw(result, NAMES, fps=25.0, band_text="between 3 m and 8 m", options=OverlayConfig())
     changed = np.any(out != result.frame.image, axis=2)
     ys, xs = np.nonzero(changed)
     assert ys.size and ys.min() < 20 and xs.min() < 20  # top-left
@@ -73,7 +74,7 @@ def test_hud_leaves_the_rest_of_the_frame_alone() -> None:
 
 def test_box_border_has_class_colour() -> None:
     dets = one_box(class_id=2)
-    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False, line_px=2))
+    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayConfig(hud=False))
     colour = np.array(class_colour(2), np.uint8)
     x1, y1, x2, y2 = 150, 120, 260, 220
     mid_y, mid_x = (y1 + y2) // 2, (x1 + x2) // 2
@@ -95,7 +96,7 @@ def test_label_drawn_inside_image_for_box_at_the_edge() -> None:
         class_id=np.array([0], np.int32),
         depth_m=np.array([np.nan], np.float32),
     )
-    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+    out = draw(make_result(dets=dets), NAMES, fps=None, band_text=None, options=OverlayConfig(hud=False))
     colour = np.array(class_colour(0), np.uint8)
     label_cols = np.nonzero(np.all(out[:8] == colour, axis=2).any(axis=0))[0]
     assert label_cols.min() < W - 40  # the label was moved left to stay inside the frame
@@ -104,7 +105,7 @@ def test_label_drawn_inside_image_for_box_at_the_edge() -> None:
 def test_inset_top_right_with_black_for_nan() -> None:
     depth = np.full((H, W), 4.0, np.float32)
     depth[:, : W // 2] = np.nan  # left half of the map invalid -> left half of the inset black
-    options = OverlayOptions(hud=False, depth_inset=True, inset_fraction=0.25)
+    options = OverlayConfig(hud=False, depth_inset=True, inset_fraction=0.25, inset_max_m=20.0)
     result = make_result(depth=depth)
     out = draw(result, NAMES, fps=None, band_text=None, options=options)
     changed = np.any(out != result.frame.image, axis=2)
@@ -120,7 +121,7 @@ def test_inset_top_right_with_black_for_nan() -> None:
 
 def test_inset_off_or_without_depth_draws_nothing() -> None:
     result = make_result()
-    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False, depth_inset=True))
+    out = draw(result, NAMES, fps=None, band_text=None, options=OverlayConfig(hud=False, depth_inset=True))
     np.testing.assert_array_equal(out, result.frame.image)
 
 
@@ -146,23 +147,27 @@ def test_colorize_depth_rejects_bad_input() -> None:
 def test_hud_wraps_on_a_small_frame() -> None:
     frame = Frame(image=np.full((60, 80, 3), 200, np.uint8), index=0, pts_s=None, captured_ns=0, source_id="t")
     result = Result(frame=frame, timings_ms={"capture": 0.1, "depth": 3.1, "detect": 12.0, "assign": 0.2})
-    out = draw(result, NAMES, fps=29.97, band_text="between 3 m and 8 m", options=OverlayOptions())
+    out = draw(result, NAMES, fps=29.97, band_text="between 3 m and 8 m", options=OverlayConfig())
     assert out.shape == (60, 80, 3)
     assert np.any(out != 200)
 
 
 def test_mask_of_wrong_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"Result.mask has shape \(10, 10\)"):
-        draw(make_result(mask=np.ones((10, 10), bool)), NAMES, fps=None, band_text=None, options=OverlayOptions())
+        draw(make_result(mask=np.ones((10, 10), bool)), NAMES, fps=None, band_text=None, options=OverlayConfig())
 
 
-def test_options_validated() -> None:
-    with pytest.raises(ConfigError, match="tint_alpha"):
-        OverlayOptions(tint_alpha=1.5)
-    with pytest.raises(ConfigError, match="inset_max_m"):
-        OverlayOptions(inset_max_m=0)
-    with pytest.raises(ConfigError, match="tint_bgr"):
-        OverlayOptions(tint_bgr=(0, 0, 300))
+@pytest.mark.parametrize(("item", "match"), [
+    ("overlay.tint_alpha=1.5", r"^overlay\.tint_alpha: got 1\.5, expected a number in \[0, 1\]$"),
+    ("overlay.inset_max_m=0", r"^overlay\.inset_max_m: got 0, expected metres > 0$"),
+    ("overlay.tint_bgr=[0, 0, 300]", r"^overlay\.tint_bgr: got \[0, 0, 300\], expected three integers 0\.\.255 \(B, G, R\)$"),
+    ("overlay.tint_bgr=[1]", r"^overlay\.tint_bgr: got \[1\], expected three integers 0\.\.255 \(B, G, R\)$"),
+    ("overlay.inset_fraction=0.9", r"^overlay\.inset_fraction: got 0\.9, expected a fraction in \[0\.05, 0\.5\]$"),
+])
+def test_options_validated(item, match) -> None:
+    """The overlay's options are checked when the config loads (draw() receives them validated)."""
+    with pytest.raises(ConfigError, match=match):
+        load_config(sets=[item])
 
 
 def test_labels_of_overlapping_boxes_do_not_cover_each_other() -> None:
@@ -175,7 +180,7 @@ def test_labels_of_overlapping_boxes_do_not_cover_each_other() -> None:
     )
 
     def colour_pixels(d: Detections, class_id: int) -> int:
-        out = draw(make_result(dets=d), NAMES, fps=None, band_text=None, options=OverlayOptions(hud=False))
+        out = draw(make_result(dets=d), NAMES, fps=None, band_text=None, options=OverlayConfig(hud=False))
         return int(np.all(out == np.array(class_colour(class_id), np.uint8), axis=2).sum())
 
     for i in (0, 1):

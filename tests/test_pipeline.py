@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from stream.app import make_stages
-from stream.config import load_config
+from depthstream.schema.config import load_config
 from stream.depth import GroundPlaneDepth
 from stream.detect import YoloxDetector
 from depthstream.errors import PipelineError, SourceError
-from stream.mask import DistanceBand
 from stream.pipeline import BoundedQueue, Pipeline, Stages, Stopped
 from stream.sources import Source
 from depthstream.types import Detections, Result
@@ -128,8 +127,7 @@ def test_queue_get_returns_within_timeout_after_stop():
 def test_serial_and_parallel_give_the_same_detections_when_the_band_covers_everything(demo_frames):
     """With no band nothing is blanked, so both layouts must find exactly the same boxes and metres."""
     cfg = load_config()
-    gp = cfg.depth.ground_plane
-    depth = GroundPlaneDepth(gp.height_m, gp.pitch_deg, vfov_deg=gp.vfov_deg, focal_px=gp.focal_px, cy_px=gp.cy_px)
+    depth = GroundPlaneDepth(cfg.depth.ground_plane)
 
     class Frames(Source):
         def read(self):
@@ -141,7 +139,7 @@ def test_serial_and_parallel_give_the_same_detections_when_the_band_covers_every
     with YoloxDetector.from_path(YOLOX, threads=1) as det:
         for layout in ("serial", "parallel"):
             lcfg = replace(cfg, pipeline=replace(cfg.pipeline, layout=layout))
-            stages = make_stages(lcfg, depth, det, DistanceBand(), "bottom")
+            stages = make_stages(lcfg, depth, det, "bottom")  # the default band: every distance
             p = Pipeline(Frames("frames"), stages, layout=layout, policy="block")
             out[layout] = [r.detections for r in p.results()]
     assert len(out["serial"]) == len(out["parallel"]) == len(demo_frames)

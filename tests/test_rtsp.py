@@ -19,7 +19,8 @@ import pytest
 
 from depthstream.errors import SourceError
 from stream.pipeline import Pipeline, Stages
-from stream.sources import LiveOptions, open_source
+from depthstream.schema.config import SourceConfig
+from stream.sources import open_source
 
 from conftest import ROOT
 
@@ -168,7 +169,7 @@ def _wait_for(predicate, timeout_s: float, step_s: float = 0.05) -> float:
 @pytest.mark.timeout(60)
 def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server):
     server = rtsp_server()
-    with open_source(server.url(), LiveOptions(open_timeout_s=10)) as src:
+    with open_source(server.url(), SourceConfig(open_timeout_s=10)) as src:
         assert src.live and src.fps == 10
         frames = [src.read() for _ in range(20)]
     assert all(f.image.shape == (576, 768, 3) for f in frames)
@@ -216,7 +217,7 @@ def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_pa
 @pytest.mark.timeout(60)
 def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
     server = rtsp_server()
-    src = open_source(server.url(), LiveOptions(open_timeout_s=10, read_timeout_s=1, reconnect_attempts=0))
+    src = open_source(server.url(), SourceConfig(open_timeout_s=10, read_timeout_s=1, reconnect_attempts=0))
     with src:
         for _ in range(5):
             src.read()
@@ -231,7 +232,7 @@ def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
 @pytest.mark.timeout(60)
 def test_stop_returns_within_1s_while_ffmpeg_is_blocked_in_a_read(rtsp_server):
     server = rtsp_server()
-    src = open_source(server.url(), LiveOptions(open_timeout_s=10, read_timeout_s=2))
+    src = open_source(server.url(), SourceConfig(open_timeout_s=10, read_timeout_s=2))
     src.open()
     p = Pipeline(src, Stages(lambda r: r, lambda r: r, lambda r: r), layout="serial", policy="latest")
     gen = p.results()

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import stream.sources as sources
-from stream.config import load_config
+from depthstream.schema.config import SourceConfig, load_config
 from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
 from stream.sources import (
-    CameraSource, GStreamerSource, ImagesSource, LiveOptions, ReconnectingSource, Source, VideoFileSource,
+    CameraSource, GStreamerSource, ImagesSource, ReconnectingSource, Source, VideoFileSource,
     open_source, redact,
 )
 
@@ -48,7 +48,7 @@ def test_open_source_picks_the_source_for_what_the_user_typed(tmp_path):
     cam = open_source("0")
     assert isinstance(cam, ReconnectingSource) and isinstance(cam.inner, CameraSource) and cam.live
     assert isinstance(open_source("/dev/video3").inner, CameraSource)
-    rtsp = open_source("rtsp://u:p@127.0.0.1:8554/demo", LiveOptions(rtsp_transport="udp", read_timeout_s=2))
+    rtsp = open_source("rtsp://u:p@127.0.0.1:8554/demo", SourceConfig(rtsp_transport="udp", read_timeout_s=2))
     assert isinstance(rtsp.inner, VideoFileSource) and rtsp.inner.live
     assert rtsp.inner._options["rtsp_transport"] == "udp" and rtsp.inner._timeouts == (5.0, 2)
     assert rtsp.source_id == "rtsp://***@127.0.0.1:8554/demo"
@@ -62,10 +62,10 @@ def test_open_source_picks_the_source_for_what_the_user_typed(tmp_path):
 
 
 def test_live_options_come_from_the_config():
-    cfg = load_config(sets=["source.reconnect_attempts=3", "source.rtsp_transport=udp"])
-    opts = LiveOptions.from_config(cfg.source)
-    assert opts.reconnect_attempts == 3 and opts.rtsp_transport == "udp"
-    assert opts.open_timeout_s == cfg.source.open_timeout_s and opts.reconnect_backoff_max_s == cfg.source.reconnect_backoff_max_s
+    cfg = load_config(sets=["source.reconnect_attempts=3", "source.rtsp_transport=udp", "source.read_timeout_s=2"])
+    rtsp = open_source("rtsp://127.0.0.1:8554/demo", cfg.source)
+    assert rtsp.options.reconnect_attempts == 3 and rtsp.options.reconnect_backoff_max_s == 2.0
+    assert rtsp.inner._options["rtsp_transport"] == "udp" and rtsp.inner._timeouts == (5.0, 2.0)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_a_busy_camera_is_a_runtime_error(fake_cv2):
 
 
 def test_an_unplugged_camera_is_reopened(fake_cv2):
-    cam = ReconnectingSource(CameraSource("0"), LiveOptions(reconnect_backoff_s=0.01))
+    cam = ReconnectingSource(CameraSource("0"), SourceConfig(reconnect_backoff_s=0.01))
     with cam:
         indices = [cam.read().index for _ in range(6)]
     assert len(fake_cv2.made) == 2  # opened again after the third frame
@@ -272,7 +272,7 @@ class Flaky(Source):
 
 @pytest.mark.timeout(20)
 def test_a_lost_feed_is_reopened_with_backoff_and_the_gap_shows(caplog):
-    opts = LiveOptions(reconnect_attempts=5, reconnect_backoff_s=0.05, reconnect_backoff_max_s=0.1)
+    opts = SourceConfig(reconnect_attempts=5, reconnect_backoff_s=0.05, reconnect_backoff_max_s=0.1)
     src = ReconnectingSource(Flaky(lose_after=5, refuse=2), opts)
     t0 = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="stream.sources"), src:
@@ -296,7 +296,7 @@ def test_a_lost_feed_is_reopened_with_backoff_and_the_gap_shows(caplog):
 
 @pytest.mark.timeout(20)
 def test_reconnecting_gives_up_after_the_configured_attempts():
-    src = ReconnectingSource(Flaky(lose_after=2, refuse=99), LiveOptions(reconnect_attempts=3, reconnect_backoff_s=0.01))
+    src = ReconnectingSource(Flaky(lose_after=2, refuse=99), SourceConfig(reconnect_attempts=3, reconnect_backoff_s=0.01))
     with src:
         src.read(), src.read()
         with pytest.raises(SourceError, match=r"^lost rtsp://\*\*\*@127.0.0.1:9/x and could not reconnect: 3 attempts in [0-9.]+ s failed "
@@ -306,7 +306,7 @@ def test_reconnecting_gives_up_after_the_configured_attempts():
 
 
 def test_reconnecting_can_be_switched_off():
-    src = ReconnectingSource(Flaky(lose_after=1, refuse=0), LiveOptions(reconnect_attempts=0))
+    src = ReconnectingSource(Flaky(lose_after=1, refuse=0), SourceConfig(reconnect_attempts=0))
     with src:
         src.read()
         with pytest.raises(SourceError, match=r"lost rtsp://\*\*\*@127.0.0.1:9/x: decoding .* \(reconnecting is off: source.reconnect_attempts is 0\)"):
@@ -315,7 +315,7 @@ def test_reconnecting_can_be_switched_off():
 
 @pytest.mark.timeout(20)
 def test_close_ends_a_backoff_wait_at_once():
-    src = ReconnectingSource(Flaky(lose_after=1, refuse=99), LiveOptions(reconnect_backoff_s=30))
+    src = ReconnectingSource(Flaky(lose_after=1, refuse=99), SourceConfig(reconnect_backoff_s=30))
     src.open()
     src.read()
     got = []

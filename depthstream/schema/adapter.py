@@ -1,0 +1,259 @@
+"""From a schema's validation error to the product's one-line :class:`~depthstream.errors.ConfigError`.
+
+Every document (the config, a depth model card, a detector sidecar; camera profiles later) is validated
+by pydantic against a schema of frozen pydantic dataclasses, through :func:`validate`. Of pydantic's
+errors the first that matters is reported, in one line, in one of these forms (``where`` names the file)::
+
+    {where}unknown {noun} 'detect.cnf' (did you mean 'detect.conf'?)
+    {where}missing required key input (required: name, model, input, ...)
+    {where}detect.conf: got 1.5, expected a number in [0, 1]
+    {where}band: further_than 5 and closer_than 3 leave no distance ...   (a check across keys)
+
+``expected`` is the field's :class:`~depthstream.schema.fields.Allowed` text, else words derived from its
+type (``serial | parallel``, ``true or false``, ``a number``), else the message of the validator that failed.
+An unknown key comes first (a misspelt key is the likeliest mistake), then a missing one, then values.
+
+A new document (e.g. ``camera.py``) needs only its schema, :func:`read_yaml_mapping` and :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from depthstream.errors import ConfigError
+
+from .fields import Allowed, SetByLoader
+
+T = TypeVar("T")
+
+_UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+_NOT_A_MAPPING = ("dataclass_type", "dataclass_args_type", "model_type", "dict_type")
+_ABSENT = object()
+
+
+def read_yaml_mapping(path: Path, where: str, *, missing: str | None = None) -> dict:
+    """The mapping a YAML file holds (an empty file is an empty mapping); ConfigError naming ``where``
+    (e.g. ``model card x.yaml``) when the file is missing, unreadable, not YAML or not a mapping.
+    ``missing`` replaces the message for a file that does not exist."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(missing or f"{where}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def validate(schema: type[T], data: Any, *, where: str = "", noun: str = "key", context: dict | None = None) -> T:
+    """``data`` (a mapping, e.g. read from YAML) as a validated ``schema`` instance, or ConfigError with one
+    line (see the module docstring). ``where`` prefixes the message (``"model card x.yaml: "``); ``noun``
+    names keys in it (``"config key"``); ``context`` reaches the validators (e.g. ``base_dir`` for paths)."""
+    try:
+        return _adapter(schema).validate_python(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(where + describe(exc, schema, data, noun)) from exc
+
+
+_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
+def _adapter(schema: type) -> TypeAdapter:
+    if schema not in _ADAPTERS:
+        _ADAPTERS[schema] = TypeAdapter(schema)
+    return _ADAPTERS[schema]
+
+
+def describe(exc: ValidationError, schema: type, data: Any, noun: str = "key") -> str:
+    """The one-line description of the error that matters most in ``exc`` (``data`` validated against ``schema``)."""
+    errors = exc.errors(include_url=False)
+    unknown = [e for e in errors if e["type"] in _UNKNOWN]
+    if unknown:
+        return unknown_key(schema, ".".join(map(str, unknown[0]["loc"])), noun)
+    missing = [e for e in errors if e["type"] == "missing" and _is_key(schema, e["loc"])]
+    if missing:
+        section = missing[0]["loc"][:-1]
+        names = [str(e["loc"][-1]) for e in missing if e["loc"][:-1] == section]
+        required = [f.name for f in fields_of(_section(schema, section), keys_only=True).values() if f.required]
+        prefix = "".join(f"{p}." for p in section)
+        return (f"missing required key{'s' if len(names) > 1 else ''} {', '.join(prefix + n for n in names)} "
+                f"(required: {', '.join(prefix + n for n in required)})")
+    return _value_error(schema, data, errors[0])
+
+
+# -- the three kinds of error ---------------------------------------------------------------------
+
+
+def unknown_key(schema: type, key: str, noun: str = "key") -> str:
+    """``unknown {noun} '{key}' (did you mean '...'?)``, or the valid keys of its section when nothing is close."""
+    *section, name = key.split(".")
+    valid = all_keys(schema, sections=True)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if not close:  # a misspelt section name: compare the last parts
+        close = [k for k in valid if difflib.get_close_matches(name, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:1]
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    else:
+        here = [f"{''.join(f'{p}.' for p in section)}{k}" for k in fields_of(_section(schema, tuple(section)), keys_only=True)]
+        hint = f"valid keys: {', '.join(here)}"
+    return f"unknown {noun} '{key}' ({hint})"
+
+
+def _value_error(schema: type, data: Any, error: dict) -> str:
+    path, field = _field_at(schema, error["loc"])
+    key = ".".join(path)
+    value = _lookup(data, path)
+    if field is None or field.section is not None:  # a whole section, or the document
+        if error["type"] in _NOT_A_MAPPING:
+            keys = ", ".join(fields_of(field.section if field else schema, keys_only=True))
+            return f"{key or 'the document'}: got {value!r}, expected a mapping of keys ({keys})"
+        message = _validator_message(error)
+        return f"{key}: {message}" if key else message
+    expected = _validator_message(error) if error["type"] in ("value_error", "assertion_error") else allowed(field)
+    got = "" if value is _ABSENT else f"got {value!r}, "
+    return f"{key}: {got}expected {expected}"
+
+
+def _validator_message(error: dict) -> str:
+    ctx = error.get("ctx") or {}
+    if "error" in ctx:
+        return str(ctx["error"])
+    return error["msg"]
+
+
+# -- reading the schema ---------------------------------------------------------------------------
+
+
+class SchemaField(typing.NamedTuple):
+    """One field of a schema dataclass, as pydantic sees it."""
+
+    name: str
+    annotation: Any  # the type, Annotated metadata moved to ``metadata`` (pydantic's FieldInfo)
+    metadata: tuple
+    required: bool
+
+    @property
+    def set_by_loader(self) -> bool:
+        """Filled by the loader (e.g. the card's own file), not a key of the document."""
+        return any(isinstance(m, SetByLoader) for m in self.metadata)
+
+    @property
+    def section(self) -> type | None:
+        """The schema dataclass this field holds (a nested section), else None."""
+        return _dataclass_of(self.annotation)
+
+
+def fields_of(schema: type | None, *, keys_only: bool = False) -> dict[str, SchemaField]:
+    """The fields of a pydantic dataclass schema by name, in declaration order (empty for anything else);
+    ``keys_only``: without the fields the loader fills."""
+    infos = getattr(schema, "__pydantic_fields__", None) or {}
+    fields = {name: SchemaField(name, info.annotation, tuple(info.metadata), info.is_required())
+              for name, info in infos.items()}
+    return {n: f for n, f in fields.items() if not (keys_only and f.set_by_loader)}
+
+
+def allowed(field: SchemaField) -> str:
+    """What ``field`` accepts, in words."""
+    for item in field.metadata:
+        if isinstance(item, Allowed):
+            return item.text
+    return type_words(field.annotation)
+
+
+def type_words(tp: Any) -> str:
+    """Words for a type: ``Literal['a', 'b']`` -> ``a | b``; ``float | None`` -> ``a number or null``."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        for item in tp.__metadata__:
+            if isinstance(item, Allowed):
+                return item.text
+        return type_words(typing.get_args(tp)[0])
+    if origin is Literal:
+        return " | ".join(map(str, typing.get_args(tp)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else type_words(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {type_words(args[0])}"
+        return f"a list of {len(args)} values"
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def all_keys(schema: type, prefix: str = "", *, sections: bool = False) -> list[str]:
+    """Every dotted leaf key of a schema (``detect.conf``), nested sections walked; with ``sections``
+    the sections' own keys too (``detect``)."""
+    keys: list[str] = []
+    for f in fields_of(schema, keys_only=True).values():
+        if f.section is not None:
+            keys += [f"{prefix}{f.name}"] if sections else []
+            keys += all_keys(f.section, f"{prefix}{f.name}.", sections=sections)
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The schema dataclass a type holds (through Annotated and ``| None``), else None."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _dataclass_of(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        found = [d for d in map(_dataclass_of, typing.get_args(tp)) if d is not None]
+        return found[0] if found else None
+    return None
+
+
+def _section(schema: type, section: tuple) -> type | None:
+    current: type | None = schema
+    for part in section:
+        field = fields_of(current).get(part)
+        if field is None:
+            return None
+        current = field.section
+    return current
+
+
+def _field_at(schema: type, loc: tuple) -> tuple[list[str], SchemaField | None]:
+    """The dotted path of the schema field ``loc`` points into, and that field (None: the document)."""
+    path: list[str] = []
+    field = None
+    current: type | None = schema
+    for part in loc:
+        found = fields_of(current).get(part) if isinstance(part, str) else None
+        if found is None:
+            break
+        field = found
+        path.append(part)
+        current = field.section
+    return path, field
+
+
+def _is_key(schema: type, loc: tuple) -> bool:
+    """Does ``loc`` end at a key of a section (not at an item of a list)?"""
+    return bool(loc) and isinstance(loc[-1], str) and _section(schema, loc[:-1]) is not None
+
+
+def _lookup(data: Any, path: list[str]) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return _ABSENT
+        data = data[part]
+    return data

@@ -1,0 +1,373 @@
+"""The configuration of ``python -m stream``: its schema (types, bounds, defaults) and how it is loaded.
+
+Layers, later wins: the project's ``config.yaml`` (every default, documented there; a test keeps it equal
+to the defaults below), ``--config FILE`` (only the keys it sets), ``--set key=value`` (dotted keys,
+YAML values), then the dedicated CLI flags. Relative paths in a config file are relative to that file's
+folder; given on the command line, to the working directory. A section left empty (``band:`` with every
+key commented out) keeps its defaults. Every problem is one :class:`~depthstream.errors.ConfigError` line
+(see :mod:`depthstream.schema.adapter`).
+
+Components receive these validated, frozen objects and do not check them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+from depthstream.coco import COCO_CLASSES
+from depthstream.errors import ConfigError
+
+from .adapter import all_keys, fields_of, read_yaml_mapping, unknown_key, validate
+from .fields import Allowed, FilePath, Flag, Metres, Text, integer, number
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+SCHEMA = ConfigDict(extra="forbid")
+
+Seconds = number(gt=0, le=120, noun="seconds")
+BackoffSeconds = number(gt=0, le=60, noun="seconds")
+BackoffMaxSeconds = number(gt=0, le=300, noun="seconds")
+QueueSeconds = number(gt=0, le=5, noun="seconds")
+Fraction01 = number(ge=0, le=1)
+Fraction = number(gt=0, le=1, noun="a fraction")
+InsetFraction = number(ge=0.05, le=0.5, noun="a fraction")
+Count = integer(ge=0)
+Attempts = integer(ge=0, note="0 = do not reconnect")
+QueueSize = integer(ge=1, le=256)
+MaxBoxes = integer(ge=1)
+Crf = integer(ge=0, le=51, note="lower = better quality")
+PositiveMetres = number(gt=0, noun="metres")
+Degrees90 = number(gt=-90, lt=90, noun="degrees")
+Degrees180 = number(gt=0, lt=180, noun="degrees")
+FocalPixels = number(gt=0, noun="pixels")
+Pixels = number(noun="a number of pixels")
+
+BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
+
+
+def _box_stat(text: str) -> str:
+    """``auto``, ``center_mean``, ``median``, ``bottom`` or ``percentile:P`` with 0 <= P <= 100."""
+    name, colon, p = text.strip().partition(":")
+    if not colon and name in ("auto", "center_mean", "median", "bottom"):
+        return text
+    if colon and name == "percentile":
+        try:
+            if 0.0 <= float(p) <= 100.0:
+                return text
+        except ValueError:
+            pass
+    raise ValueError(BOX_STAT_FORMS)
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("an odd integer >= 3")
+    return value
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class SourceConfig:
+    """``source``: what to read, and how live sources are opened, read and reopened."""
+
+    uri: Text = "demo"
+    max_frames: Count = 0
+    open_timeout_s: Seconds = 5.0  # connecting (and reading a stream's header) may take this long
+    read_timeout_s: Seconds = 5.0  # no frame for this long: the feed is lost
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    reconnect_attempts: Attempts = 30  # per outage
+    reconnect_backoff_s: BackoffSeconds = 0.5  # doubles after each failed attempt
+    reconnect_backoff_max_s: BackoffMaxSeconds = 2.0
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PipelineConfig:
+    """``pipeline``: the layout, its queues and the CPU threads of the models."""
+
+    layout: Literal["serial", "parallel"] = "parallel"
+    queue_size: QueueSize = 4
+    policy: Literal["auto", "block", "latest"] = "auto"
+    threads: Count = 0
+    timeout_s: QueueSeconds = 0.1
+
+
+ClassName = Annotated[str, Strict(), Field(min_length=1)]
+ClassId = Annotated[int, Strict(), Field(ge=0)]
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class DetectConfig:
+    """``detect``: the detector model and how its boxes are kept.
+
+    ``classes`` are checked against the detector's class names when they can be known before the model
+    loads: the names in its sidecar, else COCO's (and ``class0``, ``class1``, ... for a model of another
+    class count).
+    """
+
+    model: FilePath = "models/yolox_nano.onnx"
+    conf: Fraction01 = 0.3
+    iou: Fraction01 = 0.45
+    classes: Annotated[tuple[ClassName | ClassId, ...],
+                       Allowed("a list of class names or ids (e.g. [person, car]; [] = all)")] = ()
+    max_det: MaxBoxes = 100
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, classes: tuple, info: ValidationInfo) -> tuple:
+        if not classes or (info.context or {}).get("partial") or "model" not in info.data:
+            return classes
+        names, sidecar = _names_known_before_loading(Path(info.data["model"]))
+        for c in classes:
+            if isinstance(c, int):
+                if sidecar is not None and c >= len(names):
+                    raise ValueError(f"class ids 0..{len(names) - 1} (the classes of {sidecar.name}), got {c}")
+                continue
+            if c in names or (sidecar is None and c.startswith("class") and c[5:].isdigit()):
+                continue
+            close = difflib.get_close_matches(c, names, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else (
+                f"the names are in {sidecar.name}" if sidecar is not None else "COCO's 80 names, e.g. person, car")
+            raise ValueError(f"names of the detector's classes; '{c}' is not one ({hint})")
+        return classes
+
+
+def _names_known_before_loading(model: Path) -> tuple[tuple[str, ...], Path | None]:
+    """The detector's class names as far as they are known without loading it: its sidecar's names (and
+    the sidecar), else COCO's (and None). A broken sidecar is reported when the detector loads."""
+    from .sidecar import find_sidecar
+
+    try:
+        card = find_sidecar(model)
+    except ConfigError:
+        card = None
+    if card is not None and card.names:
+        return card.names, card.path
+    return COCO_CLASSES, None
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class GroundPlaneConfig:
+    """``depth.ground_plane``: a fixed camera above flat ground (give exactly one of vfov_deg and focal_px)."""
+
+    height_m: PositiveMetres = 7.07
+    pitch_deg: Degrees90 = 16.5
+    vfov_deg: Degrees180 | None = None
+    focal_px: FocalPixels | None = 1194.6
+    cy_px: Pixels | None = 282.6
+    max_depth_m: PositiveMetres = 100.0
+
+    @model_validator(mode="after")
+    def _one_focal(self) -> "GroundPlaneConfig":
+        if (self.vfov_deg is None) == (self.focal_px is None):
+            got = "both" if self.vfov_deg is not None else "neither"
+            raise ValueError(
+                "give exactly one of vfov_deg (vertical field of view, degrees) and focal_px (vertical focal length, "
+                f"pixels), got {got}" + (" (set the other to null, e.g. --set depth.ground_plane.focal_px=null)"
+                                         if got == "both" else ""))
+        return self
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class DepthConfig:
+    """``depth``: where metres come from and how a box gets its distance."""
+
+    source: Annotated[str, Strict(), Field(min_length=1),
+                      Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
+    box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
+    roi: Fraction = 0.4
+    threads: Count = 0
+    ground_plane: GroundPlaneConfig = GroundPlaneConfig()
+
+    @property
+    def is_network(self) -> bool:
+        """A depth network (a model card), not the ground plane."""
+        return self.source != "ground-plane"
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class BandConfig:
+    """``band``: the distances kept, in metres along the optical axis: ``further_than < d < closer_than``."""
+
+    closer_than: Metres | None = None
+    further_than: Metres | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "BandConfig":
+        if self.closer_than is not None and self.further_than is not None and not self.further_than < self.closer_than:
+            raise ValueError(f"further_than {self.further_than:g} and closer_than {self.closer_than:g} leave no distance: "
+                             f"the band is further than {self.further_than:g} m and closer than {self.closer_than:g} m")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """True when at least one bound is set."""
+        return self.closer_than is not None or self.further_than is not None
+
+    def describe(self) -> str:
+        """The band in words: ``closer than 2 m``, ``between 3 m and 8 m``, ``all distances``."""
+        if self.closer_than is not None and self.further_than is not None:
+            return f"between {self.further_than:g} m and {self.closer_than:g} m"
+        if self.closer_than is not None:
+            return f"closer than {self.closer_than:g} m"
+        if self.further_than is not None:
+            return f"further than {self.further_than:g} m"
+        return "all distances"
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class MaskConfig:
+    """``mask``: how the serial layout blanks pixels outside the band before detection."""
+
+    fill: Literal["black", "grey", "blur"] = "grey"
+    blur_ksize: Annotated[int, Strict(), Field(ge=3), AfterValidator(_odd), Allowed("an odd integer >= 3")] = 31
+
+
+Byte = Annotated[int, Strict(), Field(ge=0, le=255)]
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class OverlayConfig:
+    """``overlay``: what is drawn on the annotated frames."""
+
+    tint_bgr: Annotated[tuple[Byte, Byte, Byte], Allowed("three integers 0..255 (B, G, R)")] = (40, 40, 160)
+    tint_alpha: Fraction01 = 0.45
+    depth_inset: Flag = True
+    inset_fraction: InsetFraction = 0.25
+    inset_max_m: PositiveMetres = 40.0
+    hud: Flag = True
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class OutputConfig:
+    """``output``: the annotated MP4 (or image folder), the JSONL and the window."""
+
+    mp4: Text | None = None
+    jsonl: Text | None = None
+    show: Flag = False
+    crf: Crf = 23
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class EngineConfig:
+    """``engine``: how the models run."""
+
+    backend: Literal["auto", "ort-cpu", "ort-cuda", "ort-trt", "trt"] = "auto"
+    fp16: Flag = True
+    cache_dir: FilePath | None = None
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class Config:
+    """The whole configuration (one section per top-level key of config.yaml)."""
+
+    source: SourceConfig = SourceConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    detect: DetectConfig = DetectConfig()
+    depth: DepthConfig = DepthConfig()
+    band: BandConfig = BandConfig()
+    mask: MaskConfig = MaskConfig()
+    overlay: OverlayConfig = OverlayConfig()
+    output: OutputConfig = OutputConfig()
+    engine: EngineConfig = EngineConfig()
+
+
+NOUN = "config key"
+
+
+def config_keys() -> list[str]:
+    """Every dotted key of the config, e.g. ``detect.conf``."""
+    return all_keys(Config)
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def read_config_file(path: Path) -> dict:
+    return read_yaml_mapping(path, f"config file {path}", missing=f"config file not found: {path}")
+
+
+def _empty_sections(data: dict, schema: type = Config) -> dict:
+    """Sections written as an empty key (``band:``, YAML null) keep their defaults."""
+    out = dict(data)
+    for name, field in fields_of(schema).items():
+        if field.section is not None and name in out:
+            out[name] = {} if out[name] is None else (
+                _empty_sections(out[name], field.section) if isinstance(out[name], dict) else out[name])
+    return out
+
+
+def _validate(data: dict, where: str, base_dir: Path, partial: bool = False) -> Config:
+    return validate(Config, _empty_sections(data), where=where, noun=NOUN,
+                    context={"base_dir": base_dir, "partial": partial})
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key not in config_keys():
+        raise ConfigError("--set: " + unknown_key(Config, key, NOUN))
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: cannot read value {raw!r}: {str(exc).splitlines()[0]}") from exc
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: dict = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def _only(full: dict, given: dict) -> dict:
+    """The part of ``full`` whose keys appear in ``given`` (so a user file only overrides what it sets)."""
+    out = {}
+    for k, v in given.items():
+        out[k] = _only(full[k], v) if isinstance(v, dict) and isinstance(full.get(k), dict) else full[k]
+    return out
+
+
+def load_config(
+    path: Path | str | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults from the project's config.yaml, then ``path``, then ``--set`` items, then ``overrides``
+    (dotted key -> value, from CLI flags; None = not given; paths there are relative to the working directory)."""
+    data = read_config_file(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else {}
+    layered = dataclasses.asdict(_validate(data, f"{DEFAULT_CONFIG.name}: ", DEFAULT_CONFIG.parent))
+    if path is not None:
+        path = Path(path)
+        user = _empty_sections(read_config_file(path))
+        where = f"{path}: "
+        # The user's file on its own first, so that its errors name the file that holds them.
+        _validate(user, where, path.parent, partial=True)
+        user_cfg = _validate(_merge(data, user), where, path.parent, partial=True)
+        layered = _merge(layered, _only(dataclasses.asdict(user_cfg), user))
+    cli: dict = {}
+    for item in sets:
+        key, value = parse_set(item)
+        cli = _merge(cli, _nest(key, value))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            cli = _merge(cli, _nest(key, value))
+    return _validate(_merge(layered, cli), "", Path.cwd())
+

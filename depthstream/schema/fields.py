@@ -1,0 +1,84 @@
+"""Field types the schemas share: strict scalars with their bounds, each carrying the words that say what
+is allowed, so an error message and the bound it enforces come from one declaration.
+
+Values are strict: a YAML ``"0.4"`` (a string) is not a number, ``yes`` is not ``true``, ``1`` is not a
+boolean and ``.nan`` / ``.inf`` are not numbers. An integer is accepted where a number (float) is asked for.
+Lists stay lax (a YAML list becomes a tuple); their items are strict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, Strict, ValidationInfo
+
+
+class Allowed:
+    """What a field accepts, in words (``a number in [0, 1]``); the adapter puts it after ``expected``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Allowed({self.text!r})"
+
+
+class SetByLoader:
+    """Marks a field that the loader fills (e.g. the file a card was read from), not a key of the document."""
+
+    def __repr__(self) -> str:
+        return "SetByLoader()"
+
+
+def _g(v: float) -> str:
+    return f"{v:g}"
+
+
+def _range_text(noun: str, gt, ge, lt, le, integer: bool) -> str:
+    lo, lo_open = (gt, True) if gt is not None else (ge, False)
+    hi, hi_open = (lt, True) if lt is not None else (le, False)
+    if lo is not None and hi is not None:
+        if integer and not lo_open and not hi_open:
+            return f"{noun} in {lo}..{hi}"
+        return f"{noun} in {'(' if lo_open else '['}{_g(lo)}, {_g(hi)}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{noun} {'>' if lo_open else '>='} {_g(lo)}"
+    if hi is not None:
+        return f"{noun} {'<' if hi_open else '<='} {_g(hi)}"
+    return noun
+
+
+def number(*, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None,
+           noun: str = "a number", note: str = "") -> Any:
+    """A finite float (an integer is accepted) within the given bounds, e.g. ``number(gt=0, le=120,
+    noun="seconds")`` -> allowed ``seconds in (0, 120]``."""
+    text = _range_text(noun, gt, ge, lt, le, integer=False) + (f" ({note})" if note else "")
+    return Annotated[float, Strict(), Field(allow_inf_nan=False, gt=gt, ge=ge, lt=lt, le=le), Allowed(text)]
+
+
+def integer(*, ge: int | None = None, le: int | None = None, noun: str = "an integer", note: str = "") -> Any:
+    """An int (not a bool, not a float) within the given bounds, e.g. ``integer(ge=1, le=256)`` -> allowed
+    ``an integer in 1..256``."""
+    text = _range_text(noun, None, ge, None, le, integer=True) + (f" ({note})" if note else "")
+    return Annotated[int, Strict(), Field(ge=ge, le=le), Allowed(text)]
+
+
+Flag = Annotated[bool, Strict(), Allowed("true or false")]
+Text = Annotated[str, Strict(), Field(min_length=1), Allowed("a non-empty string")]
+FiniteNumber = number()
+Metres = Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0), Allowed("a positive number of metres")]
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    """A path relative to the folder of the file that holds it (``base_dir`` in the validation context);
+    ``~`` is the user's home. Without a context (built in code) the path is kept as given."""
+    base = (info.context or {}).get("base_dir")
+    if base is None:
+        return value
+    expanded = Path(value).expanduser()
+    return str(expanded if expanded.is_absolute() else (Path(base) / expanded).resolve())
+
+
+FilePath = Annotated[str, Strict(), Field(min_length=1), AfterValidator(_resolve_path),
+                     Allowed("a path (relative to the folder of the file that sets it)")]

@@ -1,0 +1,19 @@
+"""Depth providers: each turns a :class:`~depthstream.types.Frame` into a :class:`~depthstream.types.DepthMap`.
+
+A depth map is (H, W) float32 **metres along the optical axis** (z-depth) at the frame's resolution,
+NaN where the provider cannot give a depth. Two families:
+
+- :class:`~stream.depth.ground.GroundPlaneDepth` (kind ``geometric``): a fixed camera above flat ground; no model.
+- :class:`~stream.depth.network.OnnxDepth` (kind ``metric`` or ``relative+calibrated``): an ONNX depth network
+  described by a model card (:mod:`depthstream.schema.card`).
+
+Providers are pure computation: no threads, no I/O except loading the model in ``open()``. They receive
+validated settings (a :class:`~depthstream.schema.config.GroundPlaneConfig`, a
+:class:`~depthstream.schema.card.ModelCard`) and do not check them again.
+"""
+
+from .base import DepthProvider
+from .ground import GroundPlaneDepth, ground_plane_z
+from .network import OnnxDepth, open_depth_model
+
+__all__ = ["DepthProvider", "GroundPlaneDepth", "ground_plane_z", "OnnxDepth", "open_depth_model"]

@@ -1,0 +1,38 @@
+"""The interface every depth provider implements."""
+
+from __future__ import annotations
+
+import abc
+
+from depthstream.types import DepthKind, DepthMap, Frame
+
+
+class DepthProvider(abc.ABC):
+    """Base of every depth provider.
+
+    ``source`` names what produced the depth (``ground-plane`` or the model card's name); ``kind`` is the
+    :data:`~depthstream.types.DepthKind` of the maps it returns. ``open()`` loads what the provider needs
+    (a model), ``close()`` frees it; both are no-ops here. Use as a context manager:
+    ``with provider: depth = provider(frame)``.
+    """
+
+    source: str
+    kind: DepthKind
+
+    def open(self) -> None:
+        """Load what the provider needs; calling it again while open does nothing."""
+
+    def close(self) -> None:
+        """Free what ``open()`` loaded; safe to call more than once."""
+
+    def __enter__(self) -> "DepthProvider":
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def __call__(self, frame: Frame) -> DepthMap:
+        """Depth of ``frame``: a DepthMap of (frame.height, frame.width) float32 metres, NaN = invalid."""
+

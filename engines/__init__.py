@@ -6,7 +6,8 @@
 - :mod:`engines.factory`: :func:`create_engine`, the one factory the detector and the depth network use.
 - :mod:`engines.ort`: ONNX Runtime (``ort-cpu``, ``ort-cuda``, ``ort-trt``) with verified providers.
 - :mod:`engines.trt`: TensorRT 10 engines (``trt``); :mod:`engines.build`: ONNX -> cached engine.
-- :mod:`engines.check`: two variants of a model compared on sample frames.
+- :mod:`engines.check`: two variants of a model compared (the command that feeds them frames is
+  :mod:`stream.enginecheck`).
 
 TensorRT and pycuda are imported only when used: this package and its CPU tests need neither.
 """

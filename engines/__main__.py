@@ -110,7 +110,8 @@ def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
     from depthstream.schema.card import load_card
 
     card = load_card(card_path)
-    return Path(card.model), {card.input: card.input_shape}
+    h, w = card.size
+    return Path(card.model), {card.input: (1, 3, h, w) if card.layout == "nchw" else (1, h, w, 3)}
 
 
 def cmd_build(args) -> int:
@@ -133,41 +134,18 @@ def cmd_build(args) -> int:
         engine, reason = ensure_engine(path, fp16=fp16, cache_dir=cache_dir, shapes=wanted, force=args.force)
         sys.stdout.write(f"{path.name}: {engine} ({'built: ' + reason if reason else 'cached, up to date'})\n")
         if args.check:
-            _warn_check(path, fp16, cache_dir)
+            from stream.enginecheck import check_after_build
+
+            check_after_build(path, fp16, cache_dir)
     return 0
-
-
-def _warn_check(path: Path, fp16: bool, cache_dir: str | None) -> None:
-    from .check import Variant, run_check, sample_frames
-
-    report = run_check(path, Variant("ort-cpu"), Variant("trt", "fp16" if fp16 else "fp32"),
-                       frames=sample_frames("demo", 8), cache_dir=cache_dir)
-    sys.stdout.write("\n".join(report.lines()) + "\n")
-    for problem in report.problems(0.03, 0.9):
-        logging.getLogger("engines").warning("check: %s", problem)
 
 
 def cmd_check(args) -> int:
-    from depthstream.errors import ConfigError
+    # The check feeds the model as the product does (a detector's letterbox, a depth card's preprocessing),
+    # so it lives in the layer that knows those: stream. This entry point only dispatches to it.
+    from stream.enginecheck import check_command
 
-    from .check import parse_variant, run_check, sample_frames
-
-    a, b = parse_variant(args.a), parse_variant(args.b)
-    if args.frames < 1:
-        raise ConfigError(f"--frames must be >= 1, got {args.frames}")
-    model = Path(args.model)
-    if not model.is_file():
-        raise ConfigError(f"model not found: {model} (give an .onnx or a depth model card .yaml)")
-    frames = sample_frames(args.source, args.frames)
-    report = run_check(model, a, b, frames=frames, threads=max(1, args.threads), cache_dir=args.cache_dir)
-    sys.stdout.write("\n".join(report.lines()) + "\n")
-    problems = report.problems(args.tol, args.min_agreement)
-    if problems:
-        sys.stdout.write("FAIL: " + "; ".join(problems) + "\n")
-        return 1
-    sys.stdout.write(f"OK: within tolerance (mean |A-B| <= {args.tol:.2%} of mean |A| per output"
-                     + (f", box agreement >= {args.min_agreement}" if report.boxes is not None else "") + ")\n")
-    return 0
+    return check_command(args)
 
 
 def main(argv: list[str] | None = None) -> int:

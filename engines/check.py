@@ -1,4 +1,4 @@
-"""Numeric check: run one model on two backends (or precisions) over sample frames and compare.
+"""Numeric check of two variants of one model: the engine-level parts.
 
 A variant is ``BACKEND[:OPTION]``: BACKEND one of ``auto``, ``ort-cpu``, ``ort-cuda``, ``ort-trt``,
 ``trt``; OPTION ``fp32`` (the default), ``fp16`` or, for ONNX Runtime, ``noopt`` (graph optimisations
@@ -9,34 +9,29 @@ off). FP16 means:
   outputs stay float32) with ONNX Runtime's converter (``onnxruntime.transformers.float16``, needs
   the ``onnx`` package), then run on that provider — what the CPU-only machine can check.
 
-Inputs: a detector (any layout :mod:`stream.detect` knows: YOLOX, Ultralytics, YOLOv5/v7, end-to-end)
-is fed frames letterboxed as its family expects and its boxes are compared too (greedy IoU matching,
-same class, IoU >= 0.5); a depth model card (``.yaml``) is fed its own preprocessing; any other model
-gets frames resized to its image input (RGB, 0..1) or, for non-image inputs, seeded random values.
-The report gives max / mean absolute difference per output and, for detectors, box agreement.
+Here: parsing variants, building their engines, recording their outputs, the statistics (max / mean
+absolute difference per output; for detectors, box agreement) and the report. How a model is fed (a
+detector's letterbox, a depth card's preprocessing) is the product's knowledge: the check command that
+feeds it frames lives above, in :mod:`stream.enginecheck` (``python -m engines check`` dispatches there).
+Models that are neither get :func:`generic_feeds`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
-from stream.detect import iou_matrix
 from depthstream.errors import ConfigError, EngineError
 
 from .backends import BACKENDS, EngineOptions, resolve_backend
 from .base import Engine, TensorSpec
 from .factory import create_engine
 
-log = logging.getLogger(__name__)
 
 OPTIONS = ("fp32", "fp16", "noopt")
 
@@ -99,6 +94,20 @@ class DiffStats:
         """Mean absolute difference / mean absolute reference value."""
         ref_mean = self.ref_sum_abs / self.count if self.count else 0.0
         return self.mean_abs / ref_mean if ref_mean > 0 else (0.0 if self.mean_abs == 0 else float("inf"))
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N, 4 xyxy) with every box in ``b`` (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def match_boxes(boxes_a: np.ndarray, cls_a: np.ndarray, boxes_b: np.ndarray, cls_b: np.ndarray,
@@ -184,27 +193,7 @@ class Report:
         return out
 
 
-# -- frames and feeds ----------------------------------------------------------------------------
-
-
-def sample_frames(source: str = "demo", count: int = 8, stride: int = 15) -> list[np.ndarray]:
-    """``count`` BGR frames from a source (every ``stride``-th frame of a video, each image of a folder)."""
-    from stream.sources import open_source
-
-    frames: list[np.ndarray] = []
-    with open_source(source) as src:
-        step = stride if src.frame_count is None or src.frame_count > count else 1
-        index = 0
-        while len(frames) < count:
-            frame = src.read()
-            if frame is None:
-                break
-            if index % step == 0:
-                frames.append(frame.image)
-            index += 1
-    if not frames:
-        raise EngineError(f"no frames could be read from {source} to check with")
-    return frames
+# -- feeds for models that are neither detectors nor depth cards -------------------------------------
 
 
 def _image_feed(spec: TensorSpec, image: np.ndarray) -> np.ndarray | None:
@@ -277,7 +266,7 @@ def variant_engine(onnx_path: Path, variant: Variant, *, threads: int, cache_dir
     return engine, f"{backend}:{variant.option}"
 
 
-class _Recorder(Engine):
+class Recorder(Engine):
     """Wraps an engine and keeps a copy of the last outputs (so a detector's raw output can be compared)."""
 
     def __init__(self, inner: Engine) -> None:
@@ -308,87 +297,7 @@ class _Recorder(Engine):
         return self.seconds / self.calls * 1e3 if self.calls else 0.0
 
 
-def _try_detector(engine: _Recorder, model: Path):
-    """A detector on ``engine`` when the model is one (any layout stream.detect knows; the sidecar of the
-    original ``model`` is used, since a variant may run a converted copy), else None."""
-    from depthstream.schema.sidecar import find_sidecar
-    from stream.detect import Detector
-
-    det = Detector(engine, card=find_sidecar(model))
-    try:
-        det.open()
-    except (EngineError, ConfigError):
-        engine.open()  # not a detector; the failed detector open may have closed the engine
-        return None
-    return det
-
-
-def run_check(
-    model: str | Path,
-    a: Variant,
-    b: Variant,
-    *,
-    frames: Sequence[np.ndarray],
-    threads: int = 1,
-    cache_dir: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Report:
-    """Run ``model`` on variants A and B over ``frames`` and compare their outputs (and boxes)."""
-    model = Path(model)
-    if not model.is_file():
-        raise EngineError(f"model file not found: {model} (give an .onnx or a depth model card .yaml)")
-    card = None
-    if model.suffix.lower() in (".yaml", ".yml"):
-        from depthstream.schema.card import load_card
-
-        card = load_card(model)
-        onnx_path = Path(card.model)
-    else:
-        onnx_path = model
-    shapes = None
-    if card is not None:
-        h, w = card.size
-        shapes = {card.input: (1, 3, h, w) if card.layout == "nchw" else (1, h, w, 3)}
-    with tempfile.TemporaryDirectory(prefix="engines-check-") as tmp:
-        work = Path(tmp)
-        eng_a, _ = variant_engine(onnx_path, a, threads=threads, cache_dir=cache_dir, work=work, shapes=shapes)
-        eng_b, _ = variant_engine(onnx_path, b, threads=threads, cache_dir=cache_dir, work=work, shapes=shapes)
-        rec_a, rec_b = _Recorder(eng_a), _Recorder(eng_b)
-        with rec_a, rec_b:
-            # labels after open: an `auto` variant may have fallen back
-            report = Report(str(model), f"{rec_a.inner.backend}:{a.option}", f"{rec_b.inner.backend}:{b.option}", len(frames), "")
-            det_a = _try_detector(rec_a, onnx_path) if card is None else None
-            det_b = _try_detector(rec_b, onnx_path) if det_a is not None else None
-            if det_a is not None and det_b is not None:
-                report.fed = f"{det_a.layout} detector: frames letterboxed as its family expects"
-                report.boxes = BoxStats()
-                for i, image in enumerate(frames):
-                    dets_a, _ = det_a(image)
-                    dets_b, _ = det_b(image)
-                    report.boxes.add(dets_a, dets_b)
-                    _add_outputs(report, rec_a.last, rec_b.last)
-                    if progress:
-                        progress(f"frame {i + 1}/{len(frames)}")
-            else:
-                if card is not None:
-                    from stream.depth import OnnxDepth
-
-                    prep = OnnxDepth(dataclasses.replace(card, kind="metric", calibration=None), threads=1)
-                    feeds = [{card.input: prep.preprocess(image).astype(rec_a.inputs[card.input].dtype)} for image in frames]
-                    report.fed = f"depth card {card.name}: its own preprocessing"
-                else:
-                    feeds, report.fed = generic_feeds(rec_a.inputs, frames)
-                for i, feed in enumerate(feeds):
-                    out_a = {k: np.array(v, copy=True) for k, v in rec_a.infer(feed).items()}
-                    out_b = rec_b.infer(feed)
-                    _add_outputs(report, out_a, out_b)
-                    if progress:
-                        progress(f"frame {i + 1}/{len(feeds)}")
-            report.ms_a, report.ms_b = rec_a.ms, rec_b.ms
-    return report
-
-
-def _add_outputs(report: Report, out_a: Mapping[str, np.ndarray], out_b: Mapping[str, np.ndarray]) -> None:
+def add_outputs(report: Report, out_a: Mapping[str, np.ndarray], out_b: Mapping[str, np.ndarray]) -> None:
     for name, va in out_a.items():
         if name not in out_b:
             raise EngineError(f"output '{name}' of variant A is missing from variant B (outputs {sorted(out_b)})")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import YOLOX
-from engines.check import BoxStats, DiffStats, Variant, match_boxes, parse_variant, run_check
-from stream.detect import iou_matrix
+from engines.check import BoxStats, DiffStats, Variant, iou_matrix, match_boxes, parse_variant
+from stream.enginecheck import run_check
 from depthstream.errors import ConfigError, EngineError
 from depthstream.types import Detections
 from test_engines_ort import tiny_onnx

@@ -40,7 +40,8 @@ def test_build_is_cached_and_reused(tmp_path):
 @needs_trt
 @pytest.mark.timeout(900)
 def test_trt_fp16_agrees_with_onnx_runtime_cpu(tmp_path, demo_frames):
-    from engines.check import Variant, run_check
+    from engines.check import Variant
+    from stream.enginecheck import run_check
 
     report = run_check(YOLOX, Variant("ort-cpu"), Variant("trt", "fp16"), frames=demo_frames[:6], cache_dir=str(tmp_path))
     assert report.b == "trt:fp16"

@@ -11,7 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import stream.sources as sources
+import stream.sources.opencv as sources  # cv2 and the device check as the OpenCV sources see them
 from depthstream.schema.config import SourceConfig, load_config
 from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
 from stream.sources import (

@@ -1,0 +1,147 @@
+"""Sources read with FFmpeg (PyAV) or from image files: a video file (or the demo clip), a network stream
+(rtsp://, http(s)://, ...), a folder or glob of images."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+
+from depthstream.errors import SourceError, SourceNotFoundError
+from depthstream.types import Frame
+
+from .base import IMAGE_EXTS, Source, redact
+
+
+class VideoFileSource(Source):
+    """A video file, or a network stream (``network=True``), decoded by PyAV (FFmpeg).
+
+    A network stream is opened with ``av.open(..., timeout=(open_timeout_s, read_timeout_s))``: PyAV's
+    interrupt callback makes FFmpeg give up on a connect, a header or a packet that takes longer, so a
+    server that accepts the connection and then says nothing cannot hang a read. It is ``live`` unless it
+    turns out to be a file served over HTTP(S) (it has a duration): that one is read like a file.
+    """
+
+    def __init__(self, uri: str, *, network: bool = False, options: dict[str, str] | None = None,
+                 open_timeout_s: float = 5.0, read_timeout_s: float = 5.0) -> None:
+        super().__init__(uri)
+        self.network = network
+        self.live = network
+        self._options = options or {}
+        self._timeouts = (open_timeout_s, read_timeout_s)
+        self._container = None
+        self._stream = None
+        self._frames = None
+        self._fps: Fraction | None = None
+
+    def open(self) -> "VideoFileSource":
+        import av
+
+        if not self.network:
+            path = Path(self.uri)
+            if not path.exists():
+                raise SourceNotFoundError(f"source file not found: {self.uri} (expected a video file, a folder of images, a camera index or a URL)")
+            if path.is_dir():
+                raise SourceNotFoundError(f"{self.uri} is a folder with no images ({', '.join(sorted(IMAGE_EXTS))})")
+            if path.stat().st_size == 0:
+                raise SourceError(f"cannot open {self.source_id} as a video: the file is empty (0 bytes)")
+        t0 = time.monotonic()
+        try:
+            container = av.open(self.uri, options=self._options, timeout=self._timeouts if self.network else None)
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(self._open_failure(exc, time.monotonic() - t0)) from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.source_id} has no video stream (is it an audio or a data file?)")
+        self._container = container
+        self._stream = container.streams.video[0]
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self._fps = Fraction(rate) if rate else None
+        self._frames = container.decode(self._stream)
+        if self.network and not self.uri.lower().startswith(("rtsp://", "rtsps://")):
+            self.live = not (container.duration and container.duration > 0)  # a file over HTTP has one
+        return self
+
+    def _open_failure(self, exc: Exception, elapsed_s: float) -> str:
+        reason = _ff_message(exc)
+        if not self.network:
+            return f"cannot open {self.source_id} as a video: {reason} (not a video, or a truncated or corrupt file)"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"cannot connect to {self.source_id}: connection refused (is the server running, and is the port right?)"
+        if elapsed_s >= self._timeouts[0] * 0.95:
+            return (f"no answer from {self.source_id} within {self._timeouts[0]:g} s (source.open_timeout_s): "
+                    "the server accepted the connection but sent no video; check the URL's path and the server")
+        return f"cannot open {self.source_id}: {reason}"
+
+    @property
+    def fps(self) -> Fraction | None:
+        return self._fps
+
+    @property
+    def width(self) -> int:
+        return int(self._stream.codec_context.width)
+
+    @property
+    def height(self) -> int:
+        return int(self._stream.codec_context.height)
+
+    @property
+    def frame_count(self) -> int | None:
+        n = self._stream.frames if self._stream is not None and not self.live else 0
+        return int(n) if n else None
+
+    def read(self) -> Frame | None:
+        import av
+
+        with self._reading():
+            if self._frames is None:
+                raise SourceError(f"source {self.source_id} is not open")
+            t0 = time.monotonic()
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                return None
+            except (av.FFmpegError, OSError) as exc:
+                if self.network and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
+                    raise SourceError(f"no frame from {self.source_id} for {self._timeouts[1]:g} s (source.read_timeout_s)") from exc
+                raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
+            return self._frame(frame.to_ndarray(format="bgr24"), float(frame.time) if frame.time is not None else None)
+
+    def _release(self) -> None:
+        container, self._container, self._stream, self._frames = self._container, None, None, None
+        if container is not None:
+            container.close()
+
+
+class ImagesSource(Source):
+    """A folder of images (sorted by name) or a glob pattern."""
+
+    def __init__(self, uri: str, paths: list[Path]) -> None:
+        super().__init__(uri)
+        self.paths = paths
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.paths)
+
+    def frame_name(self, index: int) -> str | None:
+        return self.paths[index].name if 0 <= index < len(self.paths) else None
+
+    def read(self) -> Frame | None:
+        if self._index >= len(self.paths):
+            return None
+        path = self.paths[self._index]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"cannot read image {path} (corrupt, or not an image)")
+        return self._frame(image, None)
+
+
+def _ff_message(exc: Exception) -> str:
+    """FFmpeg's reason without the file name PyAV appends (a URL may hold credentials)."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return redact(text.splitlines()[0])
+
+

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream import sinks
+from stream.sinks import paths as sink_paths
+from stream.sinks import window as sink_window
 from depthstream.errors import SinkError
 from stream.sinks import JsonlSink, Mp4Sink, WindowSink, frame_record
 from depthstream.types import DepthMap, Detections, Frame, Result
@@ -171,7 +172,7 @@ def test_sink_folder_not_writable_via_access_check(tmp_path: Path, monkeypatch: 
     locked = tmp_path / "locked"
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(sinks.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    monkeypatch.setattr(sink_paths.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
     with pytest.raises(SinkError, match=r"folder .*locked is not writable"):
         Mp4Sink(locked / "out.mp4", 10, 16, 16).open()
     assert not (locked / "out.mp4").exists()
@@ -280,19 +281,19 @@ def test_window_sink_headless_raises(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_window_sink_namedwindow_failure_is_sink_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a display and a GUI build claimed, a cv2.error from namedWindow still becomes SinkError."""
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(sinks, "_opencv_has_gui", lambda: True)
+    monkeypatch.setattr(sink_window, "_opencv_has_gui", lambda: True)
 
     def fail(*args, **kwargs):
         raise cv2.error("The function is not implemented")
 
-    monkeypatch.setattr(sinks.cv2, "namedWindow", fail)
+    monkeypatch.setattr(sink_window.cv2, "namedWindow", fail)
     with pytest.raises(SinkError, match=r"--show needs OpenCV with GUI support.*pip install opencv-python"):
         WindowSink().write(np.zeros((8, 8, 3), np.uint8))
 
 
 def test_window_sink_reports_headless_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(sinks, "_opencv_has_gui", lambda: False)
+    monkeypatch.setattr(sink_window, "_opencv_has_gui", lambda: False)
     with pytest.raises(SinkError, match=r"opencv-python-headless.*pip install opencv-python \(or the 'gui' extra\)"):
         WindowSink().open()
 

@@ -1,0 +1,190 @@
+"""One JSON line per frame: :class:`JsonlSink` writes the records :func:`frame_record` builds.
+
+JSONL schema
+------------
+One JSON object per line, one line per processed frame, written by ``JsonlSink`` from ``frame_record``.
+Strict JSON: NaN and infinities are written as ``null``. Distances are metres along the camera's
+optical axis; times are milliseconds unless the key ends in ``_s``.
+
+.. code-block:: text
+
+    {
+      "index": 42,                      # frame index from the source (int, monotonic; gaps = dropped frames)
+      "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
+      "source": "data/clip.mp4",        # the source as given, credentials redacted
+      "depth": {"source": "depth-anything-v2-metric-indoor-small",   # what produced the depth map
+                "kind": "metric",       # "metric" | "relative+calibrated" | "geometric"
+                "unit": "m"},
+      "band": "closer than 2 m",        # the asked distance band in words, null when none was asked
+      "detections": [                   # one object per box, possibly empty
+        {"box": [x1, y1, x2, y2],       # frame pixels, rounded to 0.1 px, x1 < x2, y1 < y2
+         "class_id": 0,                 # index into the detector's class names
+         "class": "person",             # class name ("class N" when the id has no name)
+         "score": 0.873,                # detector confidence 0..1, 3 decimals
+         "depth_m": 1.734,              # the box's distance in metres (3 decimals), null: no valid depth
+         "depth_valid_frac": 0.962,     # share of the sampled pixels with valid depth (3 decimals) or null
+         "depth_spread_m": 0.211}       # interquartile range of the sampled depths, metres, or null
+      ],
+      "timings_ms": {"depth": 3.12, "detect": 11.95},   # stage -> milliseconds (0.01 ms), in stage order
+      "age_ms": 35.27,                  # capture-to-output latency of this frame in ms (0.01), or null
+      "backend": "ort-cpu"              # the inference backend that ran the detector (python -m stream writes it)
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from depthstream.errors import SinkError
+from depthstream.types import Result
+
+from .paths import prepare_output_path
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Convert a record to plain JSON types: numpy scalars/arrays to Python, NaN/inf to None."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"JSONL record field {where} has type {type(value).__name__}, which has no JSON form; convert it to a number, string, list or dict")
+
+
+class JsonlSink:
+    """Append one strict-JSON line per ``write(record)`` to a file, flushed after every line.
+
+    A killed run leaves every finished line valid. Records may hold numpy scalars and arrays; NaN and
+    infinities become ``null``. The file is created (truncated if it exists) by ``open()``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[str] | None = None
+        self._closed = False
+        self._lines = 0
+
+    @property
+    def lines_written(self) -> int:
+        return self._lines
+
+    def open(self) -> "JsonlSink":
+        """Check the path, create its folders and open the file (idempotent). Raises SinkError."""
+        self._open_file()
+        return self
+
+    def _open_file(self) -> IO[str]:
+        if self._closed:
+            raise SinkError(f"JSONL {self.path} is already closed; create a new JsonlSink to write another file")
+        if self._file is None:
+            self.path = prepare_output_path(self.path, "JSONL")
+            try:
+                self._file = open(self.path, "w", encoding="utf-8", newline="\n")
+            except OSError as exc:
+                raise SinkError(f"cannot open JSONL {self.path} for writing: {exc.strerror or exc}") from exc
+        return self._file
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Write ``record`` (a dict) as one JSON line and flush it."""
+        if not isinstance(record, Mapping):
+            raise TypeError(f"JsonlSink.write expects a dict record, got {type(record).__name__}")
+        line = json.dumps(_jsonable(record, "record"), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        file = self._open_file()
+        try:
+            file.write(line + "\n")
+            file.flush()
+        except OSError as exc:
+            raise SinkError(f"writing line {self._lines + 1} of JSONL {self.path} failed: {exc.strerror or exc}") from exc
+        self._lines += 1
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                raise SinkError(f"closing JSONL {self.path} failed: {exc.strerror or exc}") from exc
+
+    def __enter__(self) -> "JsonlSink":
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _round_or_none(value: float, digits: int) -> float | None:
+    v = float(value)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+def frame_record(
+    result: Result,
+    class_names: Sequence[str],
+    *,
+    depth_source: str,
+    depth_kind: str,
+    band_text: str | None,
+    age_ms: float | None,
+    extra_timings: dict[str, float] | None = None,
+    backend: str | None = None,
+) -> dict[str, Any]:
+    """One frame's JSONL record (schema in this module's docstring); plain Python types only.
+
+    extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
+    backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
+    out when None.
+    """
+    frame = result.frame
+    detections: list[dict[str, Any]] = []
+    dets = result.detections
+    if dets is not None:
+        for i in range(len(dets)):
+            cid = int(dets.class_id[i])
+            detections.append(
+                {
+                    "box": [round(float(v), 1) for v in dets.xyxy[i]],
+                    "class_id": cid,
+                    "class": str(class_names[cid]) if 0 <= cid < len(class_names) else f"class {cid}",
+                    "score": _round_or_none(dets.confidence[i], 3),
+                    "depth_m": _round_or_none(dets.depth_m[i], 3),
+                    "depth_valid_frac": _round_or_none(dets.depth_valid_frac[i], 3),
+                    "depth_spread_m": _round_or_none(dets.depth_spread_m[i], 3),
+                }
+            )
+    timings = {**result.timings_ms, **(extra_timings or {})}
+    record = {
+        "index": int(frame.index),
+        "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
+        "source": frame.source_id,
+        "depth": {"source": depth_source, "kind": depth_kind, "unit": "m"},
+        "band": band_text,
+        "detections": detections,
+        "timings_ms": {str(stage): _round_or_none(ms, 2) for stage, ms in timings.items()},
+        "age_ms": None if age_ms is None else _round_or_none(age_ms, 2),
+    }
+    if backend is not None:
+        record["backend"] = backend
+    return record

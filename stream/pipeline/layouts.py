@@ -1,42 +1,9 @@
-"""Threads and queues: the only module of the product that creates them.
-
-Layouts (every arrow is a bounded queue; every box a thread running plain, synchronous stages):
-
-    serial:    capture -> [depth + mask] -> [fill outside band, detect, per-box depth, band filter] -> caller
-    parallel:  capture -> split -> [depth + mask]  \\
-                                 -> [detect]        -> [join by index, per-box depth, band filter] -> caller
-
-Both layouts pipeline across frames (frame n+1 can be in depth while frame n is detected); the
-parallel one also runs depth and detection of the *same* frame at once, so a frame's latency tends to
-max(depth, detect) instead of their sum.
-
-Queue policies: ``block`` (files: every frame is processed, capture waits for room) and ``latest``
-(live feeds: a frame nobody has taken yet is replaced by the newer one and counted as dropped; at most
-``in_flight`` frames are between capture and the caller and every queue holds one frame, so the
-pipeline never falls behind the camera and a frame's age stays at the pipeline's own latency). Every
-put/get waits at most ``timeout_s`` before checking the stop event; a worker's exception stops every
-thread and is re-raised in the caller's thread. Ctrl-C / SIGTERM (``interrupt_running``) stop the
-pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
-
-Capture is two threads, so that ``stop()`` never waits on a read:
-
-    reader (daemon) --one-frame handoff--> capture --policy queue--> ...
-
-The **reader** is the one thread whose only blocking call is ``source.read()``, which can sit inside C
-code (FFmpeg waiting on a socket, V4L2 waiting on a camera) where Python cannot interrupt it. It makes
-no queue calls: it hands each frame to the capture thread through ``_Handoff`` (a Condition whose
-every wait is timed and checks the stop event). ``stop()`` joins it for what is left of its one-second
-budget; if it is still inside ``read()`` then, ``stop()`` closes the source (every source accepts a
-``close()`` from another thread: a fake or a reconnect wait returns at once, FFmpeg and OpenCV finish
-the read within their read timeout and then release the decoder) and returns anyway. Being a daemon, a
-reader still blocked then cannot keep the process from exiting; it holds no lock and no frame anyone
-waits for. Every other thread is a normal thread, joined before ``results()`` returns.
-"""
+"""The threads of each layout (:class:`Pipeline`), the stages they run, and how signals stop them
+(see the package docstring for the layouts, the policies and how ``stop()`` never waits on a read)."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
@@ -44,17 +11,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from depthstream.errors import PipelineError, StreamError
-from .sources import Source
 from depthstream.types import Result
 
-log = logging.getLogger(__name__)
+from ..sources import Source
+from .queues import EOS, BoundedQueue, Handoff, Stopped
 
-EOS = object()  # end of stream marker, forwarded through every queue
+log = logging.getLogger("stream.pipeline")
+
 STAGE_GRACE_S = 30.0  # after stop, how long results() waits for a worker to finish its stage call
-
-
-class Stopped(Exception):
-    """Raised inside a worker when the stop event is set while it waits on a queue."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -77,99 +41,6 @@ def interrupt_running(signum: int) -> bool:
         return False
     _running[-1]._interrupt(signum)
     return True
-
-
-class BoundedQueue:
-    """A bounded queue with a named policy and stop-aware, timed put/get."""
-
-    def __init__(self, name: str, maxsize: int, policy: str, stop: threading.Event, timeout_s: float) -> None:
-        if policy not in ("block", "latest"):
-            raise ValueError(f"queue policy must be 'block' or 'latest', got {policy!r}")
-        self.name = name
-        self.policy = policy
-        self.dropped = 0
-        self._q: queue.Queue = queue.Queue(maxsize)
-        self._stop = stop
-        self._timeout = timeout_s
-
-    def put(self, item) -> None:
-        if self.policy == "latest" and item is not EOS:
-            # One producer per queue: after dropping the oldest there is room for our put.
-            with self._q.mutex:
-                if self._q.maxsize and len(self._q.queue) >= self._q.maxsize:
-                    self._q.queue.popleft()
-                    self.dropped += 1
-                    self._q.not_full.notify()
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            try:
-                self._q.put(item, timeout=self._timeout)
-                return
-            except queue.Full:
-                continue
-
-    def get(self):
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            try:
-                return self._q.get(timeout=self._timeout)
-            except queue.Empty:
-                continue
-
-
-_EMPTY = object()
-
-
-class _Handoff:
-    """One frame at a time from the reader thread to the capture thread.
-
-    ``latest``: a frame the capture thread has not taken yet is replaced by a newer one (counted in
-    ``dropped``), so the reader never waits. ``block``: the reader waits until the slot is free. Every
-    wait is at most ``timeout_s`` and ends with ``Stopped`` once the stop event is set or the capture
-    side has ``close()``d the handoff.
-    """
-
-    def __init__(self, policy: str, stop: threading.Event, timeout_s: float) -> None:
-        self.policy = policy
-        self.dropped = 0
-        self._cond = threading.Condition()
-        self._item = _EMPTY
-        self._stop = stop
-        self._closed = False
-        self._timeout = timeout_s
-
-    def _check(self) -> None:
-        if self._stop.is_set() or self._closed:
-            raise Stopped
-
-    def offer(self, item) -> None:
-        with self._cond:
-            if self._item is not _EMPTY and self.policy == "latest" and item is not EOS:
-                self._item = _EMPTY
-                self.dropped += 1
-            while self._item is not _EMPTY:
-                self._check()
-                self._cond.wait(self._timeout)
-            self._check()
-            self._item = item
-            self._cond.notify_all()
-
-    def take(self):
-        with self._cond:
-            while self._item is _EMPTY:
-                self._check()
-                self._cond.wait(self._timeout)
-            item, self._item = self._item, _EMPTY
-            self._cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
 
 @dataclass
 class Stages:
@@ -231,7 +102,7 @@ class Pipeline:
             # the parallel layout always see the same frames.
             return BoundedQueue(name, size, "block", self.stop_event, timeout_s)
 
-        self._handoff = _Handoff(policy, self.stop_event, timeout_s)
+        self._handoff = Handoff(policy, self.stop_event, timeout_s)
         # latest: at most ``in_flight`` frames between capture and the caller (one in the models, one
         # being drawn and written); the capture thread takes the newest frame only when one is done.
         self._tokens = threading.Semaphore(in_flight) if policy == "latest" else None

@@ -20,8 +20,8 @@ from bench.__main__ import main
 from bench.depth_bench import (align_median, align_scale_shift, bench_depth, depth_metrics, evaluate, find_pairs,
                                read_depth_png, seed_metric)
 from bench.models_bench import bench_models, skip_reason
-from bench.pipeline_bench import (GROUND_PLANE, LoopSource, RunResult, Workload, _dropped_after_warmup, _limits,
-                                  bench_pipeline, finalise)
+from bench.pipeline_bench import GROUND_PLANE, Workload, _limits, bench_pipeline
+from bench.pipeline_runs import LoopSource, RunResult, _dropped_after_warmup, finalise
 from bench.stats import ratio, steady_fps, summarise
 from depthstream.schema.config import GroundPlaneConfig
 from stream.depth import GroundPlaneDepth

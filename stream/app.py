@@ -1,4 +1,4 @@
-"""Builds the stages from a Config, runs a layout over a source and feeds the sinks.
+"""Builds the stages from a Config, runs a layout over a source and feeds the outputs (:mod:`stream.outputs`).
 
 The CLI (``python -m stream``) and the benchmarks both call :func:`run`; nothing here prints: the
 caller gets a :class:`Summary` back.
@@ -12,8 +12,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
-from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -21,7 +19,6 @@ import numpy as np
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
-from depthstream.errors import ConfigError
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
@@ -31,13 +28,11 @@ from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
 from .overlay import draw
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
-from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
+from .outputs import Outputs, refuse_output_over_source
+from .sinks import frame_record
 from .sources import Source, open_source
 
 log = logging.getLogger(__name__)
-
-DEFAULT_IMAGE_FPS = Fraction(5)  # an MP4 made from a folder of images plays at this rate
-
 
 @dataclass(frozen=True)
 class ThreadPlan:
@@ -94,20 +89,6 @@ def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     return cfg.depth.box_stat
 
 
-def fit_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """An image of another size (a folder of mixed photos) scaled to fit the video's first frame size,
-    centred on black; an image of the right size is returned as it is."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    r = min(height / h, width / w)
-    nh, nw = max(1, round(h * r)), max(1, round(w * r))
-    canvas = np.zeros((height, width, 3), np.uint8)
-    y0, x0 = (height - nh) // 2, (width - nw) // 2
-    canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    return canvas
-
-
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
@@ -148,6 +129,8 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
 
 @dataclass
 class Summary:
+    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects."""
+
     frames: int = 0
     wall_s: float = 0.0
     layout: str = ""
@@ -194,87 +177,6 @@ class _Fps:
         while now - self.times[0] > 2.0:
             self.times.popleft()
         return (len(self.times) - 1) / (now - self.times[0]) if len(self.times) > 1 else None
-
-
-def output_is_folder(path: str) -> bool:
-    """``--output``: a path ending in ``.mp4`` is an MP4; an existing folder, a path ending in ``/`` or
-    a path without a suffix is a folder of annotated images; anything else is a usage error."""
-    p = Path(path).expanduser()
-    if p.is_dir() or str(path).endswith(("/", "\\")):
-        return True
-    if p.suffix.lower() == ".mp4":
-        return False
-    if not p.suffix:
-        return True
-    raise ConfigError(f"--output {path}: expected a file ending in .mp4 (H.264 video) or a folder (annotated images), got a '{p.suffix}' file")
-
-
-class Outputs:
-    """The run's sinks: an MP4 (or a folder of annotated images), a JSONL, a window.
-
-    Paths are checked when this is built, before anything heavy runs, so a bad path fails at once; the
-    files are created on the first frame, so a run that fails before it leaves existing ones as they were.
-    Every sink is closed by ``stack``.
-    """
-
-    def __init__(self, cfg: Config, src: Source, stack: contextlib.ExitStack) -> None:
-        self.cfg, self.src, self.stack = cfg.output, src, stack
-        self.to_folder = bool(self.cfg.mp4) and output_is_folder(self.cfg.mp4)
-        self.folder = stack.enter_context(ImageFolderSink(self.cfg.mp4)) if self.to_folder else None
-        if self.cfg.mp4 and not self.to_folder:
-            prepare_output_path(self.cfg.mp4, "MP4")
-        if self.cfg.jsonl:
-            prepare_output_path(self.cfg.jsonl, "JSONL")
-        self.mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
-        self.jsonl: JsonlSink | None = None
-        self.window = WindowSink("stream") if self.cfg.show else None
-        if self.window is not None:
-            self.window.open()
-            stack.callback(self.window.close)
-
-    @property
-    def paths(self) -> list[str]:
-        return [p for p in (self.cfg.mp4, self.cfg.jsonl) if p]
-
-    def write_image(self, res: Result, image: np.ndarray) -> Result:
-        """The annotated image into the folder or the MP4 (``encode`` timed); ``res`` unchanged without either."""
-        if self.folder is None and not self.cfg.mp4:
-            return res
-        t0 = time.perf_counter()
-        if self.folder is not None:
-            self.folder.write(image, self.src.frame_name(res.frame.index), res.frame.index)
-        else:
-            if self.mp4 is None:
-                h, w = image.shape[:2]
-                self.mp4 = self.stack.enter_context(Mp4Sink(
-                    self.cfg.mp4, fps=self.src.fps or DEFAULT_IMAGE_FPS, width=w, height=h,
-                    crf=self.cfg.crf, preset=self.cfg.preset,
-                ))
-                t0 = time.perf_counter()
-            self.mp4.write(fit_frame(image, self.mp4.height, self.mp4.width))
-        return res.timed("encode", _ms(t0))
-
-    def write_record(self, record: dict) -> None:
-        if self.cfg.jsonl:
-            if self.jsonl is None:
-                self.jsonl = self.stack.enter_context(JsonlSink(self.cfg.jsonl))
-            self.jsonl.write(record)
-
-    def show(self, image: np.ndarray) -> bool:
-        """Show the frame; False when the user closed the window (q, Esc)."""
-        return self.window is None or self.window.write(image)
-
-
-def _refuse_output_over_source(cfg: Config, src: Source) -> None:
-    """An image folder as --output must not be the folder of the source images: they would be replaced."""
-    out = cfg.output.mp4
-    if not (out and output_is_folder(out)):
-        return
-    for i, p in enumerate(getattr(src, "paths", [])):
-        name = src.frame_name(i)
-        if name and (Path(out) / name).resolve() == Path(p).resolve():
-            raise ConfigError(f"--output {out} is the folder of the source images: the annotated images would "
-                              f"replace them; give another folder")
 
 
 def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: Detector) -> None:
@@ -355,7 +257,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
     src = source or open_source(cfg.source.uri, cfg.source)
-    _refuse_output_over_source(cfg, src)
+    refuse_output_over_source(cfg, src)
     summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:

@@ -104,6 +104,17 @@ CASES = [
     Case("set-without-value", ("--set", "detect.conf"), 2, r"^error: --set expects key=value \(e.g. --set detect.conf=0.4\), got 'detect.conf'$"),
     Case("set-bad-reconnect", ("--set", "source.reconnect_attempts=-1"), 2, r"^error: source.reconnect_attempts: got -1, expected an integer >= 0"),
     Case("set-bad-transport", ("--set", "source.rtsp_transport=http"), 2, r"^error: source.rtsp_transport: got 'http', expected tcp \| udp$"),
+    # -- values checked when the config loads (they used to pass and fail later, or never) -----------------
+    Case("set-tint-too-short", ("--set", "overlay.tint_bgr=[1]"), 2,
+         r"^error: overlay.tint_bgr: got \[1\], expected three integers 0..255 \(B, G, R\)$"),
+    Case("set-band-negative", ("--set", "band.closer_than=-3"), 2,
+         r"^error: band.closer_than: got -3, expected a positive number of metres or null$"),
+    Case("set-unknown-class", ("--set", "detect.classes=[persn]"), 2,
+         r"^error: detect.classes: got \['persn'\], expected names of the detector's classes; 'persn' is not one \(did you mean 'person'\?\)$"),
+    Case("set-bad-box-stat", ("--set", "depth.box_stat=mean"), 2,
+         r"^error: depth.box_stat: got 'mean', expected auto \| center_mean \| median \| percentile:P \(0 <= P <= 100\) \| bottom$"),
+    Case("config-section-not-a-mapping", ("--config", "{ws}/list_section.yaml"), 2,
+         r"^error: .*/list_section.yaml: pipeline: got \[\], expected a mapping of keys \(layout, queue_size, policy, threads, timeout_s\)$"),
     Case("layout-unknown", ("--layout", "fast"), 2, r"^error: argument --layout: invalid choice: 'fast'"),
     Case("max-frames-negative", ("--max-frames", "-1"), 2, r"^error: argument --max-frames: --max-frames must be >= 0"),
     Case("config-file-missing", ("--config", "{ws}/nope_config.yaml"), 2, r"^error: config file not found: .*/nope_config.yaml$"),
@@ -138,6 +149,7 @@ def _make_workspace(ws: Path) -> None:
     (ws / "images_ok").mkdir()
     shutil.copy(DATA / "dog.jpg", ws / "images_ok" / "dog.jpg")
     (ws / "broken.yaml").write_text("detect: [unclosed\n")
+    (ws / "list_section.yaml").write_text("pipeline: []\n")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])
     model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),

@@ -51,7 +51,9 @@ COLOURS = ("rgb", "bgr")
 MODEL_KINDS = ("metric", "relative-inverse", "relative-depth", "normalized")
 RELATIVE_KINDS = ("relative-inverse", "relative-depth")
 
-SCHEMA = ConfigDict(extra="forbid")
+# defer_build: the validator is built when the first card is read, not when the module is imported (a run
+# with ground-plane depth reads none).
+SCHEMA = ConfigDict(extra="forbid", defer_build=True)
 
 
 def _non_zero(value: float) -> float:

@@ -48,7 +48,7 @@ def _names_list(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", defer_build=True))  # built when a sidecar is first read
 class DetectorCard:
     """A validated detector sidecar (the keys of the module docstring); ``path`` is the file it was read from."""
 

@@ -102,16 +102,19 @@ def describe(exc: ValidationError, schema: type, data: Any, noun: str = "key") -
 def unknown_key(schema: type, key: str, noun: str = "key") -> str:
     """``unknown {noun} '{key}' (did you mean '...'?)``, or the valid keys of its section when nothing is close."""
     *section, name = key.split(".")
-    valid = all_keys(schema, sections=True)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    if not close:  # a misspelt section name: compare the last parts
-        close = [k for k in valid if difflib.get_close_matches(name, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:1]
+    prefix = "".join(f"{p}." for p in section)
+    known = _section(schema, tuple(section))
+    if known is not None:  # a misspelt key of a known section: compare with that section's keys
+        close = [prefix + k for k in difflib.get_close_matches(name, list(fields_of(known, keys_only=True)), n=1, cutoff=0.5)]
+    else:  # a misspelt section: compare the whole key with the keys as deep as it, then the last parts
+        valid = [k for k in all_keys(schema, sections=True) if k.count(".") == key.count(".")]
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5) or [
+            k for k in valid if difflib.get_close_matches(name, [k.rsplit(".", 1)[-1]], n=1, cutoff=0.8)][:1]
     if close:
-        hint = f"did you mean '{close[0]}'?"
-    else:
-        here = [f"{''.join(f'{p}.' for p in section)}{k}" for k in fields_of(_section(schema, tuple(section)), keys_only=True)]
-        hint = f"valid keys: {', '.join(here)}"
-    return f"unknown {noun} '{key}' ({hint})"
+        return f"unknown {noun} '{key}' (did you mean '{close[0]}'?)"
+    if known is None:  # name the top-level keys
+        prefix, known = "", schema
+    return f"unknown {noun} '{key}' (valid keys: {', '.join(prefix + k for k in fields_of(known, keys_only=True))})"
 
 
 def _value_error(schema: type, data: Any, error: dict) -> str:

@@ -36,7 +36,7 @@ BackoffSeconds = number(gt=0, le=60, noun="seconds")
 BackoffMaxSeconds = number(gt=0, le=300, noun="seconds")
 QueueSeconds = number(gt=0, le=5, noun="seconds")
 Fraction01 = number(ge=0, le=1)
-Fraction = number(gt=0, le=1, noun="a fraction")
+BoxFraction = number(gt=0, le=1, noun="a fraction")
 InsetFraction = number(ge=0.05, le=0.5, noun="a fraction")
 Count = integer(ge=0)
 Attempts = integer(ge=0, note="0 = do not reconnect")
@@ -126,7 +126,7 @@ class DetectConfig:
         for c in classes:
             if isinstance(c, int):
                 if sidecar is not None and c >= len(names):
-                    raise ValueError(f"class ids 0..{len(names) - 1} (the classes of {sidecar.name}), got {c}")
+                    raise ValueError(f"class ids 0..{len(names) - 1} ({sidecar.name} names {len(names)} classes)")
                 continue
             if c in names or (sidecar is None and c.startswith("class") and c[5:].isdigit()):
                 continue
@@ -180,7 +180,7 @@ class DepthConfig:
     source: Annotated[str, Strict(), Field(min_length=1),
                       Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
     box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
-    roi: Fraction = 0.4
+    roi: BoxFraction = 0.4
     threads: Count = 0
     ground_plane: GroundPlaneConfig = GroundPlaneConfig()
 

@@ -110,8 +110,7 @@ def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
     from depthstream.schema.card import load_card
 
     card = load_card(card_path)
-    h, w = card.size
-    return Path(card.model), {card.input: (1, 3, h, w) if card.layout == "nchw" else (1, h, w, 3)}
+    return Path(card.model), {card.input: card.input_shape}
 
 
 def cmd_build(args) -> int:

@@ -268,6 +268,7 @@ def test_cli_distance_and_rgbd_update_a_profile(tmp_path, capsys, fastdepth_card
     (["--point", "IMG", "a", "100", "2"], r"--point .* coordinates and METRES must be numbers"),
     (["--point", "IMG", "100", "100", "2", "--fit", "scale-shift"], r"a scale-shift fit needs samples at two or more"),
     ([], r"give at least one known distance: --point IMAGE X Y METRES or --box"),
+    (["--point", "nothere.jpg", "1", "2", "3"], r"nothere.jpg point 1 2 = 3 m: image nothere.jpg not found"),
 ])
 def test_cli_distance_mistakes_are_one_line(tmp_path, capsys, fastdepth_card, args, message):
     args = [str(CHESSBOARD_PHOTOS[0]) if a == "IMG" else a for a in args]
@@ -293,3 +294,21 @@ def test_fit_rgbd_needs_valid_pixels(tmp_path, fastdepth_card):
     cv2.imwrite(str(pairs / "depth" / "a.png"), np.zeros((480, 640), np.uint16))
     with RawModel(fastdepth_card) as model, pytest.raises(ConfigError, match="no pixel has a valid depth"):
         fit_rgbd(model, pairs)
+
+
+def test_fit_calibration_refusals():
+    with pytest.raises(ConfigError, match="no usable sample: the model gave no finite output"):
+        fit_calibration(np.array([np.nan]), np.array([1.0]), "metric")
+    with pytest.raises(ConfigError, match="a scale-only fit needs a positive model output at every sample"):
+        fit_calibration(np.array([-1.0, 2.0]), np.array([1.0, 2.0]), "relative-depth", "scale")
+    with pytest.raises(ConfigError, match="the fit found no scale"):
+        fit_calibration(np.array([1.0, 1.0]), np.array([1.0, 2.0]), "relative-depth", "scale-shift")
+    # samples that disagree with the model: the line through them is -2.97 y + 7.03, negative at y = 3
+    with pytest.raises(ConfigError, match="gives non-positive metres at some samples"):
+        fit_calibration(np.array([0.0, 1.0, 2.0, 3.0]), np.array([10.0, 0.1, 0.1, 0.1]), "relative-depth", "scale-shift")
+
+
+def test_cli_rgbd_depth_scale_must_be_positive(tmp_path, capsys, fastdepth_card):
+    assert main(["rgbd", "--depth-model", str(fastdepth_card), "--data", str(tmp_path), "--depth-scale", "0",
+                 "--out", str(tmp_path / "c.yaml")]) == 2
+    assert "--depth-scale must be > 0" in _one_error(capsys)

@@ -172,3 +172,30 @@ def test_bench_depth_on_chessboard_ground_truth(tmp_path, fastdepth_onnx, capsys
     assert m["abs_rel"] < 0.2 and m["delta_1"] > 0.7  # the board's shape, once the scale is fixed
     assert median["per_image"][0]["pred_median_m"] == pytest.approx(median["per_image"][0]["gt_median_m"], rel=1e-3)
     assert "| **mean over images** |" in (out / "none" / "depth.md").read_text()
+
+
+def test_board_rgbd_mistakes(tmp_path, capsys):
+    from conftest import DATA
+
+    out = tmp_path / "pairs"
+    out.mkdir()
+    (out / "x.txt").write_text("mine")
+    args = ["board-rgbd", str(CHESSBOARD_PHOTOS[0]), "--board", "9x6", "--square-mm", "25", "--out", str(out)]
+    assert main(args) == 2
+    assert "exists and is not empty; choose another folder or pass --force" in capsys.readouterr().err
+    assert (out / "x.txt").read_text() == "mine"
+    profile = tmp_path / "cam.yaml"
+    profile.write_text("name: c\nintrinsics: {width: 768, height: 576, fx: 600, source: {method: assumed}}\n")
+    assert main(["board-rgbd", str(DATA / "dog.jpg"), "--board", "9x6", "--square-mm", "25", "--camera", str(profile),
+                 "--out", str(tmp_path / "none")]) == 2
+    assert "the 9x6 board was found in none of the 1 photos" in capsys.readouterr().err
+
+
+def test_depth_png_round_trip_and_range(tmp_path):
+    from stream.calibrate.rgbd import read_depth_png, write_depth_png
+
+    metres = np.array([[0.383, np.nan], [65.5, 1.0]], np.float32)
+    back = read_depth_png(write_depth_png(tmp_path / "d.png", metres), 1000)
+    assert back[0, 0] == pytest.approx(0.383) and np.isnan(back[0, 1]) and back[1, 0] == pytest.approx(65.5)
+    with pytest.raises(ConfigError, match=r"depth up to 70.0 m does not fit a 16-bit PNG at 1000 units per metre"):
+        write_depth_png(tmp_path / "e.png", np.array([[70.0]], np.float32))

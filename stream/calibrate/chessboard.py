@@ -63,6 +63,8 @@ class Board:
 
 
 def read_gray(path: Path) -> np.ndarray:
+    if not Path(path).is_file():
+        raise ConfigError(f"image {path} not found")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise ConfigError(f"cannot read image {path} (missing, corrupt, or not an image)")

@@ -165,8 +165,10 @@ def cmd_chessboard(args) -> CameraProfile:
 
 
 def _depth_calibration(model, fit, method: str, detail: str) -> DepthCalibration:
-    return DepthCalibration(model=model.name, output=fit.output, fit=fit.fit, scale=fit.scale, shift=fit.shift,
-                            samples=fit.samples, residual_abs_rel=fit.residual_abs_rel, range_m=fit.range_m,
+    residual = None if fit.residual_abs_rel is None else round(fit.residual_abs_rel, 4)
+    return DepthCalibration(model=model.name, output=fit.output, fit=fit.fit, scale=float(f"{fit.scale:.6g}"),
+                            shift=float(f"{fit.shift:.6g}"), samples=fit.samples, residual_abs_rel=residual,
+                            range_m=(round(fit.range_m[0], 3), round(fit.range_m[1], 3)),
                             source=Source(method=method, detail=detail))
 
 

@@ -118,6 +118,9 @@ def fit_calibration(y: np.ndarray, metres: np.ndarray, output: str, fit: str = "
             raise ConfigError(f"a scale-shift fit needs samples at two or more distances at least 10 % apart, got "
                               f"{y.size} between {near:.2f} and {far:.2f} m; add samples at another distance, or use "
                               f"--fit scale (a relative model's shift is then assumed 0)")
+        if np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+            raise ConfigError("the fit found no scale: the model's output does not change between the samples, "
+                              "so no line can map it to their different distances")
         a = np.stack([y, np.ones_like(y)], axis=1)
         (scale, shift), *_ = np.linalg.lstsq(a, target, rcond=None)
         scale, shift, params = float(scale), float(shift), 2
@@ -180,6 +183,8 @@ def fit_known_distances(model: RawModel, samples: list[Sample], fit: str = "auto
         if not (np.isfinite(s.metres) and s.metres > 0):
             raise ConfigError(f"{s.describe()}: the distance must be a positive number of metres")
         if s.image not in cache:
+            if not s.image.is_file():
+                raise ConfigError(f"{s.describe()}: image {s.image} not found")
             image = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
             if image is None:
                 raise ConfigError(f"cannot read image {s.image} (missing, corrupt, or not an image)")

@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+  python -m stream calibrate --help    (camera profiles: chessboard photos, known distances, RGB-D pairs)
 
 every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"""
@@ -132,6 +133,11 @@ def _on_signal(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["calibrate"]:  # python -m stream calibrate ...: camera profiles (stream/calibrate/cli.py)
+        from .calibrate.cli import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     if threading.current_thread() is not threading.main_thread():
         return _main(args)

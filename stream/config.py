@@ -110,7 +110,7 @@ class OverlayConfig:
 class EngineConfig:
     backend: str = field(default="auto", metadata=_check(
         lambda v: v in ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt") or v.startswith("triton://"),
-        "one of auto, ort-cpu, ort-cuda, ort-trt, trt, or triton://HOST:PORT"))
+        "auto | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT"))
     fp16: bool = True
     cache_dir: str | None = field(default=None, metadata=_PATH)
 

@@ -93,7 +93,7 @@ def test_the_config_takes_a_triton_backend_and_names_the_choices_for_a_bad_one()
     from stream.config import load_config
 
     assert load_config(None, ["engine.backend=triton://gpu:8001"]).engine.backend == "triton://gpu:8001"
-    with pytest.raises(ConfigError, match=r"engine\.backend: got 'triton', expected one of auto, .*, or triton://HOST:PORT"):
+    with pytest.raises(ConfigError, match=r"engine\.backend: got 'triton', expected auto \| .* \| trt \| triton://HOST:PORT"):
         load_config(None, ["engine.backend=triton"])
 
 

@@ -17,9 +17,10 @@ server, usually on a GPU host. ``tritonclient[grpc]`` is imported only when such
   reached (gRPC UNAVAILABLE) or did not answer in time is retried on a new connection with backoff
   (0.25 s doubling to 2 s) for at most ``reconnect_s`` (default 30 s) from the first failure, then it is
   one EngineError line. Both are set in the URL: ``triton://gpu-host:8001?timeout_s=5&reconnect_s=60``.
-- A server that requires a header (``tritonserver --grpc-restricted-protocol=...:NAME=VALUE``): set
-  ``DEPTHSTREAM_TRITON_HEADER=NAME=VALUE``. It is sent with every call and never printed (messages name
-  only NAME). Credentials inside the URL are refused, without echoing them.
+- A server that requires a header: set ``DEPTHSTREAM_TRITON_HEADER=NAME=VALUE``; it is sent with every call
+  and never printed (messages name only NAME). For ``tritonserver --grpc-restricted-protocol=...:KEY=VALUE``
+  the header Triton expects is ``triton-grpc-protocol-KEY``. Credentials inside the URL are refused, without
+  echoing them.
 - Batches: a model with a dynamic batch dimension (``max_batch_size`` > 0 on the server) takes feeds of
   any batch up to that size in one call, e.g. frames from several cameras stacked on axis 0; Triton's
   dynamic batcher also merges requests from several pipeline processes. A model exported with a fixed
@@ -225,7 +226,7 @@ class TritonEngine(Engine):
                 if status == "UNAUTHENTICATED" or "restricted" in said.lower():
                     hint = (f"the header {self._header_name!r} from {HEADER_ENV} was refused" if self._header_name
                             else f"set {HEADER_ENV}=NAME=VALUE to the header the server requires")
-                    raise EngineError(f"{self._where()} refused {what} for model '{self.model}' ({status}): {hint}") from None
+                    raise EngineError(f"{self._where()} refused {what} for model '{self.model}' ({said}): {hint}") from None
                 if not retry or status not in _TRANSIENT:
                     raise self._call_error(what, status, said) from None
                 now = time.monotonic()

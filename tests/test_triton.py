@@ -54,6 +54,7 @@ class TritonServer:
 
     def __init__(self, python: Path, repo: Path, port: int, log: Path) -> None:
         self.python, self.repo, self.port, self.log = python, repo, port, log
+        self.options: list[str] = []  # more tritonserver options
         self.shm_prefix = f"depthstream_test_{os.getpid()}_{port}_"
         self.proc: subprocess.Popen | None = None
 
@@ -65,7 +66,7 @@ class TritonServer:
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [str(self.python), str(SERVER), "--repo", str(self.repo), "--grpc-port", str(self.port),
-                 "--shm-prefix", self.shm_prefix], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                 "--shm-prefix", self.shm_prefix, "--", *self.options], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_S
         while time.monotonic() < deadline:
             if "Started GRPCInferenceService" in self.log.read_text(errors="replace"):
@@ -163,9 +164,9 @@ def frames() -> list[np.ndarray]:
     return sample_frames("demo", 8)  # real frames of the bundled clip, 15 apart
 
 
-def run_stream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_stream(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stream", "--source", "demo", "--quiet", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
 # -- the engine against the server ----------------------------------------------------------------------
@@ -392,3 +393,23 @@ def test_a_server_that_stays_down_ends_the_run_with_one_line_within_the_bound(ow
     assert "restart it, or wait longer with --backend" in errors[0]
     assert took < 30  # 3 s of retries, plus the pipeline's stop
     assert len(jsonl.read_text().splitlines()) >= 10  # what was written stays
+
+
+@pytest.mark.timeout(120)
+def test_a_server_that_requires_a_header_gets_it_from_the_environment_and_never_prints_it(own_triton):
+    own_triton.options = ["--grpc-restricted-protocol=inference,model-repository,metadata,health:ds-key=s3cret-value"]
+    own_triton.start()
+    env = {k: v for k, v in os.environ.items() if k != "DEPTHSTREAM_TRITON_HEADER"}
+    without = run_stream("--backend", own_triton.url, "--max-frames", "3", env=env)
+    assert without.returncode == 1 and without.stderr.count("\n") == 1, without.stderr
+    assert without.stderr.startswith(f"error: the Triton server at 127.0.0.1:{own_triton.port} refused the health check")
+    assert "expecting header 'triton-grpc-protocol-ds-key'" in without.stderr
+    assert "set DEPTHSTREAM_TRITON_HEADER=NAME=VALUE" in without.stderr
+    wrong = run_stream("--backend", own_triton.url, "--max-frames", "3",
+                       env=dict(env, DEPTHSTREAM_TRITON_HEADER="triton-grpc-protocol-ds-key=guess-value"))
+    assert wrong.returncode == 1 and "the header 'triton-grpc-protocol-ds-key' from DEPTHSTREAM_TRITON_HEADER was refused" in wrong.stderr
+    assert "guess-value" not in wrong.stderr
+    right = run_stream("--backend", own_triton.url, "--max-frames", "3", "--jsonl", "/dev/stdout",
+                       env=dict(env, DEPTHSTREAM_TRITON_HEADER="triton-grpc-protocol-ds-key=s3cret-value"))
+    assert right.returncode == 0, right.stderr
+    assert len(right.stdout.splitlines()) == 3 and "s3cret-value" not in right.stdout + right.stderr

@@ -86,6 +86,7 @@ def main() -> int:
     ap.add_argument("--grpc-port", type=int, default=8001, help="gRPC port on 127.0.0.1 (default 8001)")
     ap.add_argument("--shm-prefix", default="depthstream_triton", help="name prefix of the Python backend's /dev/shm regions")
     ap.add_argument("--check", action="store_true", help="only check that the server can be started here")
+    ap.add_argument("server_args", nargs="*", metavar="-- ARG", help="more tritonserver options, after --")
     args = ap.parse_args()
     layout = _layout()
     if isinstance(layout, str):
@@ -105,7 +106,7 @@ def main() -> int:
             "--grpc-address", "127.0.0.1", "--grpc-port", str(args.grpc_port), "--allow-http", "false",
             "--allow-metrics", "false", "--exit-on-error", "false", "--exit-timeout-secs", "5",
             f"--backend-config=python,shm-region-prefix-name={args.shm_prefix}",
-            "--backend-config=python,shm-default-byte-size=4194304"]
+            "--backend-config=python,shm-default-byte-size=4194304", *args.server_args]
     sys.stdout.flush()
     os.execve(str(server), argv, env)
     return 1  # not reached: execve replaces this process

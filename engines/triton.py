@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,7 @@ class TritonEngine(Engine):
         self._headers, self._header_name = _header_from_env()
         self._client = None
         self._api = None
+        self._closed = threading.Event()  # set by close(): a call waiting to reconnect gives up at once
 
     # -- connection ---------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -219,6 +221,8 @@ class TritonEngine(Engine):
         lost_at = None
         delay = _BACKOFF_S[0]
         while True:
+            if self._closed.is_set():
+                raise EngineError(f"{self._where()}: {what} for model '{self.model}' stopped: the engine was closed")
             try:
                 out = fn(self._client, self.target.timeout_s)
             except server_error as exc:
@@ -239,7 +243,9 @@ class TritonEngine(Engine):
                         f"{self._where()} did not answer {what} for model '{self.model}' for {now - lost_at:.1f} s "
                         f"({status}: {said}); is it running? restart it, or wait longer with "
                         f"--backend {self.target.url}?reconnect_s=SECONDS") from None
-                time.sleep(delay)
+                if self._closed.wait(delay):
+                    raise EngineError(f"{self._where()}: {what} for model '{self.model}' stopped: the engine was "
+                                      f"closed while reconnecting") from None
                 delay = min(delay * 2, _BACKOFF_S[1])
                 self._connect()
                 continue
@@ -257,6 +263,7 @@ class TritonEngine(Engine):
 
     # -- backend part -------------------------------------------------------------------------------
     def _open(self):
+        self._closed.clear()
         self._api = _import_client()
         self._connect()
         try:
@@ -316,6 +323,7 @@ class TritonEngine(Engine):
                 f"{self.path} --out REPO and restart the server, or use the same model file here")
 
     def _close(self) -> None:
+        self._closed.set()
         self._drop_client()
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

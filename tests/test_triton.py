@@ -352,21 +352,30 @@ def _wait_lines(jsonl: Path, proc: subprocess.Popen, count: int, timeout: float 
     raise AssertionError(f"the run wrote fewer than {count} lines: {proc.communicate(timeout=10)[1]}")
 
 
-@pytest.mark.timeout(180)
-def test_killing_the_server_mid_run_and_restarting_it_loses_no_frame(own_triton, tmp_path):
-    own_triton.start()
-    jsonl = tmp_path / "run.jsonl"
-    proc = _start_demo(own_triton.url + "?reconnect_s=60", jsonl)
+def _kill_server_mid_run(server: TritonServer, query: str, jsonl: Path, restart_after_s: float | None):
+    """The demo through ``server``; the server killed (whole process group) after 10 frames, restarted after
+    ``restart_after_s`` or left down. Returns (exit code, stderr, seconds from the kill to the run's end)."""
+    server.start()
+    proc = _start_demo(server.url + query, jsonl)
     try:
         _wait_lines(jsonl, proc, 10)
-        own_triton.kill()
-        time.sleep(2)  # the run is now retrying against nothing
-        own_triton.start()
+        server.kill()
+        killed = time.monotonic()
+        if restart_after_s is not None:
+            time.sleep(restart_after_s)  # the run is now retrying against nothing
+            server.start()
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stderr
+    return proc.returncode, stderr, time.monotonic() - killed
+
+
+@pytest.mark.timeout(180)
+def test_killing_the_server_mid_run_and_restarting_it_loses_no_frame(own_triton, tmp_path):
+    jsonl = tmp_path / "run.jsonl"
+    code, stderr, _ = _kill_server_mid_run(own_triton, "?reconnect_s=60", jsonl, restart_after_s=2)
+    assert code == 0, stderr
     assert "inference failed (UNAVAILABLE); reconnecting for up to 60 s" in stderr
     assert "is back after" in stderr
     assert [json.loads(line)["index"] for line in jsonl.read_text().splitlines()] == list(range(150))
@@ -374,20 +383,10 @@ def test_killing_the_server_mid_run_and_restarting_it_loses_no_frame(own_triton,
 
 @pytest.mark.timeout(120)
 def test_a_server_that_stays_down_ends_the_run_with_one_line_within_the_bound(own_triton, tmp_path):
-    own_triton.start()
     jsonl = tmp_path / "run.jsonl"
-    proc = _start_demo(own_triton.url + "?reconnect_s=3&timeout_s=2", jsonl)
-    try:
-        _wait_lines(jsonl, proc, 10)
-        own_triton.kill()
-        killed = time.monotonic()
-        _, stderr = proc.communicate(timeout=60)
-        took = time.monotonic() - killed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    code, stderr, took = _kill_server_mid_run(own_triton, "?reconnect_s=3&timeout_s=2", jsonl, restart_after_s=None)
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert proc.returncode == 1 and len(errors) == 1, stderr
+    assert code == 1 and len(errors) == 1, stderr
     assert errors[0].startswith(f"error: the Triton server at 127.0.0.1:{own_triton.port} did not answer inference "
                                 f"for model 'yolox_nano' for ")
     assert "restart it, or wait longer with --backend" in errors[0]

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test engines bench models clean
+.PHONY: setup demo test engines bench models clean triton-env
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,8 +17,24 @@ setup: $(STAMP)  ## create .venv with the product and its test tools
 demo: $(STAMP)  ## the bundled clip -> out/demo.mp4 + out/demo.jsonl (objects closer than 30 m)
 	$(BIN)/python -m stream --source demo --closer-than 30 --output out/demo.mp4 --jsonl out/demo.jsonl
 
-test: $(STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU)
-	$(BIN)/python -m pytest -q
+# The Triton server the tests run (tests/triton_server.py): the tritonserver binary of the nvidia-pytriton wheel,
+# in a venv of Debian's own Python, whose libpython the server's Python backend links (.ci/run installs it).
+TRITON_PY ?= /usr/bin/python3
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+
+$(TRITON_STAMP): tests/triton-server-requirements.txt
+	@test -x $(TRITON_PY) || { echo "error: $(TRITON_PY) not found: the Triton tests need Debian's python3, python3-venv and libpython3.X (apt-get install them; .ci/run does)" >&2; exit 1; }
+	rm -rf $(TRITON_VENV)
+	$(TRITON_PY) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet --no-deps -r tests/triton-server-requirements.txt
+	$(TRITON_VENV)/bin/python tests/triton_server.py --check
+	touch $@
+
+triton-env: $(TRITON_STAMP)  ## the venv of the Triton server the tests start (.venv-triton, about 330 MB)
+
+test: $(STAMP) $(TRITON_STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU; the Triton tests must run)
+	DEPTHSTREAM_TRITON_VENV=$(TRITON_VENV) $(BIN)/python -m pytest -q
 
 engines: $(STAMP)  ## TensorRT engines for every model the config uses (needs TensorRT + a GPU: pip install -e '.[tensorrt]')
 	$(BIN)/python -m engines build

@@ -3,6 +3,7 @@
     python -m engines info                                  # backends, providers, GPU, TensorRT / ORT versions
     python -m engines build [MODEL ...] [--fp16|--fp32]     # cached TensorRT engines (default: the config's models)
     python -m engines check MODEL [--a ort-cpu] [--b auto:fp16]   # two variants on sample frames, compared
+    python -m engines triton-repo [MODEL|DIR ...] --out DIR    # a Triton model repository (engines/triton_cli.py)
 
 Exit codes: 0 ok, 1 runtime error (e.g. TensorRT missing, a check past its tolerance), 2 usage or config error.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from depthstream.errors import guarded_main
 
 from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
+from .triton_cli import add_parser as add_triton_repo_parser, cmd_triton_repo
 
 EPILOG = """examples:
   python -m engines info
@@ -24,6 +26,7 @@ EPILOG = """examples:
   python -m engines build                      # every model the config uses (what 'make engines' runs)
   python -m engines check models/yolox_nano.onnx --a ort-cpu --b ort-cpu:fp16
   python -m engines check models/yolox_nano.onnx --a ort-cpu --b trt:fp16
+  python -m engines triton-repo models/ --out triton_repo/   # then: tritonserver --model-repository triton_repo/
 
 variants (check): BACKEND[:fp32|fp16|noopt], BACKEND one of auto, ort-cpu, ort-cuda, ort-trt, trt
 exit codes: 0 ok, 1 runtime error or a check past its tolerance, 2 usage or config error"""
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-agreement", type=float, default=0.9, metavar="F", help="smallest box agreement for detectors (default 0.9)")
     c.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads per ONNX Runtime session")
     c.add_argument("--cache-dir", metavar="DIR", help="TensorRT engine cache (default: ~/.cache/depthstream)")
+    add_triton_repo_parser(sub)
     return p
 
 
@@ -181,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "build":
             return cmd_build(args)
+        if args.command == "triton-repo":
+            return cmd_triton_repo(args)
         return cmd_check(args)
 
     return guarded_main(body)

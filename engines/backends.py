@@ -9,6 +9,7 @@ Backends:
 - ``trt``      TensorRT itself (``tensorrt`` + ``pycuda``): an engine built from the ONNX once, cached.
 - ``auto``     ``trt`` when TensorRT and pycuda import and a GPU is present, else ``ort-cuda`` when this
   onnxruntime has CUDAExecutionProvider, else ``ort-cpu``.
+- ``triton://HOST:PORT``  a Triton Inference Server over gRPC (:mod:`engines.triton`; ``tritonclient``).
 
 An explicit request that this machine cannot honour is an :class:`EngineError` with one line saying
 what is missing and how to fix it; it never runs silently on another backend. ``auto`` only picks what
@@ -33,6 +34,7 @@ from typing import Mapping, Sequence
 from depthstream.errors import EngineError
 
 from .base import Engine
+from .triton import TritonEngine, is_triton, parse_triton_url
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,10 @@ class EngineOptions:
     fallback: bool = False
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise EngineError(f"unknown backend '{self.backend}': expected one of {', '.join(BACKENDS)}")
+        if is_triton(self.backend):
+            parse_triton_url(self.backend)  # a bad URL is one ConfigError line here, before anything loads
+        elif self.backend not in BACKENDS:
+            raise EngineError(f"unknown backend '{self.backend}': expected one of {', '.join(BACKENDS)} or triton://HOST:PORT")
 
 
 @dataclass(frozen=True)
@@ -258,8 +262,10 @@ def choose_backend(requested: str, facts: Facts) -> Choice:
     Explicit and unavailable -> EngineError (one line). ``auto`` -> trt, else ort-cuda, else ort-cpu,
     with the reason in words.
     """
+    if is_triton(requested):
+        return Choice(requested, requested)
     if requested not in BACKENDS:
-        raise EngineError(f"unknown backend '{requested}': expected one of {', '.join(BACKENDS)}")
+        raise EngineError(f"unknown backend '{requested}': expected one of {', '.join(BACKENDS)} or triton://HOST:PORT")
     if requested != "auto":
         why = unavailable_reason(requested, facts)
         if why is not None:
@@ -308,6 +314,8 @@ def create_engine(
     ``.onnx`` (built and cached on ``open()``) or a serialised engine (``.engine`` / ``.plan``).
     """
     options = options or EngineOptions()
+    if is_triton(options.backend):
+        return TritonEngine(path, options.backend)
     if options.backend != "ort-cpu":  # auto is resolved; an explicit GPU backend is checked here, before loading
         options, _ = resolve_options(options)
     if options.backend == "trt":

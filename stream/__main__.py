@@ -46,6 +46,12 @@ def _metres(flag: str):
     return parse
 
 
+def _backend(text: str) -> str:
+    if text in BACKENDS or text.startswith("triton://"):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(BACKENDS)}, or triton://HOST:PORT)")
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. detect.conf=0.4 (repeatable)")
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
     p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
-    p.add_argument("--backend", choices=list(BACKENDS), help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt (default: config engine.backend; python -m engines info lists this machine's)")
+    p.add_argument("--backend", type=_backend, metavar="BACKEND", help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT (a Triton server, gRPC) (default: config engine.backend; python -m engines info lists this machine's)")
     p.add_argument("--detector", metavar="ONNX", help="a YOLO-family detector: YOLOX, Ultralytics v8/11/26, YOLOv5/v7 or end-to-end YOLO26/v10 (python -m export detector writes one with its sidecar; default: config detect.model)")
     p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")

@@ -108,7 +108,9 @@ class OverlayConfig:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    backend: Literal["auto", "ort-cpu", "ort-cuda", "ort-trt", "trt"] = "auto"
+    backend: str = field(default="auto", metadata=_check(
+        lambda v: v in ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt") or v.startswith("triton://"),
+        "auto | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT"))
     fp16: bool = True
     cache_dir: str | None = field(default=None, metadata=_PATH)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from depthstream.errors import EngineError
+from depthstream.store import cache_root
 
 from .base import Engine
 
@@ -49,9 +49,9 @@ INSTALL_TRT = "pip install -e '.[tensorrt]' on a machine with an NVIDIA GPU (on 
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``: built engines, timing caches."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "depthstream"
+    """The product's cache (``$DEPTHSTREAM_CACHE``, ``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``):
+    built engines and timing caches go to its ``trt/``, the model store's files to its ``models/``."""
+    return cache_root()
 
 
 def cache_dir_of(cache_dir: str | Path | None) -> Path:

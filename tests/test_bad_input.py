@@ -133,10 +133,10 @@ def _make_workspace(ws: Path) -> None:
     corrupt[start:start + 20000] = np.random.default_rng(5).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     (ws / "corrupt.mp4").write_bytes(bytes(corrupt))
     (ws / "images_bad").mkdir()
-    shutil.copy(DATA / "dog.jpg", ws / "images_bad" / "a.jpg")
+    shutil.copy(DATA / "messi5.jpg", ws / "images_bad" / "a.jpg")
     (ws / "images_bad" / "b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (ws / "images_ok").mkdir()
-    shutil.copy(DATA / "dog.jpg", ws / "images_ok" / "dog.jpg")
+    shutil.copy(DATA / "messi5.jpg", ws / "images_ok" / "messi5.jpg")
     (ws / "broken.yaml").write_text("detect: [unclosed\n")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 64, 64])
@@ -223,5 +223,5 @@ def test_a_video_corrupt_mid_way_leaves_playable_outputs_with_every_frame_before
 def test_output_problems_create_nothing(outcomes):
     _, ws = outcomes
     assert not (ws / "keep_ok.jsonl").exists()  # the MP4 path was wrong: the JSONL was not even created
-    assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["dog.jpg"]
+    assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["messi5.jpg"]
     assert not (ws / "out.avi").exists()

@@ -73,7 +73,7 @@ def info_lines() -> list[str]:
             lines.append(f"GPU {i}: {gpu.name} (compute capability {gpu.compute_capability}{mem}; found by {facts.gpu_note})")
     else:
         lines.append(f"GPU: none ({facts.gpu_note})")
-    hint = " (pip install -e '.[tensorrt]' on a GPU machine; JetPack on Jetson)"
+    hint = " (pip install -e '.[gpu]' on a GPU machine; JetPack on Jetson)"
     lines.append(f"TensorRT: {facts.tensorrt}" if facts.tensorrt else f"TensorRT: {facts.tensorrt_note or 'not installed'}{hint}")
     lines.append(f"pycuda: {facts.pycuda}" if facts.pycuda else f"pycuda: {facts.pycuda_note or 'not installed'}{hint}")
     for backend in BACKENDS[1:]:

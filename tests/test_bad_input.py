@@ -93,7 +93,7 @@ CASES = [
     Case("output-folder-not-writable", ("--output", "{ws}/locked/sub/out.mp4"), 2,
          r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True,
          skip="root can write to any folder" if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0 else None),
-    Case("show-without-a-gui", ("--show",), 1, r"^error: --show needs OpenCV with GUI support"),
+    Case("show-without-a-display", ("--show",), 1, r"^error: --show needs a desktop window \(Tk\): DISPLAY is not set"),
     # -- flags and config --------------------------------------------------------------------------------
     Case("closer-than-negative", ("--closer-than", "-2"), 2, r"^error: argument --closer-than: --closer-than must be a positive number of metres, got -2"),
     Case("closer-than-not-a-number", ("--closer-than", "two"), 2, r"^error: argument --closer-than: --closer-than must be a distance in metres, got 'two'"),

@@ -113,16 +113,23 @@ def _text(where: str, raw: dict, key: str, required: bool = True) -> str | None:
     return " ".join(value.split())
 
 
-def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, StoreFile], dict[str, str]]:
-    """(name -> :class:`StoreFile`, shipped path relative to the project -> sha256) from a manifest file."""
+def read_manifest(path: Path, where: str, list_key: str) -> dict:
+    """A manifest YAML file that must be a mapping holding a list under ``list_key``; ConfigError (one line,
+    starting with ``where``) otherwise."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"model manifest {path} not found: the installation is incomplete; reinstall the package") from None
+        raise ConfigError(f"{where}: file not found") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"model manifest {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise ConfigError(f"model manifest {path}: expected a mapping with a list 'files'")
+        raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(list_key), list):
+        raise ConfigError(f"{where}: expected a mapping with a list '{list_key}'")
+    return data
+
+
+def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, StoreFile], dict[str, str]]:
+    """(name -> :class:`StoreFile`, shipped path relative to the project -> sha256) from a manifest file."""
+    data = read_manifest(path, f"model manifest {path}", "files")
     files: dict[str, StoreFile] = {}
     for i, raw in enumerate(data["files"]):
         where = f"model manifest {path}, entry {raw.get('name', i) if isinstance(raw, dict) else i}"

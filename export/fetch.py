@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from depthstream.errors import ConfigError
-from depthstream.store import GROUPS, PROJECT_ROOT, ModelStore
+from depthstream.store import GROUPS, PROJECT_ROOT, ModelStore, read_manifest
 from depthstream.store import download as store_download
 
 from .common import ExportError, sha256_of
@@ -50,14 +48,7 @@ class Entry:
 def load_manifest(path: Path | None = None) -> list[Entry]:
     path = Path(path) if path else MANIFEST
     where = f"weights manifest {path}"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ConfigError(f"{where}: expected a mapping with a list 'entries'")
+    data = read_manifest(path, where, "entries")
     entries = []
     for i, raw in enumerate(data["entries"]):
         if not isinstance(raw, dict):

@@ -55,7 +55,7 @@ from stream.app import build_models, engine_providers, run
 from stream.config import Config, load_config
 from stream.depth import OnnxDepth
 from depthstream.errors import ConfigError, SourceError, StreamError
-from stream.models import PROJECT_ROOT
+from depthstream.store import PROJECT_ROOT
 from stream.sources import Source, open_source
 
 from .env import machine_busy_s, process_cpu_s, usable_cores

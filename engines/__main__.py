@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from depthstream.errors import guarded_main
+from depthstream.store import resolve_model
 
 from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
 from .triton_cli import add_parser as add_triton_repo_parser, cmd_triton_repo
@@ -76,7 +77,7 @@ def info_lines() -> list[str]:
             lines.append(f"GPU {i}: {gpu.name} (compute capability {gpu.compute_capability}{mem}; found by {facts.gpu_note})")
     else:
         lines.append(f"GPU: none ({facts.gpu_note})")
-    hint = " (pip install -e '.[tensorrt]' on a GPU machine; JetPack on Jetson)"
+    hint = " (pip install -e '.[gpu]' on a GPU machine; JetPack on Jetson)"
     lines.append(f"TensorRT: {facts.tensorrt}" if facts.tensorrt else f"TensorRT: {facts.tensorrt_note or 'not installed'}{hint}")
     lines.append(f"pycuda: {facts.pycuda}" if facts.pycuda else f"pycuda: {facts.pycuda_note or 'not installed'}{hint}")
     for backend in BACKENDS[1:]:
@@ -95,7 +96,7 @@ def _config_models(config: str | None) -> tuple[list[tuple[Path, dict | None]], 
     from stream.config import load_config
 
     cfg = load_config(config)
-    models: list[tuple[Path, dict | None]] = [(Path(cfg.detect.model), None)]
+    models: list[tuple[Path, dict | None]] = [(resolve_model(cfg.detect.model, cfg.engine.cache_dir), None)]
     if cfg.depth.source != "ground-plane":
         models.append(_model_and_shapes(cfg.depth.source))
     return models, cfg
@@ -110,7 +111,7 @@ def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
             if path.with_suffix(suffix).is_file():
                 card_path = path.with_suffix(suffix)
     if card_path is None:
-        return path, None
+        return resolve_model(path), None  # models/NAME of the model manifest: the store's file
     from stream.depth import load_card
 
     card = load_card(card_path)
@@ -160,7 +161,7 @@ def cmd_check(args) -> int:
     a, b = parse_variant(args.a), parse_variant(args.b)
     if args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")
-    model = Path(args.model)
+    model = resolve_model(args.model, args.cache_dir)
     if not model.is_file():
         raise ConfigError(f"model not found: {model} (give an .onnx or a depth model card .yaml)")
     frames = sample_frames(args.source, args.frames)

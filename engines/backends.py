@@ -3,9 +3,10 @@
 Backends:
 
 - ``ort-cpu``  ONNX Runtime, CPUExecutionProvider (every machine).
-- ``ort-cuda`` ONNX Runtime, CUDAExecutionProvider (needs ``onnxruntime-gpu`` and CUDA 12).
+- ``ort-cuda`` ONNX Runtime, CUDAExecutionProvider (needs ``onnxruntime-gpu`` >= 1.27: CUDA 13, cuDNN 9).
 - ``ort-trt``  ONNX Runtime, TensorrtExecutionProvider with FP16 and its engine cache (needs
-  ``onnxruntime-gpu`` and TensorRT 10 libraries); CUDA then CPU take the nodes TensorRT cannot.
+  ``onnxruntime-gpu`` and TensorRT 10 libraries, which its provider is built against); CUDA then CPU take the
+  nodes TensorRT cannot.
 - ``trt``      TensorRT itself (``tensorrt`` + ``pycuda``): an engine built from the ONNX once, cached.
 - ``auto``     ``trt`` when TensorRT and pycuda import and a GPU is present, else ``ort-cuda`` when this
   onnxruntime has CUDAExecutionProvider, else ``ort-cpu``.
@@ -24,7 +25,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from depthstream.errors import EngineError
+from depthstream.store import cache_root
 
 from .base import Engine
 from .triton import TritonEngine, is_triton, parse_triton_url
@@ -47,13 +48,16 @@ ORT_PROVIDER = {
     "ort-trt": "TensorrtExecutionProvider",
 }
 
-INSTALL_TRT = "pip install -e '.[tensorrt]' on a machine with an NVIDIA GPU (on Jetson, TensorRT comes with JetPack)"
+INSTALL_TRT = "pip install -e '.[gpu]' on a machine with an NVIDIA GPU (on Jetson, TensorRT comes with JetPack)"
+ORT_GPU_SWAP = ("pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]>=1.27,<1.32' (replaces the "
+                "CPU wheel; CUDA 13 and cuDNN 9 come with it, NVIDIA driver 580 or newer)")
+"""ONNX Runtime's GPU wheel replaces the CPU one (both install the same 'onnxruntime' module: never both)."""
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``: built engines, timing caches."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "depthstream"
+    """The product's cache (``$DEPTHSTREAM_CACHE``, ``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``):
+    built engines and timing caches go to its ``trt/``, the model store's files to its ``models/``."""
+    return cache_root()
 
 
 def cache_dir_of(cache_dir: str | Path | None) -> Path:
@@ -237,9 +241,9 @@ def unavailable_reason(backend: str, facts: Facts) -> str | None:
         if provider in facts.ort_providers:
             return None
         have = ", ".join(p for p in facts.ort_providers if p != "AzureExecutionProvider") or "no provider"
-        fix = ("pip uninstall onnxruntime && pip install onnxruntime-gpu (needs CUDA 12 and cuDNN 9)"
-               if backend == "ort-cuda" else
-               "pip uninstall onnxruntime && pip install -e '.[gpu,tensorrt]' (onnxruntime-gpu with TensorRT 10 and CUDA 12)")
+        fix = (ORT_GPU_SWAP if backend == "ort-cuda" else
+               f"{ORT_GPU_SWAP}, then pip install 'tensorrt-cu13-libs>=10.13,<11' (its TensorRT provider is built "
+               f"against TensorRT 10)")
         return (f"--backend {backend} asked for {provider} but this onnxruntime {facts.ort_version} has only "
                 f"{have}: {fix}, or use --backend ort-cpu")
     if backend == "trt":

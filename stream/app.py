@@ -29,7 +29,8 @@ from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
 from depthstream.errors import ConfigError
-from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
+from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, frame_record, prepare_output_path
+from .window import WindowSink
 from .sources import LiveOptions, Source, open_source
 from depthstream.types import Result
 

@@ -20,9 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from depthstream.errors import ConfigError
-from .models import PROJECT_ROOT
-
-DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
+from depthstream.store import DEFAULT_CONFIG
 
 
 def _check(fn, allowed: str):

@@ -63,6 +63,7 @@ import numpy as np
 import yaml
 
 from depthstream.errors import ConfigError, DepthError, EngineError
+from depthstream.store import resolve_model
 from depthstream.types import DepthKind, DepthMap, Frame
 
 __all__ = [
@@ -388,7 +389,7 @@ def load_card(path: str | Path) -> ModelCard:
 
     name = _card_str(where, "name", data["name"], "'midas-small'")
     model_rel = _card_str(where, "model", data["model"], "'midas_v21_small_256.onnx'")
-    model = (path.parent / model_rel).resolve()
+    model = resolve_model((path.parent / model_rel).resolve())  # a manifest name in models/: the store's file
     if not model.is_file():
         raise ConfigError(f"{where}: model {model_rel!r} not found (looked for {model}); the path is relative "
                           f"to the card's folder")

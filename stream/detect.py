@@ -26,7 +26,7 @@ from engines.base import Engine
 
 from .coco import COCO_CLASSES
 from depthstream.errors import ConfigError, EngineError, ModelNotFoundError
-from .models import verify_shipped
+from depthstream.store import resolve_model
 from depthstream.types import Detections
 
 from .detectors import (
@@ -201,10 +201,9 @@ class Detector:
     @classmethod
     def from_path(cls, path: str | Path, *, threads: int = 1, engine: EngineOptions | None = None, **kwargs) -> "YoloxDetector":
         """The detector for an ONNX file, on the backend ``engine`` names (default: ONNX Runtime on the CPU)."""
-        path = Path(path)
+        path = resolve_model(path, engine.cache_dir if engine else None)  # models/NAME of the manifest: the store's file
         if not path.is_file():
             raise ModelNotFoundError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
-        verify_shipped(path)
         return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), **kwargs)
 
     def open(self) -> "Detector":

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from depthstream.errors import ConfigError, SourceError, SourceNotFoundError
-from .models import DEMO_CLIP, verify_shipped
+from depthstream.store import DEMO_CLIP, verify_shipped
 from depthstream.types import Frame
 
 log = logging.getLogger(__name__)

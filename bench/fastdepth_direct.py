@@ -38,8 +38,8 @@ class FastDepthDirect:
     def __init__(self, onnx: str | Path, threads: int = 1, engine_options=None) -> None:
         self.path = Path(onnx)
         if not self.path.is_file():
-            raise ConfigError(f"--fastdepth {self.path}: file not found (the mirror has it at "
-                              f"../shared/assets/fastdepth/fastdepth_224_nyu.onnx)")
+            raise ConfigError(f"--fastdepth {self.path}: file not found (give the path of "
+                              f"fastdepth_224_nyu.onnx; python -m export models puts it in the model cache)")
         self.threads = threads
         self.engine_options = engine_options
         self._engine = None

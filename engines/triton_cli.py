@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from depthstream.errors import ConfigError
+from depthstream.store import locate, resolve_model
 
 from .triton_repo import INSTANCE_KINDS, RUNTIMES, RepoOptions, write_repository
 
-FASTDEPTH = Path("fastdepth") / "fastdepth_224_nyu.onnx"  # in the model mirror (DEPTHSTREAM_MIRROR)
+FASTDEPTH = "fastdepth_224_nyu.onnx"  # the default depth network, a model store name
 
 
 def add_parser(sub) -> None:
@@ -38,17 +37,9 @@ def add_parser(sub) -> None:
     r.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml (which models the product uses)")
 
 
-def mirror_dir() -> Path:
-    """The model mirror: ``DEPTHSTREAM_MIRROR``, else ``../shared/assets`` beside the checkout."""
-    env = os.environ.get("DEPTHSTREAM_MIRROR")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parent.parent.parent / "shared" / "assets"
-
-
 def product_models(config: str | None) -> list[Path]:
     """The ONNX files of the models the product runs: the config's detector, and its depth network (the
-    depth card's model), else FastDepth-224 from the model mirror.
-
-    The one place that finds them: when the model store (depthstream/store.py) lands, it resolves them here.
+    depth card's model), else FastDepth-224, both through the model store.
     """
     from stream.config import load_config
 
@@ -59,12 +50,8 @@ def product_models(config: str | None) -> list[Path]:
     if cfg.depth.source != "ground-plane":
         models.append(_model_and_shapes(cfg.depth.source)[0])
     else:
-        models.append(mirror_dir() / FASTDEPTH)
-    for path in models:
-        if not path.is_file():
-            raise ConfigError(f"model not found: {path} (the product's models come from the config and the model "
-                              f"mirror {mirror_dir()}; set DEPTHSTREAM_MIRROR, or name the .onnx files)")
-    return models
+        models.append(locate(FASTDEPTH))
+    return [resolve_model(path) for path in models]
 
 
 def cmd_triton_repo(args: argparse.Namespace) -> int:

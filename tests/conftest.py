@@ -63,19 +63,12 @@ def start_demo_run(mp4: Path, jsonl: Path, min_lines: int = 10):
 
 CHESSBOARD = DATA / "chessboard"
 CHESSBOARD_PHOTOS = sorted(CHESSBOARD.glob("left*.jpg"))
-# The shared mirror (README "Models and data"); the model store (issue 9) will resolve it by name.
-MIRROR = Path(__import__("os").environ.get("DEPTHSTREAM_MIRROR", ROOT.parent / "shared" / "assets"))
-FASTDEPTH = MIRROR / "fastdepth" / "fastdepth_224_nyu.onnx"
-FASTDEPTH_SHA256 = "f7689e62ffa6a6fa1c857d913d3b35a5e40682025a9c93685633ca18926b64b4"
+FASTDEPTH = locate("fastdepth_224_nyu.onnx")  # through the model store, its sha256 checked
 
 
 @pytest.fixture(scope="session")
 def fastdepth_onnx() -> Path:
-    """The real FastDepth-224 ONNX from the mirror, its sha256 checked (a missing mirror fails, never skips)."""
-    from depthstream.hashing import sha256_of
-
-    assert FASTDEPTH.is_file(), f"FastDepth-224 not found at {FASTDEPTH}: put the shared assets beside the checkout"
-    assert sha256_of(FASTDEPTH) == FASTDEPTH_SHA256, f"{FASTDEPTH} is not the pinned FastDepth-224"
+    """The real FastDepth-224 ONNX (the model store checked its sha256; a missing file fails, never skips)."""
     return FASTDEPTH
 
 

@@ -20,7 +20,7 @@ from stream.calibrate.chessboard import Board, board_depth_map, board_pose, cali
 from stream.calibrate.cli import main
 from stream.calibrate.depthfit import RawModel, Sample, fit_calibration, fit_known_distances, fit_rgbd
 
-from conftest import CHESSBOARD, CHESSBOARD_PHOTOS, DATA, ROOT
+from conftest import CHESSBOARD, CHESSBOARD_PHOTOS, DATA, DOG, ROOT
 
 BOARD = Board(9, 6, 0.025)  # OpenCV's left_intrinsics.yml: board_width 9, board_height 6, square_size 0.025
 
@@ -148,8 +148,8 @@ def test_cli_chessboard_mistakes_are_one_line(tmp_path, capsys, case, message):
         photos = photos[:3]
     elif case == "no board":
         flipped = tmp_path / "dog_flipped.jpg"
-        cv2.imwrite(str(flipped), cv2.flip(cv2.imread(str(DATA / "dog.jpg")), 1))
-        photos = [str(DATA / "dog.jpg"), str(flipped)]
+        cv2.imwrite(str(flipped), cv2.flip(cv2.imread(str(DOG)), 1))
+        photos = [str(DOG), str(flipped)]
     elif case == "poor":
         extra = ["--max-rms", "0.3"]
     elif case == "face-on":

@@ -19,7 +19,7 @@ from depthstream.types import Frame
 from stream.calibrate.chessboard import Board
 from stream.depth import open_depth_model
 
-from conftest import CHESSBOARD_PHOTOS
+from conftest import CHESSBOARD_PHOTOS, DOG
 
 
 def test_metrics_hand_computed():
@@ -186,7 +186,7 @@ def test_board_rgbd_mistakes(tmp_path, capsys):
     assert (out / "x.txt").read_text() == "mine"
     profile = tmp_path / "cam.yaml"
     profile.write_text("name: c\nintrinsics: {width: 768, height: 576, fx: 600, source: {method: assumed}}\n")
-    assert main(["board-rgbd", str(DATA / "dog.jpg"), "--board", "9x6", "--square-mm", "25", "--camera", str(profile),
+    assert main(["board-rgbd", str(DOG), "--board", "9x6", "--square-mm", "25", "--camera", str(profile),
                  "--out", str(tmp_path / "none")]) == 2
     assert "the 9x6 board was found in none of the 1 photos" in capsys.readouterr().err
 

@@ -27,19 +27,18 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, YOLOX
+from conftest import FASTDEPTH, ROOT, YOLOX
 from depthstream.errors import EngineError
 from engines.check import sample_frames
 from engines.ort import OrtEngine
 from engines.triton import TritonEngine
-from engines.triton_cli import FASTDEPTH, mirror_dir
 from test_triton_repo import make_batched_onnx
 
 SERVER = ROOT / "tests" / "triton_server.py"
 REQUIRED = bool(os.environ.get("DEPTHSTREAM_TRITON_VENV"))  # set by make test
 VENV = Path(os.environ.get("DEPTHSTREAM_TRITON_VENV") or ".venv-triton")
 VENV = VENV if VENV.is_absolute() else ROOT / VENV
-FASTDEPTH_ONNX = mirror_dir() / FASTDEPTH
+FASTDEPTH_ONNX = FASTDEPTH
 START_S = 60
 
 

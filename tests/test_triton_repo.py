@@ -10,11 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, YOLOX
+from conftest import FASTDEPTH, ROOT, YOLOX
 from depthstream.errors import ConfigError, EngineError
 from engines.backends import EngineOptions, create_engine, resolve_backend
 from engines.triton import TritonEngine, TritonTarget, parse_triton_url, triton_model_name
-from engines.triton_cli import FASTDEPTH, mirror_dir
 from engines.triton_repo import RepoOptions, has_batch_dimension, read_io, write_repository
 
 
@@ -200,21 +199,22 @@ def test_the_cli_writes_the_products_models_by_default(tmp_path):
     fastdepth = _config(tmp_path / "repo" / "fastdepth_224_nyu")
     assert '{ name: "image" data_type: TYPE_UINT8 dims: [ 1, 224, 224, 3 ] }' in fastdepth
     assert ((tmp_path / "repo" / "fastdepth_224_nyu" / "1" / "model.onnx").read_bytes()
-            == (mirror_dir() / FASTDEPTH).read_bytes())
+            == FASTDEPTH.read_bytes())
     assert "start it: tritonserver --model-repository" in r.stdout
     again = _engines_cli("triton-repo", "--out", str(tmp_path / "repo"))
     assert again.returncode == 2 and again.stderr.startswith("error: ") and len(again.stderr.splitlines()) == 1
     assert "already exist" in again.stderr
 
 
-def test_the_cli_refuses_a_missing_model_mirror(tmp_path):
+def test_the_cli_refuses_a_model_the_store_does_not_have(tmp_path):
     import os
 
-    env = dict(os.environ, DEPTHSTREAM_MIRROR=str(tmp_path / "no-mirror"))
+    env = dict(os.environ, DEPTHSTREAM_MIRROR=str(tmp_path / "no-mirror"), DEPTHSTREAM_CACHE=str(tmp_path / "no-cache"))
     r = subprocess.run([sys.executable, "-m", "engines", "triton-repo", "--out", str(tmp_path / "repo")],
                        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
-    assert r.stderr.startswith("error: model not found: ") and "set DEPTHSTREAM_MIRROR" in r.stderr
+    assert r.stderr.startswith("error: fastdepth_224_nyu.onnx is not in the model cache ")
+    assert "nor in the mirror" in r.stderr and "put the file at" in r.stderr
     assert not (tmp_path / "repo").exists()
 
 

@@ -19,7 +19,9 @@ EPILOG = """examples:
   python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
   python -m bench pipeline --depth ground-plane models/unet.yaml --repeat 2
   python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
-  python -m bench depth --data PATH --depth-model models/unet.yaml --depth-scale 1000
+  python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
+  python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
+  python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
 
@@ -81,24 +83,50 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=20, help="untimed calls first (default 20)")
     pm.add_argument("--out", default=DEFAULT_OUT, help=f"folder for models.json / .md (default {DEFAULT_OUT})")
 
-    pd = sub.add_parser("depth", help="AbsRel, RMSE, delta<1.25 and the seed reports' metric on RGB-D pairs",
-                        description="RGB-D pairs: DATA/rgb/NAME.(png|jpg) with DATA/depth/NAME.png, or NAME_rgb.* with "
-                                    "NAME_depth.png side by side. Depth PNGs are 16-bit; metres = value / --depth-scale; "
-                                    "0 = no depth.")
+    pd = sub.add_parser("depth", help="AbsRel, SqRel, RMSE, RMSE log, log10, delta1-3 and the seed reports' metric on RGB-D pairs",
+                        description="The published protocol (bench/depth_metrics.py): prediction resized bilinear to "
+                                    "the ground truth, valid pixels min < gt < max inside the crop, alignment, "
+                                    "prediction capped to [min, max], metrics per image, mean over images. RGB-D "
+                                    "pairs: DATA/rgb/NAME.(png|jpg) with DATA/depth/NAME.png, or NAME_rgb.* with "
+                                    "NAME_depth.png side by side; 16-bit depth, metres = value / --depth-scale, 0 = none.")
     pd.add_argument("--data", required=True, help="folder of RGB-D pairs")
     pd.add_argument("--depth-model", metavar="CARD", default=None,
                     help="a depth model card .yaml (default: config depth.source)")
+    pd.add_argument("--fastdepth", metavar="ONNX", default=None,
+                    help="evaluate FastDepth-224 (fastdepth_224_nyu.onnx) run directly: its uint8 NHWC tensors do not "
+                         "fit today's model cards")
     pd.add_argument("--depth-scale", type=_positive(float, "--depth-scale", 1e-9), default=1000.0,
                     help="depth PNG units per metre (default 1000: millimetres; TUM RGB-D uses 5000)")
-    pd.add_argument("--align", choices=["auto", "none", "median", "scale-shift"], default="auto",
-                    help="auto: none for metric models, scale-shift for relative ones (default auto)")
-    pd.add_argument("--min-depth", type=float, default=1e-3, help="ground truth below this (m) is left out")
-    pd.add_argument("--max-depth", type=float, default=None, help="ground truth beyond this (m) is left out")
+    pd.add_argument("--preset", choices=["nyu", "kitti"], default=None,
+                    help="nyu: 1e-3..10 m, Eigen crop (480x640 frames); kitti: 1e-3..80 m, Garg crop")
+    pd.add_argument("--align", choices=["auto", "none", "median", "lstsq"], default="auto",
+                    help="none: metres as they are; median: median scaling; lstsq: least-squares scale and shift "
+                         "(inverse depth for inverse-depth models); auto: none, or lstsq for an uncalibrated "
+                         "relative model (default auto)")
+    pd.add_argument("--crop", choices=["none", "eigen", "garg"], default=None,
+                    help="eigen: NYU rows 45:471, columns 41:601; garg: KITTI's fractional crop (default: the preset's, else none)")
+    pd.add_argument("--min-depth", type=_positive(float, "--min-depth", 1e-9), default=None,
+                    help="metres; ground truth at or below it is left out, predictions are capped to it (default 1e-3)")
+    pd.add_argument("--max-depth", type=_positive(float, "--max-depth", 1e-9), default=None,
+                    help="metres; ground truth at or beyond it is left out, predictions are capped to it (default: the preset's)")
     pd.add_argument("--seed-decimals", type=_positive(int, "--seed-decimals", 0), default=0,
                     help="decimals kept when the seed reports' metric rounds the [0, 1] maps (default 0)")
     pd.add_argument("--config", metavar="YAML")
     pd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pd.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth.json / .md (default {DEFAULT_OUT})")
+
+    pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
+                        description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "
+                                    "calibrated from the same photos) gives the depth of every pixel on the board. "
+                                    "See bench/board_rgbd.py.")
+    pb.add_argument("photos", nargs="+", metavar="PHOTO", help="image files, folders or globs")
+    pb.add_argument("--board", required=True, metavar="COLSxROWS", help="inner corners, e.g. 9x6")
+    pb.add_argument("--square-mm", required=True, type=_positive(float, "--square-mm", 1e-6), metavar="MM",
+                    help="the printed square's side in millimetres (every distance scales with it)")
+    pb.add_argument("--camera", metavar="YAML", default=None,
+                    help="a camera profile with the intrinsics (default: calibrate from these photos)")
+    pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
+    pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
     return p
 
 
@@ -154,8 +182,9 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     from .report import depth_markdown, new_report
 
     results, timing = bench_depth(data=Path(args.data), depth_model=args.depth_model, depth_scale=args.depth_scale,
-                                  align=args.align, min_depth=args.min_depth, max_depth=args.max_depth,
-                                  seed_decimals=args.seed_decimals, config=args.config, sets=args.set)
+                                  align=args.align, preset=args.preset, min_depth=args.min_depth,
+                                  max_depth=args.max_depth, crop=args.crop, seed_decimals=args.seed_decimals,
+                                  config=args.config, sets=args.set, fastdepth=args.fastdepth)
     report = new_report("depth", argv, results, timing, args.loadavg_before)
     md = depth_markdown(report)
     paths = _write(report, Path(args.out), "depth", md)
@@ -163,7 +192,18 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     return paths
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth}
+def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
+    from stream.calibrate.chessboard import Board
+
+    from .board_rgbd import board_markdown, write_board_pairs
+
+    out = Path(args.out)
+    report = write_board_pairs(args.photos, Board.parse(args.board, args.square_mm), out, args.camera, args.force)
+    sys.stdout.write(board_markdown(report, out) + "\n")
+    return [out / "boards.json"]
+
+
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from stream.models import PROJECT_ROOT
+from depthstream.store import PROJECT_ROOT
 
 
 def _run(cmd: list[str], timeout_s: float = 5.0, cwd: Path | None = None) -> str | None:

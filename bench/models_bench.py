@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from depthstream.errors import ConfigError, EngineError
-from stream.models import MODELS_DIR
+from depthstream.store import MODELS_DIR, resolve_model
 
 from .env import machine_busy_s, process_cpu_s, usable_cores
 from .stats import summarise
@@ -47,7 +47,7 @@ def default_models() -> list[Path]:
     """The shipped detector, plus the benchmarks' U-Net when it has been exported (``out/bench``)."""
     from .pipeline_bench import UNET_DIR, UNET_SIZE
 
-    models = [MODELS_DIR / "yolox_nano.onnx"]
+    models = [resolve_model(MODELS_DIR / "yolox_nano.onnx")]
     unet = UNET_DIR / f"unet-{UNET_SIZE[0]}x{UNET_SIZE[1]}-random-init.onnx"
     if unet.is_file():
         models.append(unet)

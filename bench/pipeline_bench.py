@@ -52,7 +52,7 @@ from depthstream.errors import ConfigError, StreamError
 from depthstream.schema.config import Config, load_config
 from stream.app import build_models
 from stream.depth import OnnxDepth
-from stream.models import PROJECT_ROOT
+from depthstream.store import PROJECT_ROOT
 
 from .env import usable_cores
 from .pipeline_runs import RunResult, check_counts, finalise, run_bare, run_layout

@@ -60,7 +60,8 @@ _HEAD = {"schema": None, "kind": None, "created_utc": None, "command": None, "en
 MODEL_ROW = {"model": None, "backend": None, "precision": None, "status": None}
 MODEL_RAN = {**MODEL_ROW, "threads": None, "providers": None, "input_shapes": None, "iterations": None,
              "latency_ms": STAT, "throughput_fps": None, "cpu_cores_busy": None, "other_processes_cores_busy": None}
-DEPTH_METRICS = {k: None for k in ("abs_rel", "rmse_m", "delta_1_25", "seed_equal_share")}
+DEPTH_METRICS = {k: None for k in ("abs_rel", "sq_rel", "rmse_m", "rmse_log", "log10", "delta_1", "delta_2", "delta_3",
+                                   "seed_equal_share")}
 SCHEMAS = {
     "pipeline": {**_HEAD, "settings": None, "workloads": [WORKLOAD]},
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
@@ -290,18 +291,26 @@ def models_markdown(report: dict) -> str:
 
 
 def depth_markdown(report: dict) -> str:
-    m = report["metrics"]
+    st = report["settings"]
     lines = _header(report, "Depth accuracy benchmark")
     lines += [
         f"Model: {report['model']}; alignment: {report['alignment']}; {report['pairs']} RGB-D pairs "
-        f"(`{report['settings']['data']}`, depth PNG / {report['settings']['depth_scale']} = metres).",
+        f"(`{st['data']}`, depth PNG / {st['depth_scale']} = metres); range {st['min_depth_m']:g}-{st['max_depth_m']:g} m, "
+        f"crop {st['crop']}.",
         "",
-        "| AbsRel | RMSE (m) | δ<1.25 | seed reports' metric (share of equal pixels) |",
-        "|---:|---:|---:|---:|",
-        f"| {_f(m['abs_rel'], 4)} | {_f(m['rmse_m'], 3)} | {_f(m['delta_1_25'], 4)} | {_f(m['seed_equal_share'], 4)} |",
-        "",
-        "What was measured:", "",
-    ] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
+        "| | AbsRel | SqRel | RMSE (m) | RMSE log | log10 | δ1 | δ2 | δ3 | seed metric | true median (m) | predicted median (m) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def row(name: str, m: dict) -> str:
+        medians = (f" {_f(m['gt_median_m'], 3)} | {_f(m['pred_median_m'], 3)} |" if "gt_median_m" in m else " | |")
+        return (f"| {name} | {_f(m['abs_rel'], 3)} | {_f(m['sq_rel'], 3)} | {_f(m['rmse_m'], 3)} | {_f(m['rmse_log'], 3)} "
+                f"| {_f(m['log10'], 3)} | {_f(m['delta_1'], 3)} | {_f(m['delta_2'], 3)} | {_f(m['delta_3'], 3)} "
+                f"| {_f(m['seed_equal_share'], 3)} |" + medians)
+
+    lines.append(row("**mean over images**", report["metrics"]))
+    lines += [row(r["name"], r) for r in report["per_image"]]
+    lines += ["", "What was measured:", ""] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from depthstream.schema.config import load_config
-from stream.models import DEMO_CLIP
+from depthstream.store import DEMO_CLIP
 from stream.sources import Source
 
 WINDOW = 1000

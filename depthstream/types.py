@@ -68,6 +68,10 @@ class Detections:
                       valid depth pixel fell in the box.
     depth_valid_frac: (N,) float32, share of the sampled pixels that had valid depth (NaN until assigned).
     depth_spread_m:   (N,) float32, interquartile range of the sampled depths in metres (NaN until assigned).
+    depth_reliable:   (N,) bool, False where the distance is shown only as an estimate we cannot stand behind
+                      (outside the depth source's valid range or domain, uncalibrated, too few valid pixels);
+                      True by default. The JSONL and the overlay flag such boxes.
+    track_id:         (N,) int64, the box's track across frames; -1 = not tracked.
 
     Filter like numpy: ``dets[dets.depth_m < 2]``.
     """
@@ -78,6 +82,8 @@ class Detections:
     depth_m: np.ndarray = field(default=None)  # type: ignore[assignment]
     depth_valid_frac: np.ndarray = field(default=None)  # type: ignore[assignment]
     depth_spread_m: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_reliable: np.ndarray = field(default=None)  # type: ignore[assignment]
+    track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32)
@@ -93,6 +99,8 @@ class Detections:
         set_(self, "depth_m", _col(self.depth_m, np.float32, n, "depth_m"))
         set_(self, "depth_valid_frac", _col(self.depth_valid_frac, np.float32, n, "depth_valid_frac"))
         set_(self, "depth_spread_m", _col(self.depth_spread_m, np.float32, n, "depth_spread_m"))
+        set_(self, "depth_reliable", _col(self.depth_reliable, bool, n, "depth_reliable", fill=True))
+        set_(self, "track_id", _col(self.track_id, np.int64, n, "track_id", fill=-1))
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -112,6 +120,8 @@ class Detections:
             self.depth_m[index],
             self.depth_valid_frac[index],
             self.depth_spread_m[index],
+            self.depth_reliable[index],
+            self.track_id[index],
         )
 
     def with_depth(self, depth_m, valid_frac, spread_m) -> "Detections":
@@ -127,11 +137,17 @@ class DepthMap:
     source: what produced it, e.g. ``ground-plane`` or the model card's name.
     kind:   ``metric`` (a network trained in metres), ``relative+calibrated`` (a relative network with a
             scale/shift calibration), ``geometric`` (computed from the camera's pose, e.g. ground plane).
+    valid_range_m: (near, far) metres the source can measure (a model card's valid range, a ground plane's
+            max depth); None = not stated. Distances outside it are flagged, and the overlay's colour scale uses it.
+    state:  how far the source can be trusted right now, in words for the HUD and the JSONL, e.g.
+            ``indoor, metric`` or ``uncalibrated``; empty = nothing to add.
     """
 
     metres: np.ndarray
     source: str
     kind: DepthKind
+    valid_range_m: tuple[float, float] | None = None
+    state: str = ""
 
     def __post_init__(self) -> None:
         m = self.metres

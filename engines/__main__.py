@@ -3,6 +3,7 @@
     python -m engines info                                  # backends, providers, GPU, TensorRT / ORT versions
     python -m engines build [MODEL ...] [--fp16|--fp32]     # cached TensorRT engines (default: the config's models)
     python -m engines check MODEL [--a ort-cpu] [--b auto:fp16]   # two variants on sample frames, compared
+    python -m engines triton-repo [MODEL|DIR ...] --out DIR    # a Triton model repository (engines/triton_cli.py)
 
 Exit codes: 0 ok, 1 runtime error (e.g. TensorRT missing, a check past its tolerance), 2 usage or config error.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from depthstream.errors import guarded_main
 
 from .backends import BACKENDS, cache_dir_of, choose_backend, probe, unavailable_reason
+from .model_args import config_models, model_and_shapes
+from .triton_cli import add_parser as add_triton_repo_parser, cmd_triton_repo
 
 EPILOG = """examples:
   python -m engines info
@@ -24,6 +26,7 @@ EPILOG = """examples:
   python -m engines build                      # every model the config uses (what 'make engines' runs)
   python -m engines check models/yolox_nano.onnx --a ort-cpu --b ort-cpu:fp16
   python -m engines check models/yolox_nano.onnx --a ort-cpu --b trt:fp16
+  python -m engines triton-repo models/ --out triton_repo/   # then: tritonserver --model-repository triton_repo/
 
 variants (check): BACKEND[:fp32|fp16|noopt], BACKEND one of auto, ort-cpu, ort-cuda, ort-trt, trt
 exit codes: 0 ok, 1 runtime error or a check past its tolerance, 2 usage or config error"""
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-agreement", type=float, default=0.9, metavar="F", help="smallest box agreement for detectors (default 0.9)")
     c.add_argument("--threads", type=int, default=1, metavar="N", help="CPU threads per ONNX Runtime session")
     c.add_argument("--cache-dir", metavar="DIR", help="TensorRT engine cache (default: ~/.cache/depthstream)")
+    add_triton_repo_parser(sub)
     return p
 
 
@@ -72,7 +76,7 @@ def info_lines() -> list[str]:
             lines.append(f"GPU {i}: {gpu.name} (compute capability {gpu.compute_capability}{mem}; found by {facts.gpu_note})")
     else:
         lines.append(f"GPU: none ({facts.gpu_note})")
-    hint = " (pip install -e '.[tensorrt]' on a GPU machine; JetPack on Jetson)"
+    hint = " (pip install -e '.[gpu]' on a GPU machine; JetPack on Jetson)"
     lines.append(f"TensorRT: {facts.tensorrt}" if facts.tensorrt else f"TensorRT: {facts.tensorrt_note or 'not installed'}{hint}")
     lines.append(f"pycuda: {facts.pycuda}" if facts.pycuda else f"pycuda: {facts.pycuda_note or 'not installed'}{hint}")
     for backend in BACKENDS[1:]:
@@ -86,41 +90,14 @@ def info_lines() -> list[str]:
     return lines
 
 
-def _config_models(config: str | None) -> tuple[list[tuple[Path, dict | None]], object]:
-    """The models the config uses: the detector, and the depth network when there is one."""
-    from depthstream.schema.config import load_config
-
-    cfg = load_config(config)
-    models: list[tuple[Path, dict | None]] = [(Path(cfg.detect.model), None)]
-    if cfg.depth.is_network:
-        models.append(_model_and_shapes(cfg.depth.source))
-    return models, cfg
-
-
-def _model_and_shapes(text: str) -> tuple[Path, dict | None]:
-    """An .onnx -> (it, None); a depth card (or an .onnx with one beside it) -> (its .onnx, its input shape)."""
-    path = Path(text)
-    card_path = path if path.suffix.lower() in (".yaml", ".yml") else None
-    if card_path is None and path.suffix.lower() == ".onnx":
-        for suffix in (".yaml", ".yml"):
-            if path.with_suffix(suffix).is_file():
-                card_path = path.with_suffix(suffix)
-    if card_path is None:
-        return path, None
-    from depthstream.schema.card import load_card
-
-    card = load_card(card_path)
-    return Path(card.model), {card.input: card.input_shape}
-
-
 def cmd_build(args) -> int:
     from .build import ensure_engine, parse_shapes, require_tensorrt
     from depthstream.errors import ConfigError
 
     if args.models:
-        models, cfg = [_model_and_shapes(m) for m in args.models], None
+        models, cfg = [model_and_shapes(m) for m in args.models], None
     else:
-        models, cfg = _config_models(args.config)
+        models, cfg = config_models(args.config)
     for path, _ in models:
         if not path.is_file():
             raise ConfigError(f"model not found: {path} (give an .onnx or a depth model card .yaml)")
@@ -157,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "build":
             return cmd_build(args)
+        if args.command == "triton-repo":
+            return cmd_triton_repo(args)
         return cmd_check(args)
 
     return guarded_main(body)

@@ -4,12 +4,14 @@
 Backends:
 
 - ``ort-cpu``  ONNX Runtime, CPUExecutionProvider (every machine).
-- ``ort-cuda`` ONNX Runtime, CUDAExecutionProvider (needs ``onnxruntime-gpu`` and CUDA 12).
+- ``ort-cuda`` ONNX Runtime, CUDAExecutionProvider (needs ``onnxruntime-gpu`` >= 1.27: CUDA 13, cuDNN 9).
 - ``ort-trt``  ONNX Runtime, TensorrtExecutionProvider with FP16 and its engine cache (needs
-  ``onnxruntime-gpu`` and TensorRT 10 libraries); CUDA then CPU take the nodes TensorRT cannot.
+  ``onnxruntime-gpu`` and TensorRT 10 libraries, which its provider is built against); CUDA then CPU take the
+  nodes TensorRT cannot.
 - ``trt``      TensorRT itself (``tensorrt`` + ``pycuda``): an engine built from the ONNX once, cached.
 - ``auto``     ``trt`` when TensorRT and pycuda import and a GPU is present, else ``ort-cuda`` when this
   onnxruntime has CUDAExecutionProvider, else ``ort-cpu``.
+- ``triton://HOST:PORT``  a Triton Inference Server over gRPC (:mod:`engines.triton`; ``tritonclient``).
 
 An explicit request that this machine cannot honour is an :class:`EngineError` with one line saying
 what is missing and how to fix it; it never runs silently on another backend. ``auto`` only picks what
@@ -24,14 +26,15 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from depthstream.errors import EngineError
+from depthstream.store import cache_root
 
+from .triton import is_triton, parse_triton_url
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +47,16 @@ ORT_PROVIDER = {
     "ort-trt": "TensorrtExecutionProvider",
 }
 
-INSTALL_TRT = "pip install -e '.[tensorrt]' on a machine with an NVIDIA GPU (on Jetson, TensorRT comes with JetPack)"
+INSTALL_TRT = "pip install -e '.[gpu]' on a machine with an NVIDIA GPU (on Jetson, TensorRT comes with JetPack)"
+ORT_GPU_SWAP = ("pip uninstall -y onnxruntime && pip install 'onnxruntime-gpu[cuda,cudnn]>=1.27,<1.32' (replaces the "
+                "CPU wheel; CUDA 13 and cuDNN 9 come with it, NVIDIA driver 580 or newer)")
+"""ONNX Runtime's GPU wheel replaces the CPU one (both install the same 'onnxruntime' module: never both)."""
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``: built engines, timing caches."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "depthstream"
+    """The product's cache (``$DEPTHSTREAM_CACHE``, ``$XDG_CACHE_HOME/depthstream`` or ``~/.cache/depthstream``):
+    built engines and timing caches go to its ``trt/``, the model store's files to its ``models/``."""
+    return cache_root()
 
 
 def cache_dir_of(cache_dir: str | Path | None) -> Path:
@@ -73,8 +79,10 @@ class EngineOptions:
     fallback: bool = False
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise EngineError(f"unknown backend '{self.backend}': expected one of {', '.join(BACKENDS)}")
+        if is_triton(self.backend):
+            parse_triton_url(self.backend)  # a bad URL is one ConfigError line here, before anything loads
+        elif self.backend not in BACKENDS:
+            raise EngineError(f"unknown backend '{self.backend}': expected one of {', '.join(BACKENDS)} or triton://HOST:PORT")
 
 
 @dataclass(frozen=True)
@@ -232,9 +240,9 @@ def unavailable_reason(backend: str, facts: Facts) -> str | None:
         if provider in facts.ort_providers:
             return None
         have = ", ".join(p for p in facts.ort_providers if p != "AzureExecutionProvider") or "no provider"
-        fix = ("pip uninstall onnxruntime && pip install onnxruntime-gpu (needs CUDA 12 and cuDNN 9)"
-               if backend == "ort-cuda" else
-               "pip uninstall onnxruntime && pip install -e '.[gpu,tensorrt]' (onnxruntime-gpu with TensorRT 10 and CUDA 12)")
+        fix = (ORT_GPU_SWAP if backend == "ort-cuda" else
+               f"{ORT_GPU_SWAP}, then pip install 'tensorrt-cu13-libs>=10.13,<11' (its TensorRT provider is built "
+               f"against TensorRT 10)")
         return (f"--backend {backend} asked for {provider} but this onnxruntime {facts.ort_version} has only "
                 f"{have}: {fix}, or use --backend ort-cpu")
     if backend == "trt":
@@ -257,8 +265,10 @@ def choose_backend(requested: str, facts: Facts) -> Choice:
     Explicit and unavailable -> EngineError (one line). ``auto`` -> trt, else ort-cuda, else ort-cpu,
     with the reason in words.
     """
+    if is_triton(requested):
+        return Choice(requested, requested)
     if requested not in BACKENDS:
-        raise EngineError(f"unknown backend '{requested}': expected one of {', '.join(BACKENDS)}")
+        raise EngineError(f"unknown backend '{requested}': expected one of {', '.join(BACKENDS)} or triton://HOST:PORT")
     if requested != "auto":
         why = unavailable_reason(requested, facts)
         if why is not None:

@@ -12,6 +12,19 @@ compares it with what is wanted now; any difference rebuilds, and the reason is 
 (``rebuilding yolox_nano.fp16.engine: TensorRT 10.0.1 -> 10.3.0``). A build logs its progress
 (TensorRT's ``IProgressMonitor``) because it can take minutes.
 
+FP16 on TensorRT 10 and 11, chosen by what the installed module offers (:func:`typing_of`), never by its version
+string nor by a crash:
+
+- TensorRT 10 (``BuilderFlag.FP16`` exists): the network is weakly typed and the FP16 builder flag lets TensorRT
+  pick FP16 kernels layer by layer.
+- TensorRT 11 (no ``BuilderFlag.FP16``: the 10.x -> 11.x migration guide removes every precision flag; every
+  network is strongly typed, its precision is the ONNX's own): the ONNX is first converted to an FP16 copy
+  (:func:`convert_fp16`, inputs and outputs kept float32) and that copy is built. NVIDIA's guide converts with
+  ModelOpt AutoCast; ONNX Runtime's float16 converter (already installed with onnxruntime, needs ``onnx``) does
+  the same job for the product's models without another package.
+
+Any failure inside TensorRT becomes one :class:`EngineError` line naming the TensorRT version and the model.
+
 The pure parts (:func:`cache_key`, :func:`rebuild_reason`, :func:`resolve_profile`,
 :func:`parse_shapes`, :func:`engine_paths`) run without TensorRT; :func:`ensure_engine` takes the build
 function as an argument so its decisions are tested on a CPU machine.
@@ -281,6 +294,31 @@ def require_tensorrt(facts: Facts) -> None:
 
 # -- TensorRT (needs tensorrt; not run on the CPU-only machine) --------------------------------------
 
+TENSORRT_ERRORS = (RuntimeError, TypeError, ValueError, AttributeError)
+"""What TensorRT's Python bindings raise (pybind11 maps its C++ exceptions to these)."""
+
+
+def typing_of(trt) -> str:
+    """``weak`` when this TensorRT still has the FP16 builder flag (TensorRT 10), else ``strong`` (TensorRT 11:
+    every network is strongly typed). Reads the enum's member table, so probing touches no missing name."""
+    return "weak" if "FP16" in trt.BuilderFlag.__members__ else "strong"
+
+
+def convert_fp16(onnx_path: Path, out_dir: Path) -> Path:
+    """A float16 copy of the model, inputs and outputs kept float32 (``<out_dir>/<stem>.fp16.onnx``): what a
+    strongly typed TensorRT builds an FP16 engine from, and what ONNX Runtime CPU/CUDA run as FP16."""
+    try:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:
+        raise EngineError(f"FP16 from {onnx_path.name} needs an FP16 copy of the ONNX, made with the onnx package, which "
+                          f"does not import ({exc}): pip install onnx (in the 'gpu' and 'test' extras)") from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{onnx_path.stem}.fp16.onnx"
+    model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    onnx.save(model, str(out))
+    return out
+
 
 def _progress_monitor(trt, report: Callable[[str], None]):
     """An ``IProgressMonitor`` that reports phase starts/ends and, at most once a second, step counts."""
@@ -314,21 +352,41 @@ def _progress_monitor(trt, report: Callable[[str], None]):
 
 
 def build_with_tensorrt(req: BuildRequest, report: Callable[[str], None] | None = None) -> None:
-    """Parse the ONNX, build a serialised engine (FP16 when asked) and write it and the timing cache."""
-    import tensorrt as trt
+    """Parse the ONNX, build a serialised engine (FP16 when asked, the way this TensorRT does it) and write it and
+    the timing cache. Every TensorRT failure is one EngineError line."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise EngineError(f"building a TensorRT engine needs TensorRT, which does not import ({exc}): {INSTALL_TRT}") from exc
 
     report = report or (lambda text: log.info("build: %s", text))
+    version = getattr(trt, "__version__", "?")
+    onnx_path = req.onnx
+    try:
+        typing = typing_of(trt)
+        if req.precision == "fp16" and typing == "strong":
+            onnx_path = convert_fp16(req.onnx, req.engine.parent)
+            report(f"TensorRT {version} builds strongly typed networks: FP16 from {onnx_path.name}")
+        _build(trt, req, onnx_path, fp16_flag=req.precision == "fp16" and typing == "weak", report=report)
+    except EngineError:  # already one line (and also a RuntimeError)
+        raise
+    except TENSORRT_ERRORS as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise EngineError(f"TensorRT {version} failed to build an engine from {req.onnx.name}: {reason}") from exc
+
+
+def _build(trt, req: BuildRequest, onnx_path: Path, *, fp16_flag: bool, report: Callable[[str], None]) -> None:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are explicit-batch
+    network = builder.create_network(0)  # explicit batch (TensorRT 10); strongly typed on TensorRT 11 by itself
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(req.onnx)):
+    if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineError(f"TensorRT cannot parse {req.onnx.name}: {errors or 'unknown error'}")
+        raise EngineError(f"TensorRT cannot parse {onnx_path.name}: {errors or 'unknown error'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if req.precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)  # a weakly typed network: TensorRT may pick FP16 kernels per layer
+    if fp16_flag:
+        config.set_flag(trt.BuilderFlag.FP16)  # weakly typed (TensorRT 10): TensorRT may pick FP16 kernels per layer
     timing = config.create_timing_cache(req.timing_cache.read_bytes() if req.timing_cache.is_file() else b"")
     config.set_timing_cache(timing, ignore_mismatch=False)
     monitor = _progress_monitor(trt, report)

@@ -30,6 +30,7 @@ from depthstream.errors import ConfigError, EngineError
 
 from .backends import BACKENDS, EngineOptions, resolve_backend
 from .base import Engine, TensorSpec
+from .build import convert_fp16
 from .factory import create_engine
 
 
@@ -233,20 +234,6 @@ def generic_feeds(inputs: Mapping[str, TensorSpec], frames: Sequence[np.ndarray]
 
 
 # -- engines for variants --------------------------------------------------------------------------
-
-
-def convert_fp16(onnx_path: Path, out_dir: Path) -> Path:
-    """A float16 copy of the model (inputs/outputs kept float32) for ONNX Runtime CPU/CUDA."""
-    try:
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-    except ImportError as exc:
-        raise EngineError(f"FP16 on ONNX Runtime converts the ONNX with the onnx package, which does not import "
-                          f"({exc}): pip install onnx, or compare other variants with --a/--b") from exc
-    out = out_dir / f"{onnx_path.stem}.fp16.onnx"
-    model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
-    onnx.save(model, str(out))
-    return out
 
 
 def variant_engine(onnx_path: Path, variant: Variant, *, threads: int, cache_dir: str | None, work: Path,

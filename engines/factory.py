@@ -1,7 +1,7 @@
 """The one factory: an engine for a model on the backend the options name.
 
-It sits above the backends' own modules (``ort``, ``trt``), which use :mod:`engines.backends` for the
-machine's facts; ``backends`` imports neither of them, so the imports inside ``engines`` form no circle.
+It sits above the backends' own modules (``ort``, ``trt``, ``triton``), which use :mod:`engines.backends` for the
+machine's facts; ``backends`` imports none of their engines, so the imports inside ``engines`` form no circle.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 from .backends import EngineOptions, resolve_options
 from .base import Engine
+from .triton import TritonEngine, is_triton
 
 
 def create_engine(
@@ -27,6 +28,8 @@ def create_engine(
     ``.onnx`` (built and cached on ``open()``) or a serialised engine (``.engine`` / ``.plan``).
     """
     options = options or EngineOptions()
+    if is_triton(options.backend):  # a Triton server runs the model: nothing of this machine is probed
+        return TritonEngine(path, options.backend)
     if options.backend != "ort-cpu":  # auto is resolved; an explicit GPU backend is checked here, before loading
         options, _ = resolve_options(options)
     if options.backend == "trt":

@@ -82,7 +82,7 @@ def check_running(backend: str, running: list[str], *, fallback: bool, model: st
     if first == wanted:
         return backend
     message = (f"{model}: --backend {backend} asked for {wanted} but ONNX Runtime runs {first} "
-               f"(the provider is installed but did not load: check the CUDA 12 / cuDNN 9"
+               f"(the provider is installed but did not load: check the CUDA 13 / cuDNN 9"
                f"{' / TensorRT 10' if backend == 'ort-trt' else ''} libraries on the library path"
                f"{' and the GPU with nvidia-smi' if backend != 'ort-cpu' else ''})")
     if not fallback:

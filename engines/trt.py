@@ -1,4 +1,8 @@
-"""TensorRT backend (``trt``): a serialised engine run with TensorRT 10's tensor-name API.
+"""TensorRT backend (``trt``): a serialised engine run with the tensor-name API of TensorRT 10 and 11.
+
+The runtime calls below have the same names and meaning in TensorRT 10 and 11 (checked against the Python
+bindings of 10.16 and 11.4); only the build differs (:mod:`engines.build`). Any error TensorRT raises while an
+engine is loaded becomes one :class:`EngineError` line.
 
 Life cycle, with no ``pycuda.autoinit``:
 
@@ -34,6 +38,7 @@ import numpy as np
 from depthstream.errors import EngineError
 
 from .base import Engine, TensorSpec
+from .build import TENSORRT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,11 @@ class TrtEngine(Engine):
         loaded = None
         try:
             loaded = self._load(cuda, trt)
+        except EngineError:
+            raise
+        except TENSORRT_ERRORS as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise EngineError(f"TensorRT {getattr(trt, '__version__', '?')} could not load {self.path.name}: {reason}") from exc
         finally:
             if loaded is None:
                 self._free()

@@ -1,4 +1,5 @@
-"""``python -m export``: detectors and depth models -> ONNX + sidecar, checked against torch.
+"""``python -m export``: detectors and depth models -> ONNX + sidecar, checked against torch; the model store's
+files (``models``) and the public checkpoints (``weights``) fetched on request.
 
 Exit codes: 0 ok, 1 export or parity failure (or a missing package), 2 usage error.
 """
@@ -14,6 +15,14 @@ from .cli import build_parser, run_depth, run_detector
 
 
 def run_models(args) -> list[str]:
+    from .fetch import fetch_models, list_models
+
+    if args.list:
+        return list_models()
+    return fetch_models(args.group, only=args.only, timeout_s=args.timeout)
+
+
+def run_weights(args) -> list[str]:
     from .fetch import fetch_and_export, list_entries
 
     if args.list:
@@ -28,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    run = {"detector": run_detector, "depth": run_depth, "models": run_models}[args.command]
+    run = {"detector": run_detector, "depth": run_depth, "models": run_models, "weights": run_weights}[args.command]
 
     def body() -> int:
         sys.stdout.write("".join(line + "\n" for line in run(args)))

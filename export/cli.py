@@ -15,7 +15,8 @@ that `python -m stream` reads, and check ONNX Runtime against torch on a random 
 commands:
   detector   YOLO-family detectors (Ultralytics .pt through Ultralytics' own exporter, or any torch.nn.Module)
   depth      monocular depth networks (U-Net, Depth Anything V2, MiDaS, YOLO26-depth, any torch.nn.Module)
-  models     download the pinned public weights (URL + sha256, export/weights.yaml) and export them
+  models     the model store's files (models/MANIFEST.yaml): from the cache or the mirror, else downloaded (sha256 checked)
+  weights    download the pinned public checkpoints (URL + sha256, export/weights.yaml) and export them
 
 families (details: python -m export detector --help, python -m export depth --help):
   detector --weights X.pt            Ultralytics YOLOv5u/v8/11/26, YOLOv10 (--end2end: NMS-free [1, K, 6] head)
@@ -68,7 +69,13 @@ examples:
   python -m export depth --model depth-anything-v2-metric-indoor --weights Depth-Anything-V2-Metric-Indoor-Small-hf/
   python -m stream --source clip.mp4 --depth-model models/unet.yaml"""
 
-MODELS_EPILOG = """The manifest lists each public checkpoint with a pinned URL and its sha256; files are downloaded into
+MODELS_EPILOG = """Each file of models/MANIFEST.yaml is looked for in the model cache (~/.cache/depthstream/models;
+DEPTHSTREAM_CACHE or engine.cache_dir move it), then in the mirror (DEPTHSTREAM_MIRROR; ../shared/assets beside a
+checkout), else downloaded from its pinned URL into the cache with a progress bar; its sha256 is checked either way.
+Offline and not mirrored: one line naming the file, its URL and where to put it by hand (exit 2).
+This is the only command that downloads models; python -m stream and the tests never do."""
+
+WEIGHTS_EPILOG = """The manifest lists each public checkpoint with a pinned URL and its sha256; files are downloaded into
 --dir (default models/weights/), checked, then exported. Offline, each missing file fails with one line
 saying what to download and where to put it; put the file there by hand and run the command again."""
 
@@ -93,7 +100,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "with .yaml (default: models/<name>.onnx)")
     p.add_argument("--name", help="the name shown in overlays, logs and the JSONL (default: the family)")
     p.add_argument("--images", nargs="+", type=Path, metavar="IMG", help="real photos for the parity check "
-                   "(default: the project's tests/data photos)")
+                   "(default: the model store's two test photos)")
     p.add_argument("--tolerance", type=_positive_float, default=1e-3, help="largest allowed |ONNX - torch|, "
                    "relative to max(1, largest output) (default 1e-3)")
 
@@ -102,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .depth import FAMILIES
 
     p = _Parser(prog="python -m export", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="{detector,depth,models}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{detector,depth,models,weights}", parser_class=_Parser)
 
     det = sub.add_parser("detector", help="a YOLO-family detector -> ONNX + sidecar", epilog=DETECTOR_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -144,13 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="per-channel std after mean")
     _common(dep)
 
-    mod = sub.add_parser("models", help="download the pinned public weights and export them", epilog=MODELS_EPILOG,
-                         description="Download (URL + sha256) and export the public models of export/weights.yaml.")
-    mod.add_argument("--manifest", type=Path, help="the manifest (default: export/weights.yaml)")
-    mod.add_argument("--only", action="append", metavar="NAME", help="only this entry (repeatable)")
-    mod.add_argument("--dir", type=Path, help="where downloads go (default: models/weights/)")
+    mod = sub.add_parser("models", help="the model store's files: cache, mirror, else download", epilog=MODELS_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Make the model store's files available (models/MANIFEST.yaml), sha256 checked.")
+    mod.add_argument("--for", dest="group", choices=["demo", "test"], help="only what this set-up needs "
+                     "(default: what any set-up needs)")
+    mod.add_argument("--only", action="append", metavar="NAME", help="only this file of the manifest (repeatable)")
     mod.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per network operation (default 30)")
-    mod.add_argument("--list", action="store_true", help="list the manifest's entries and exit")
+    mod.add_argument("--list", action="store_true", help="list the manifest's files, the cache and the mirror, and exit")
+
+    wts = sub.add_parser("weights", help="download the pinned public checkpoints and export them",
+                         epilog=WEIGHTS_EPILOG,
+                         description="Download (URL + sha256) and export the public models of export/weights.yaml.")
+    wts.add_argument("--manifest", type=Path, help="the manifest (default: export/weights.yaml)")
+    wts.add_argument("--only", action="append", metavar="NAME", help="only this entry (repeatable)")
+    wts.add_argument("--dir", type=Path, help="where downloads go (default: models/weights/)")
+    wts.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per network operation (default 30)")
+    wts.add_argument("--list", action="store_true", help="list the manifest's entries and exit")
     return p
 
 

@@ -20,15 +20,15 @@ import yaml
 
 from depthstream.errors import ConfigError, EngineError
 from depthstream.hashing import sha256_of  # noqa: F401  (re-exported for the exporters)
-from stream.models import PROJECT_ROOT
+from depthstream.store import PROJECT_ROOT, locate
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 """ONNX opset of our exports: ONNX Runtime >= 1.17 and TensorRT 10 run every operator our models use."""
 
-SAMPLE_IMAGES_DIR = PROJECT_ROOT / "tests" / "data"
-"""Real photos for the parity check when the user names none (the project's own test photos)."""
+SAMPLE_PHOTOS = ("coco_val2017_000000000139.jpg", "dog.jpg")
+"""Real photos for the parity check when the user names none: the test photos of the model store."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -147,11 +147,9 @@ def onnx_export(module: Any, sample: Any, path: Path, input_name: str, output_na
 
 
 def sample_images(paths: Sequence[Path] | None = None, limit: int = 2) -> list[tuple[str, np.ndarray]]:
-    """Real BGR photos for the parity check: the given files, else the project's test photos (if present)."""
-    if paths:
-        chosen = list(paths)
-    else:
-        chosen = sorted(SAMPLE_IMAGES_DIR.glob("*.jpg"))[:limit] if SAMPLE_IMAGES_DIR.is_dir() else []
+    """Real BGR photos for the parity check: the given files, else the model store's test photos (cache or
+    mirror; missing there: one error line saying how to fetch them or to pass --images)."""
+    chosen = list(paths) if paths else [locate(name) for name in SAMPLE_PHOTOS[:limit]]
     out = []
     for p in chosen:
         image = cv2.imread(str(p), cv2.IMREAD_COLOR)

@@ -232,7 +232,7 @@ def build_depth_module(family: DepthFamily, weights: Path | None, random_init: b
     if random_init:
         raise ConfigError(f"--random-init is only for --model unet; {name} needs --weights ({family.weights_hint})")
     if weights is None:
-        raise ConfigError(f"{name} needs --weights ({family.weights_hint}); 'make models' downloads the public ones")
+        raise ConfigError(f"{name} needs --weights ({family.weights_hint}); 'python -m export weights' downloads the public ones")
     if not weights.exists():
         raise ConfigError(f"{name}: weights {weights} not found (expected {family.weights_hint})")
     if name.startswith("depth-anything-v2"):

@@ -1,23 +1,25 @@
-"""``make models`` (``python -m export models``): download the public weights of ``export/weights.yaml``,
-check each file's sha256, then export each entry with ``python -m export``'s own commands.
+"""The two explicit fetch commands; nothing here runs at import, in the product or in the tests' default paths.
 
-Explicit only: nothing here runs at import, in the product or in the tests' default paths. Offline, the
-first missing file stops the command with one line saying which URL to download and where to put it; a
-file put there by hand is checked and used the same way.
+- ``python -m export models`` (``make models``): the model store's files (``models/MANIFEST.yaml``: the
+  product's models and the test photos), each found in the cache or the mirror or downloaded into the cache,
+  sha256 checked (:func:`fetch_models`).
+- ``python -m export weights``: the public checkpoints of ``export/weights.yaml``, downloaded (through the
+  store's downloader), checked, then exported to ONNX with ``python -m export``'s own commands
+  (:func:`fetch_and_export`; needs the ``export`` extra).
+
+Offline, the first missing file stops the command with one line saying which URL to download and where to put
+it (exit 2); a file put there by hand is checked and used the same way.
 """
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from depthstream.errors import ConfigError
-from stream.models import PROJECT_ROOT
+from depthstream.store import GROUPS, PROJECT_ROOT, ModelStore, read_manifest
+from depthstream.store import download as store_download
 
 from .common import ExportError, sha256_of
 
@@ -46,14 +48,7 @@ class Entry:
 def load_manifest(path: Path | None = None) -> list[Entry]:
     path = Path(path) if path else MANIFEST
     where = f"weights manifest {path}"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise ConfigError(f"{where}: expected a mapping with a list 'entries'")
+    data = read_manifest(path, where, "entries")
     entries = []
     for i, raw in enumerate(data["entries"]):
         if not isinstance(raw, dict):
@@ -101,20 +96,32 @@ def _write_lock(directory: Path, lock: dict[str, str]) -> None:
     (directory / LOCK_NAME).write_text("".join(f"{sha}  {path}\n" for path, sha in sorted(lock.items())))
 
 
-def download(url: str, dest: Path, timeout_s: float) -> None:
-    """``url`` -> ``dest`` (through ``dest.part``); ExportError with one line saying what to do by hand."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(part, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise ExportError(f"cannot download {url} ({reason}); download it yourself and put it at {dest}, then run "
-                          f"'make models' again") from exc
-    part.replace(dest)
+def fetch_models(group: str | None = None, *, only: Sequence[str] | None = None, timeout_s: float = 30.0,
+                 store: ModelStore | None = None) -> list[str]:
+    """Make the model store's files available (``only`` these names, else those ``group`` needs, else all
+    that any set-up needs); returns one line per file saying where it is and where it came from."""
+    store = store or ModelStore()
+    if group is not None and group not in GROUPS:
+        raise ConfigError(f"--for {group}: expected one of {', '.join(GROUPS)}")
+    if only:
+        names = [store.entry(n).name for n in only]
+    else:
+        names = [n for n in store.names(group) if group is not None or store.files[n].needed_by]
+    lines = []
+    for name in names:
+        path, origin = store.fetch(name, timeout_s=timeout_s)
+        lines.append(f"{name}: {origin} {path} (sha256 ok)")
+    return lines
+
+
+def list_models(store: ModelStore | None = None) -> list[str]:
+    store = store or ModelStore()
+    lines = [f"cache: {store.cache}", f"mirror: {store.mirror or 'none (set DEPTHSTREAM_MIRROR)'}"]
+    for f in store.files.values():
+        where = f.url or "no public URL: " + f.produce  # type: ignore[operator]
+        lines.append(f"{f.name} ({f.size} bytes, {f.licence}; needed by {', '.join(f.needed_by) or 'nothing by default'}): "
+                     f"{where}")
+    return lines
 
 
 def _check(f: WeightFile, dest: Path, lock: dict[str, str], notes: list[str]) -> None:
@@ -122,7 +129,7 @@ def _check(f: WeightFile, dest: Path, lock: dict[str, str], notes: list[str]) ->
     if f.sha256 is not None:
         if got != f.sha256:
             raise ExportError(f"{dest} has sha256 {got}, the manifest pins {f.sha256}: the file is not the one "
-                              f"published at {f.url}; delete it and run 'make models' again")
+                              f"published at {f.url}; delete it and run 'python -m export weights' again")
         return
     known = lock.get(f.path)
     if known is None:
@@ -131,7 +138,7 @@ def _check(f: WeightFile, dest: Path, lock: dict[str, str], notes: list[str]) ->
                      f"shows and pin it in export/weights.yaml)")
     elif known != got:
         raise ExportError(f"{dest} has sha256 {got}, but {LOCK_NAME} recorded {known} when it was first downloaded; "
-                          f"delete it and run 'make models' again")
+                          f"delete it and run 'python -m export weights' again")
 
 
 def fetch_and_export(manifest: Path | None = None, *, only: Sequence[str] | None = None,
@@ -155,7 +162,7 @@ def fetch_and_export(manifest: Path | None = None, *, only: Sequence[str] | None
         for f in entry.files:
             dest = directory / f.path
             if not dest.is_file():
-                download(f.url, dest, timeout_s)
+                store_download(f.url, dest, sha256=f.sha256, timeout_s=timeout_s)
                 lines.append(f"downloaded {f.url} -> {dest}")
             _check(f, dest, lock, lines)
         _write_lock(directory, lock)

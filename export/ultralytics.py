@@ -35,7 +35,7 @@ def load_yolo(weights: Path, task: str) -> Any:
         raise ConfigError(f"--weights {weights}: expected an Ultralytics .pt checkpoint")
     if not weights.is_file():
         raise ConfigError(f"--weights {weights} not found (Ultralytics downloads a checkpoint named without a path; "
-                          f"this exporter never does: run 'make models' or download it yourself)")
+                          f"this exporter never does: run 'python -m export weights' or download it yourself)")
     ultralytics = require("ultralytics", "ultralytics", "exporting an Ultralytics checkpoint (it also needs a "
                                                          "torchvision built for your torch)")
     yolo = ultralytics.YOLO(str(weights))

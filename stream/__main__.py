@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+  python -m stream calibrate --help    (camera profiles: chessboard photos, known distances, RGB-D pairs)
 
 every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"""
@@ -43,6 +44,12 @@ def _metres(flag: str):
         return value
 
     return parse
+
+
+def _backend(text: str) -> str:
+    if text in BACKENDS or text.startswith("triton://"):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(BACKENDS)}, or triton://HOST:PORT)")
 
 
 def _count(text: str) -> int:
@@ -72,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. detect.conf=0.4 (repeatable)")
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
     p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
-    p.add_argument("--backend", choices=list(BACKENDS), help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt (default: config engine.backend; python -m engines info lists this machine's)")
+    p.add_argument("--backend", type=_backend, metavar="BACKEND", help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT (a Triton server, gRPC) (default: config engine.backend; python -m engines info lists this machine's)")
     p.add_argument("--detector", metavar="ONNX", help="a YOLO-family detector: YOLOX, Ultralytics v8/11/26, YOLOv5/v7 or end-to-end YOLO26/v10 (python -m export detector writes one with its sidecar; default: config detect.model)")
     p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
@@ -132,6 +139,11 @@ def _on_signal(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["calibrate"]:  # python -m stream calibrate ...: camera profiles (stream/calibrate/cli.py)
+        from .calibrate.cli import main as calibrate_main
+
+        return calibrate_main(argv[1:])
     args = build_parser().parse_args(argv)
     if threading.current_thread() is not threading.main_thread():
         return _main(args)

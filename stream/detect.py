@@ -25,6 +25,7 @@ from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError, EngineError, ModelNotFoundError
 from depthstream.schema.config import DetectConfig
 from depthstream.schema.sidecar import DetectorCard, find_sidecar
+from depthstream.store import resolve_model
 from depthstream.types import Detections
 from engines.backends import EngineOptions
 from engines.base import Engine
@@ -47,7 +48,6 @@ from .detectors import (
     preprocess_for,
     to_blob,
 )
-from .models import verify_shipped
 
 
 def yolox_grids(size: tuple[int, int], strides: Sequence[int] = STRIDES) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +156,9 @@ class Detector:
     def from_path(cls, path: str | Path, options: DetectConfig = DetectConfig(), *, threads: int = 1,
                   engine: EngineOptions | None = None, **kwargs) -> "Detector":
         """The detector for an ONNX file, on the backend ``engine`` names (default: ONNX Runtime on the CPU)."""
-        path = Path(path)
+        path = resolve_model(path, engine.cache_dir if engine else None)  # models/NAME of the manifest: the store's file
         if not path.is_file():
             raise ModelNotFoundError(f"detector model not found: {path} (expected an ONNX file such as models/yolox_nano.onnx)")
-        verify_shipped(path)
         return cls(create_engine(path, engine or EngineOptions("ort-cpu"), threads=threads), options, **kwargs)
 
     @classmethod

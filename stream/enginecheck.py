@@ -26,6 +26,7 @@ import numpy as np
 
 from depthstream.errors import ConfigError, EngineError
 from depthstream.schema.card import load_card
+from depthstream.store import resolve_model
 from engines.check import BoxStats, Recorder, Report, Variant, add_outputs, generic_feeds, parse_variant, variant_engine
 
 from .depth import OnnxDepth
@@ -126,7 +127,7 @@ def check_command(args) -> int:
     a, b = parse_variant(args.a), parse_variant(args.b)
     if args.frames < 1:
         raise ConfigError(f"--frames must be >= 1, got {args.frames}")
-    model = Path(args.model)
+    model = resolve_model(args.model, args.cache_dir)  # models/NAME of the model manifest: the store's file
     if not model.is_file():
         raise ConfigError(f"model not found: {model} (give an .onnx or a depth model card .yaml)")
     frames = sample_frames(args.source, args.frames)

@@ -93,7 +93,7 @@ CASES = [
     Case("output-folder-not-writable", ("--output", "{ws}/locked/sub/out.mp4"), 2,
          r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True,
          skip="root can write to any folder" if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0 else None),
-    Case("show-without-a-gui", ("--show",), 1, r"^error: --show needs OpenCV with GUI support"),
+    Case("show-without-a-display", ("--show",), 1, r"^error: --show needs a desktop window \(Tk\): DISPLAY is not set"),
     # -- flags and config --------------------------------------------------------------------------------
     Case("closer-than-negative", ("--closer-than", "-2"), 2, r"^error: argument --closer-than: --closer-than must be a positive number of metres, got -2"),
     Case("closer-than-not-a-number", ("--closer-than", "two"), 2, r"^error: argument --closer-than: --closer-than must be a distance in metres, got 'two'"),
@@ -144,10 +144,10 @@ def _make_workspace(ws: Path) -> None:
     corrupt[start:start + 20000] = np.random.default_rng(5).integers(0, 256, 20000, dtype=np.uint8).tobytes()
     (ws / "corrupt.mp4").write_bytes(bytes(corrupt))
     (ws / "images_bad").mkdir()
-    shutil.copy(DATA / "dog.jpg", ws / "images_bad" / "a.jpg")
+    shutil.copy(DATA / "messi5.jpg", ws / "images_bad" / "a.jpg")
     (ws / "images_bad" / "b.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     (ws / "images_ok").mkdir()
-    shutil.copy(DATA / "dog.jpg", ws / "images_ok" / "dog.jpg")
+    shutil.copy(DATA / "messi5.jpg", ws / "images_ok" / "messi5.jpg")
     (ws / "broken.yaml").write_text("detect: [unclosed\n")
     (ws / "list_section.yaml").write_text("pipeline: []\n")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])
@@ -235,5 +235,5 @@ def test_a_video_corrupt_mid_way_leaves_playable_outputs_with_every_frame_before
 def test_output_problems_create_nothing(outcomes):
     _, ws = outcomes
     assert not (ws / "keep_ok.jsonl").exists()  # the MP4 path was wrong: the JSONL was not even created
-    assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["dog.jpg"]
+    assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["messi5.jpg"]
     assert not (ws / "out.avi").exists()

@@ -17,8 +17,7 @@ from onnx import TensorProto, helper
 
 from bench import report as rpt
 from bench.__main__ import main
-from bench.depth_bench import (align_median, align_scale_shift, bench_depth, depth_metrics, evaluate, find_pairs,
-                               read_depth_png, seed_metric)
+from bench.depth_bench import bench_depth, find_pairs, read_depth_png
 from bench.models_bench import bench_models, skip_reason
 from bench.pipeline_bench import GROUND_PLANE, Workload, _limits, bench_pipeline
 from bench.pipeline_runs import LoopSource, RunResult, _dropped_after_warmup, finalise
@@ -266,46 +265,7 @@ def test_models_bench_rows(tmp_path):
 # -- depth accuracy --------------------------------------------------------------------------------
 
 
-def test_depth_metrics_known_values():
-    gt = np.array([1.0, 2.0, 4.0])
-    perfect = depth_metrics(gt, gt)
-    assert perfect == {"abs_rel": 0.0, "rmse_m": 0.0, "delta_1_25": 1.0}
-    double = depth_metrics(2 * gt, gt)
-    assert double["abs_rel"] == pytest.approx(1.0) and double["delta_1_25"] == 0.0
-    assert double["rmse_m"] == pytest.approx(math.sqrt((1 + 4 + 16) / 3))
-    near = depth_metrics(np.array([1.2, 2.0, 4.0]), gt)  # 1.2 / 1.0 < 1.25
-    assert near["delta_1_25"] == 1.0 and near["abs_rel"] == pytest.approx(0.2 / 3)
-
-
-def test_seed_metric_normalises_and_rounds():
-    gt = np.array([1.0, 2.0, 3.0, 4.0])
-    assert seed_metric(gt * 7 + 3, gt) == 1.0  # blind to a positive scale and shift
-    assert seed_metric(gt[::-1].copy(), gt) == 0.0  # [1, .67, .33, 0] vs [0, .33, .67, 1], rounded
-    assert seed_metric(np.array([1.0, 1.0, 3.0, 4.0]), gt, decimals=0) == 1.0
-    assert seed_metric(np.array([1.0, 1.0, 3.0, 4.0]), gt, decimals=1) == 0.75
-
-
-def test_alignment_recovers_scale_and_shift():
-    gt = np.array([1.0, 2.0, 3.0, 5.0])
-    aligned, s, _ = align_median(gt / 3, gt)
-    assert s == pytest.approx(3.0) and aligned == pytest.approx(gt)
-    disparity = 0.5 / gt + 0.2  # what a relative-inverse model gives, up to scale and shift
-    raw_depth = 1 / disparity  # what OnnxDepth returns with an identity calibration
-    aligned, s, t = align_scale_shift(raw_depth, gt, inverse=True)
-    assert aligned == pytest.approx(gt) and s == pytest.approx(2.0) and t == pytest.approx(-0.4)
-    aligned, s, t = align_scale_shift(gt * 2 + 1, gt, inverse=False)
-    assert aligned == pytest.approx(gt) and (s, t) == (pytest.approx(0.5), pytest.approx(-0.5))
-
-
-def test_evaluate_leaves_out_invalid_pixels_and_resizes():
-    gt = np.full((4, 4), 2.0, np.float32)
-    gt[0] = np.nan
-    gt[1, 0] = 0.0005  # below min depth
-    pred = np.full((8, 8), 2.0, np.float32)  # another size: resized to the ground truth's
-    m = evaluate(pred, gt, align="none", inverse=False)
-    assert m["valid_pixels"] == 11 and m["abs_rel"] == 0.0 and m["delta_1_25"] == 1.0
-    with pytest.raises(ValueError, match="no pixel"):
-        evaluate(np.full((4, 4), np.nan, np.float32), gt, align="none", inverse=False)
+# (the protocol's metrics, crops, alignment and cap: tests/test_depth_metrics.py)
 
 
 def _write_pairs(folder: Path, layout: str, n: int = 2, size=(48, 64)) -> None:
@@ -351,26 +311,24 @@ def test_depth_bench_on_synthetic_pairs(tmp_path):
     _write_pairs(tmp_path, "folders")
     h = 48  # the pairs are 48x64
     sets = [f"depth.ground_plane.focal_px={1194.6 * h / 576}", f"depth.ground_plane.cy_px={282.6 * h / 576}"]
-    results, timing = bench_depth(data=tmp_path, depth_model=None, depth_scale=1000.0, align="auto", min_depth=1e-3,
-                                  max_depth=None, seed_decimals=0, config=None, sets=sets)
+    results, timing = bench_depth(data=tmp_path, depth_model=None, depth_scale=1000.0, align="auto", max_depth=80,
+                                  config=None, sets=sets)
     m = results["metrics"]
-    assert m["abs_rel"] < 1e-3 and m["delta_1_25"] == 1.0 and m["rmse_m"] < 0.01  # mm rounding only
+    assert m["abs_rel"] < 1e-3 and m["delta_1"] == 1.0 and m["rmse_m"] < 0.01  # mm rounding only
     assert m["seed_equal_share"] > 0.99
     assert results["pairs"] == 2 and results["alignment"].startswith("none")
     report = rpt.new_report("depth", ["depth", "--data", str(tmp_path)], results, timing, None)
     rpt.validate(report)
-    assert "| AbsRel | RMSE (m) |" in rpt.depth_markdown(report)
+    assert "| | AbsRel | SqRel | RMSE (m) | RMSE log | log10 | δ1 | δ2 | δ3 |" in rpt.depth_markdown(report)
 
 
 def test_depth_bench_relative_model_needs_alignment(tmp_path):
     _write_pairs(tmp_path, "folders", n=1)
     card = _tiny_depth_card(tmp_path)
     card.write_text(card.read_text().replace("kind: normalized\nmax_depth_m: 10\n", "kind: relative-inverse\n"))
-    with pytest.raises(DepthError, match="scale-shift or median"):
-        bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="none", min_depth=1e-3,
-                    max_depth=None, seed_decimals=0, config=None, sets=[])
-    results, _ = bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="auto", min_depth=1e-3,
-                             max_depth=None, seed_decimals=0, config=None, sets=[])
+    with pytest.raises(DepthError, match="use --align lstsq or median"):
+        bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="none", max_depth=80)
+    results, _ = bench_depth(data=tmp_path, depth_model=str(card), depth_scale=1000.0, align="auto", max_depth=80)
     assert "inverse depth" in results["alignment"] and math.isfinite(results["metrics"]["abs_rel"])
 
 
@@ -383,7 +341,7 @@ def test_cli_usage_errors_are_one_line(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: argument --frames: --frames must be >= 2") and err.count("\n") == 1
-    assert main(["depth", "--data", str(DATA / "missing")]) == 2
+    assert main(["depth", "--data", str(DATA / "missing"), "--max-depth", "10"]) == 2
     assert capsys.readouterr().err.startswith("error: --data")
 
 
@@ -392,7 +350,7 @@ def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
     _write_pairs(tmp_path / "d", "side-by-side")
     out = tmp_path / "out"
     h = 48
-    code = main(["depth", "--data", str(tmp_path / "d"), "--out", str(out),
+    code = main(["depth", "--data", str(tmp_path / "d"), "--out", str(out), "--max-depth", "80",
                  "--set", f"depth.ground_plane.focal_px={1194.6 * h / 576}",
                  "--set", f"depth.ground_plane.cy_px={282.6 * h / 576}"])
     assert code == 0

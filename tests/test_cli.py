@@ -70,8 +70,9 @@ def test_images_folder_source(tmp_path):
     r = run_cli("--source", str(ROOT / "tests" / "data"), "--jsonl", str(jsonl), "--output", str(tmp_path / "p.mp4"))
     assert r.returncode == 0, r.stderr
     recs = [json.loads(x) for x in jsonl.read_text().splitlines()]
-    assert len(recs) == 2
-    assert {"dog", "bicycle", "car"} <= {d["class"] for d in recs[1]["detections"]}
+    assert len(recs) == 3  # basketball1.png, basketball2.png, messi5.jpg (the folder's images, sorted)
+    assert [d["class"] for d in recs[0]["detections"]] == ["person", "person"]  # two people in an office
+    assert {"sports ball", "person"} <= {d["class"] for d in recs[2]["detections"]}
 
 
 @pytest.mark.timeout(120)

@@ -17,7 +17,6 @@ from stream.detect import (
 )
 from depthstream.errors import ConfigError, EngineError
 from depthstream.schema.config import DetectConfig
-from depthstream.hashing import sha256_of
 
 
 def test_grids_follow_yolox_row_order():
@@ -131,18 +130,6 @@ def test_text_file_is_not_a_model(tmp_path):
     bad.write_text("not a model")
     with pytest.raises(EngineError, match=r"is not a model ONNX Runtime can load"):
         YoloxDetector.from_path(bad).open()
-
-
-def test_shipped_model_checksum_is_checked(tmp_path, monkeypatch):
-    from stream import models
-
-    fake_root = tmp_path
-    (fake_root / "models").mkdir()
-    copy = fake_root / "models" / "yolox_nano.onnx"
-    copy.write_bytes(YOLOX.read_bytes()[:-10] + b"0123456789")
-    monkeypatch.setattr(models, "_manifest", lambda: {copy.resolve(): sha256_of(YOLOX)})
-    with pytest.raises(EngineError, match=r"sha256 .* the shipped file has .*restore it"):
-        YoloxDetector.from_path(copy)
 
 
 def test_non_detector_model_is_rejected(tmp_path):

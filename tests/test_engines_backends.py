@@ -47,12 +47,14 @@ def test_explicit_backends_run_where_everything_is_there(backend):
 
 @pytest.mark.parametrize("backend, facts, message", [
     ("ort-cuda", CPU_ONLY, r"^--backend ort-cuda asked for CUDAExecutionProvider but this onnxruntime 1.32.0 has only "
-                           r"CPUExecutionProvider: pip uninstall onnxruntime && pip install onnxruntime-gpu \(needs CUDA 12 "
-                           r"and cuDNN 9\), or use --backend ort-cpu$"),
+                           r"CPUExecutionProvider: pip uninstall -y onnxruntime && pip install "
+                           r"'onnxruntime-gpu\[cuda,cudnn\]>=1.27,<1.32' \(replaces the CPU wheel; CUDA 13 and cuDNN 9 "
+                           r"come with it, NVIDIA driver 580 or newer\), or use --backend ort-cpu$"),
     ("ort-trt", ORT_GPU, r"^--backend ort-trt asked for TensorrtExecutionProvider but this onnxruntime 1.22.0 has only "
-                         r"CUDAExecutionProvider, CPUExecutionProvider: .*onnxruntime-gpu with TensorRT 10"),
+                         r"CUDAExecutionProvider, CPUExecutionProvider: pip uninstall -y onnxruntime .*, then pip install "
+                         r"'tensorrt-cu13-libs>=10.13,<11' \(its TensorRT provider is built against TensorRT 10\)"),
     ("trt", CPU_ONLY, r"^--backend trt needs TensorRT, which is not installed here \(Python package 'tensorrt'\): "
-                      r"pip install -e '.\[tensorrt\]' on a machine with an NVIDIA GPU \(on Jetson, TensorRT comes with "
+                      r"pip install -e '.\[gpu\]' on a machine with an NVIDIA GPU \(on Jetson, TensorRT comes with "
                       r"JetPack\), or use --backend ort-cpu$"),
     ("trt", TRT_NO_PYCUDA, r"^--backend trt needs pycuda for its CUDA buffers and stream, which is not installed"),
     ("trt", TRT_NO_GPU, r"^--backend trt found TensorRT 10.9.0 but no NVIDIA GPU \(CUDA driver: cuInit failed"),

@@ -160,7 +160,7 @@ def test_a_failed_build_leaves_no_sidecar(tmp_path):
 
 @pytest.mark.parametrize("facts, message", [
     (Facts(tensorrt_note="not installed"), r"^building a TensorRT engine needs TensorRT, which is not installed here "
-                                           r"\(Python package 'tensorrt'\): pip install -e '.\[tensorrt\]' .*; the ONNX "
+                                           r"\(Python package 'tensorrt'\): pip install -e '.\[gpu\]' .*; the ONNX "
                                            r"Runtime backends \(ort-cpu, ort-cuda\) need no build$"),
     (Facts(tensorrt="10.9.0", pycuda_note="not installed"), r"^building a TensorRT engine needs pycuda, which is not installed"),
     (Facts(tensorrt="10.9.0", pycuda="2025.1", gpu_note="no nvidia-smi on PATH"),

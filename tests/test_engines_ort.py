@@ -103,8 +103,8 @@ def test_unavailable_provider_fails_before_the_session(tiny, monkeypatch):
     """get_available_providers() lacks CUDA: one line naming what this onnxruntime has and what to install."""
     monkeypatch.setattr(backends, "probe", lambda: CPU_ONLY)
     with pytest.raises(EngineError, match=r"^--backend ort-cuda asked for CUDAExecutionProvider but this onnxruntime "
-                                          r"1.32.0 has only CPUExecutionProvider: pip uninstall onnxruntime && pip install "
-                                          r"onnxruntime-gpu \(needs CUDA 12 and cuDNN 9\), or use --backend ort-cpu$"):
+                                          r"1.32.0 has only CPUExecutionProvider: pip uninstall -y onnxruntime && pip install "
+                                          r"'onnxruntime-gpu\[cuda,cudnn\]>=1.27,<1.32' .*, or use --backend ort-cpu$"):
         OrtEngine(tiny, backend="ort-cuda").open()
 
 

@@ -1,7 +1,14 @@
-"""TrtEngine's own logic on the CPU, against stand-ins for tensorrt and pycuda.driver that do what the
-TensorRT 10 / pycuda calls it makes do (buffers as bytes, y = 2x + 1 as the "network"), and insist that
+"""TrtEngine's and the engine build's own logic on the CPU, against stand-ins for tensorrt and pycuda.driver that do
+what the TensorRT / pycuda calls they make do (buffers as bytes, y = 2x + 1 as the "network"), and insist that
 a CUDA context is current on the calling thread. This checks the engine's life cycle, buffer reuse,
-optimization-profile limits and per-thread context handling; it is no substitute for the gpu tests."""
+optimization-profile limits, per-thread context handling and the FP16 build on both API shapes; it is no
+substitute for the gpu tests.
+
+The stand-ins model two TensorRT versions, each offering exactly the names its real module has for what the
+product touches (taken from the Python bindings of tensorrt-cu12-bindings 10.16.1.11 and 11.4.0.106): TensorRT 11
+has no ``BuilderFlag.FP16`` (nor any precision flag; every network is strongly typed). Touching a name the modelled
+version lacks raises AttributeError, as the real module would, and is recorded: the test fails even where the
+code under test catches the error."""
 
 from __future__ import annotations
 
@@ -120,14 +127,50 @@ cuda = types.SimpleNamespace(
     pagelocked_empty=lambda n, dtype: np.zeros(n, dtype), memcpy_htod_async=_htod, memcpy_dtoh_async=_dtoh,
 )
 
+# -- what each modelled TensorRT version has -----------------------------------------------------------------
+
+MISSING: list[str] = []  # names the code touched that the modelled version lacks
+VERSIONS = ("10.16.1.11", "11.4.0.106")
+BUILDER_FLAGS = {"10": ("FP16", "BF16", "FP8", "TF32", "REFIT", "DIRECT_IO", "STRICT_TYPES", "OBEY_PRECISION_CONSTRAINTS",
+                        "PREFER_PRECISION_CONSTRAINTS", "SPARSE_WEIGHTS"),
+                 "11": ("TF32", "REFIT", "DIRECT_IO", "SPARSE_WEIGHTS")}
+NETWORK_FLAGS = {"10": ("EXPLICIT_BATCH", "STRONGLY_TYPED"), "11": ("STRONGLY_TYPED",)}
+
+
+class _Strict:
+    """Attribute lookups that fail land here: recorded in MISSING, then AttributeError like the real bindings."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        MISSING.append(f"{type(self).__name__}.{name}")
+        raise AttributeError(f"'tensorrt.{type(self).__name__}' object has no attribute '{name}'")
+
+
+class _Namespace(_Strict):
+    def __init__(self, label: str, **names):
+        self.__class__ = type(label, (_Namespace,), {})
+        self.__dict__.update(names)
+
+
+def _enum(label: str, members: tuple[str, ...]) -> _Namespace:
+    return _Namespace(label, __members__={m: m for m in members}, **{m: m for m in members})
+
+
+@pytest.fixture(autouse=True)
+def no_missing_names():
+    MISSING.clear()
+    yield
+    assert MISSING == [], f"the code touched names the modelled TensorRT lacks: {MISSING}"
+
+
 # -- tensorrt stand-in: an engine for y = 2x + 1, x float32 [batch, 3], profile batch 1..8 ---------------
 
 
-class _Mode:
-    INPUT, OUTPUT = "in", "out"
+_Mode = _enum("TensorIOMode", ("NONE", "INPUT", "OUTPUT"))
 
 
-class _ExecContext:
+class _ExecContext(_Strict):
     def __init__(self):
         self.shapes, self.addr = {}, {}
 
@@ -155,7 +198,7 @@ class _ExecContext:
         return True
 
 
-class _CudaEngine:
+class _CudaEngine(_Strict):
     num_io_tensors = 2
     num_optimization_profiles = 1
 
@@ -179,28 +222,37 @@ class _CudaEngine:
         return _ExecContext()
 
 
-class _Runtime:
+class _Runtime(_Strict):
     def __init__(self, logger):
         self.logger = logger
 
     def deserialize_cuda_engine(self, blob):
         _need_context("deserialize_cuda_engine")
+        if blob == b"raises":
+            raise RuntimeError("[TRT] [E] IRuntime::deserializeCudaEngine: Error Code 1: Serialization (version tag)")
         return _CudaEngine() if blob == b"fake engine" else None
 
 
-trt = types.SimpleNamespace(
-    __version__="10.9.0", Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}),
-    Runtime=_Runtime, TensorIOMode=_Mode, nptype=lambda dtype: dtype,
-)
+class _Logger(_Strict):
+    WARNING = 2
+
+    def __init__(self, level):
+        self.level = level
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
+def _runtime_module(version: str) -> _Namespace:
+    """The runtime side: the same names in TensorRT 10 and 11 (the tensor-name API of 10 is unchanged in 11)."""
+    return _Namespace("tensorrt", __version__=version, Logger=_Logger, Runtime=_Runtime, TensorIOMode=_Mode,
+                      nptype=lambda dtype: dtype)
+
+
+@pytest.fixture(params=VERSIONS)
+def fake_gpu(monkeypatch, request):
     package = types.ModuleType("pycuda")
     package.driver = cuda
     monkeypatch.setitem(sys.modules, "pycuda", package)
     monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "tensorrt", _runtime_module(request.param))
     _Device.ctxs.clear()
     _DevBuf.live = 0
     yield
@@ -268,6 +320,17 @@ def test_an_engine_that_does_not_deserialise_says_what_to_do(fake_gpu, tmp_path)
     assert _DevBuf.live == 0 and _Device.ctxs[0].detached  # nothing left behind
 
 
+def test_a_tensorrt_error_while_loading_is_one_line_and_frees_everything(fake_gpu, tmp_path):
+    from engines.trt import TrtEngine
+
+    bad = tmp_path / "bad.engine"
+    bad.write_bytes(b"raises")
+    with pytest.raises(EngineError, match=r"^TensorRT 1[01]\.[0-9.]+ could not load bad.engine: \[TRT\] \[E\] "
+                                          r"IRuntime::deserializeCudaEngine: Error Code 1"):
+        TrtEngine(bad).open()
+    assert _DevBuf.live == 0 and _Device.ctxs[0].detached
+
+
 def test_an_onnx_is_built_once_then_reused(fake_gpu, tmp_path, monkeypatch):
     from engines.trt import TrtEngine
 
@@ -290,21 +353,25 @@ def test_an_onnx_is_built_once_then_reused(fake_gpu, tmp_path, monkeypatch):
         assert e.built_because is None and len(calls) == 1
 
 
-# -- the build, against a stand-in builder that records what it is told ----------------------------------
+# -- the build, against a stand-in builder that records what it is told, in each version's API shape -------
 
 
-def _fake_builder_module(calls: dict, dynamic: bool):
-    class Tensor:
+def _fake_builder_module(calls: dict, dynamic: bool, version: str, fail: str | None = None) -> _Namespace:
+    """TensorRT's build API as ``version`` has it. fail: ``build`` makes build_serialized_network raise as the
+    bindings do, ``none`` makes it return None (TensorRT logged why)."""
+    major = version.split(".")[0]
+
+    class ITensor(_Strict):
         name = "x"
         shape = (-1, 3) if dynamic else (1, 3)
 
-    class Network:
+    class INetworkDefinition(_Strict):
         num_inputs = 1
 
         def get_input(self, i):
-            return Tensor()
+            return ITensor()
 
-    class Parser:
+    class OnnxParser(_Strict):
         num_errors = 0
 
         def __init__(self, network, logger):
@@ -314,31 +381,31 @@ def _fake_builder_module(calls: dict, dynamic: bool):
             calls["parsed"] = path
             return True
 
-    class Profile:
+    class IOptimizationProfile(_Strict):
         def set_shape(self, name, lo, opt, hi):
             calls["profile"] = (name, lo, opt, hi)
 
-    class Cache:
+    class ITimingCache(_Strict):
         def __init__(self, blob):
             self.blob = blob
 
         def serialize(self):
             return b"timings after " + self.blob
 
-    class Config:
+    class IBuilderConfig(_Strict):
         def __init__(self):
             self.flags, self.progress_monitor = [], None
+            calls["flags"] = self.flags
 
         def set_memory_pool_limit(self, pool, size):
             calls["workspace"] = size
 
         def set_flag(self, flag):
             self.flags.append(flag)
-            calls["flags"] = self.flags
 
         def create_timing_cache(self, blob):
             calls["timing_in"] = blob
-            return Cache(blob)
+            return ITimingCache(blob)
 
         def set_timing_cache(self, cache, ignore_mismatch):
             self.cache = cache
@@ -349,52 +416,128 @@ def _fake_builder_module(calls: dict, dynamic: bool):
         def add_optimization_profile(self, profile):
             calls["profiles"] = calls.get("profiles", 0) + 1
 
-    class Builder:
+    class Builder(_Strict):
         def __init__(self, logger):
             pass
 
-        def create_network(self, flags):
-            return Network()
+        def create_network(self, flags=0):
+            calls["network_flags"] = flags
+            return INetworkDefinition()
 
         def create_builder_config(self):
-            return Config()
+            return IBuilderConfig()
 
         def create_optimization_profile(self):
-            return Profile()
+            return IOptimizationProfile()
 
         def build_serialized_network(self, network, config):
+            if fail == "build":
+                raise RuntimeError("[TRT] [E] IBuilder::buildSerializedNetwork: Error Code 4: Internal Error (out of memory)")
             monitor = config.progress_monitor
             monitor.phase_start("Building engine", None, 3)
             for step in range(3):
                 assert monitor.step_complete("Building engine", step) is True
             monitor.phase_finish("Building engine")
-            return b"serialised engine"
+            return None if fail == "none" else b"serialised engine"
 
-    class ProgressMonitor:
+    if major == "10":
+        Builder.platform_has_fast_fp16 = True  # gone in 11
+
+    class IProgressMonitor:
         def __init__(self):
             pass
 
-    return types.SimpleNamespace(
-        Logger=trt.Logger, Builder=Builder, OnnxParser=Parser, IProgressMonitor=ProgressMonitor,
-        MemoryPoolType=types.SimpleNamespace(WORKSPACE="workspace"), BuilderFlag=types.SimpleNamespace(FP16="fp16"),
+    return _Namespace(
+        "tensorrt", __version__=version, Logger=_Logger, Builder=Builder, OnnxParser=OnnxParser,
+        IProgressMonitor=IProgressMonitor, MemoryPoolType=_enum("MemoryPoolType", ("WORKSPACE", "TACTIC_DRAM")),
+        BuilderFlag=_enum("BuilderFlag", BUILDER_FLAGS[major]),
+        NetworkDefinitionCreationFlag=_enum("NetworkDefinitionCreationFlag", NETWORK_FLAGS[major]),
     )
 
 
-@pytest.mark.parametrize("dynamic", [False, True])
-def test_build_with_tensorrt_writes_engine_and_timing_cache_and_reports_progress(tmp_path, monkeypatch, dynamic):
-    calls: dict = {}
-    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, dynamic))
+def _request(tmp_path, precision="fp16"):
     timing = tmp_path / "timing.cache"
     timing.write_bytes(b"earlier")
-    req = build.BuildRequest(tmp_path / "m.onnx", tmp_path / "m.fp16.engine", tmp_path / "m.fp16.json", timing, "fp16",
-                             {"x": ((1, 3), (4, 3), (8, 3))}, {})
+    (tmp_path / "cache").mkdir(exist_ok=True)
+    return build.BuildRequest(tiny_onnx(tmp_path / "m.onnx"), tmp_path / "cache" / f"m.{precision}.engine",
+                              tmp_path / "cache" / f"m.{precision}.json", timing, precision,
+                              {"x": ((1, 3), (4, 3), (8, 3))}, {})
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_build_with_tensorrt_writes_engine_and_timing_cache_and_reports_progress(tmp_path, monkeypatch, dynamic, version):
+    calls: dict = {}
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, dynamic, version))
+    req = _request(tmp_path)
     said = []
     build.build_with_tensorrt(req, report=said.append)
-    assert req.engine.read_bytes() == b"serialised engine" and not list(tmp_path.glob("*.tmp"))
-    assert timing.read_bytes() == b"timings after earlier" and calls["timing_in"] == b"earlier"
-    assert calls["flags"] == ["fp16"] and calls["parsed"] == str(req.onnx)
-    assert said[0] == "Building engine (3 steps)" and said[1] == "  Building engine: 1/3"
+    assert req.engine.read_bytes() == b"serialised engine" and not list(req.engine.parent.glob("*.tmp"))
+    assert req.timing_cache.read_bytes() == b"timings after earlier"
+    assert calls["timing_in"] == b"earlier" and calls["network_flags"] == 0
+    assert said[-2:] == ["Building engine (3 steps)", "  Building engine: 1/3"]  # later steps: at most one a second
     if dynamic:
         assert calls["profile"] == ("x", (1, 3), (4, 3), (8, 3)) and calls["profiles"] == 1
     else:
         assert "profiles" not in calls  # fixed shapes need no optimization profile
+
+
+def test_tensorrt_10_builds_fp16_with_the_builder_flag(tmp_path, monkeypatch):
+    calls: dict = {}
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, False, "10.16.1.11"))
+    req = _request(tmp_path)
+    build.build_with_tensorrt(req, report=lambda text: None)
+    assert calls["flags"] == ["FP16"] and calls["parsed"] == str(req.onnx)  # the FP32 ONNX, weakly typed
+    assert not list(req.engine.parent.glob("*.fp16.onnx"))
+
+
+def test_tensorrt_11_builds_fp16_from_an_fp16_onnx_without_any_precision_flag(tmp_path, monkeypatch):
+    import onnx
+
+    calls: dict = {}
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, False, "11.4.0.106"))
+    req = _request(tmp_path)
+    said = []
+    build.build_with_tensorrt(req, report=said.append)
+    assert calls["flags"] == []  # TensorRT 11 has no FP16 flag: nothing set, nothing touched (MISSING is empty)
+    parsed = onnx.load(calls["parsed"])
+    assert calls["parsed"] == str(req.engine.parent / "m.fp16.onnx")
+    assert {i.data_type for i in parsed.graph.initializer} == {onnx.TensorProto.FLOAT16}  # the weights are FP16
+    assert [i.type.tensor_type.elem_type for i in parsed.graph.input] == [onnx.TensorProto.FLOAT]  # I/O stay FP32
+    assert said[0] == "TensorRT 11.4.0.106 builds strongly typed networks: FP16 from m.fp16.onnx"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_fp32_builds_set_no_precision_on_either_version(tmp_path, monkeypatch, version):
+    calls: dict = {}
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, False, version))
+    req = _request(tmp_path, "fp32")
+    build.build_with_tensorrt(req, report=lambda text: None)
+    assert calls["flags"] == [] and calls["parsed"] == str(req.onnx)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_tensorrt_failure_is_one_error_line(tmp_path, monkeypatch, version):
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module({}, False, version, fail="build"))
+    with pytest.raises(EngineError, match=rf"^TensorRT {version} failed to build an engine from m.onnx: \[TRT\] \[E\] "
+                                          r"IBuilder::buildSerializedNetwork: Error Code 4: Internal Error \(out of memory\)$"):
+        build.build_with_tensorrt(_request(tmp_path), report=lambda text: None)
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module({}, False, version, fail="none"))
+    with pytest.raises(EngineError, match=r"^TensorRT could not build an engine for m.onnx \(see the TensorRT messages"):
+        build.build_with_tensorrt(_request(tmp_path), report=lambda text: None)
+
+
+def test_the_old_code_path_would_have_been_caught(tmp_path, monkeypatch):
+    """The stand-in of TensorRT 11 really lacks the flag: asking for it is recorded (and would fail a test)."""
+    module = _fake_builder_module({}, False, "11.4.0.106")
+    with pytest.raises(AttributeError):
+        module.BuilderFlag.FP16  # noqa: B018
+    assert MISSING == ["BuilderFlag.FP16"]
+    MISSING.clear()
+
+
+def test_tensorrt_missing_is_one_error_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
+    with pytest.raises(EngineError, match=r"^building a TensorRT engine needs TensorRT, which does not import .*: "
+                                          r"pip install -e '.\[gpu\]'"):
+        build.build_with_tensorrt(_request(tmp_path), report=lambda text: None)

@@ -11,14 +11,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import DATA  # noqa: E402
+from conftest import DOG  # noqa: E402
 from export.common import ExportError  # noqa: E402
 from export.depth import FAMILIES, export_depth  # noqa: E402
 from depthstream.schema.card import load_card  # noqa: E402
 from stream.depth import open_depth_model  # noqa: E402
 from depthstream.errors import ConfigError, DepthError  # noqa: E402
 
-PHOTO = [DATA / "dog.jpg"]
+PHOTO = [DOG]
 
 
 def _tiny_depth_anything(folder, kind: str, max_depth: int = 20):

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import DATA, ROOT  # noqa: E402
+from conftest import DOG, ROOT  # noqa: E402
 from export import tiny  # noqa: E402
 from export.common import ExportError, align_topk_rows  # noqa: E402
 from export.detector import export_detector, parse_names  # noqa: E402
@@ -70,7 +70,7 @@ def tiny_three_class_detector():
 
 def test_module_with_its_own_classes(tmp_path):
     res = export_detector(module="test_export_detector:tiny_three_class_detector", layout="ultralytics",
-                          imgsz=(64, 64), names="cat,dog,bird", output=tmp_path / "three.onnx", images=[DATA / "dog.jpg"])
+                          imgsz=(64, 64), names="cat,dog,bird", output=tmp_path / "three.onnx", images=[DOG])
     assert load_detector_card(res.sidecar).names == ("cat", "dog", "bird") and res.num_classes == 3
 
 
@@ -90,7 +90,7 @@ def test_module_with_its_own_classes(tmp_path):
 def test_detector_export_usage_errors(tmp_path, kwargs, message):
     kwargs.setdefault("output", tmp_path / "d.onnx")
     with pytest.raises(ConfigError, match=message):
-        export_detector(imgsz=(64, 64), images=[DATA / "dog.jpg"], **kwargs)
+        export_detector(imgsz=(64, 64), images=[DOG], **kwargs)
 
 
 def test_ultralytics_checkpoint_without_the_package_says_what_to_install(tmp_path, monkeypatch):
@@ -149,12 +149,12 @@ def test_cli_usage_error_is_one_line_and_exit_2(tmp_path):
 def test_cli_tiny_ultralytics_detector_and_unet_through_python_m_stream(tmp_path):
     det = tmp_path / "tiny_v8.onnx"
     out = _run("-m", "export", "detector", "--module", "export.tiny:ultralytics_detector", "--layout", "ultralytics",
-               "--imgsz", "64", "--output", str(det), "--images", str(DATA / "dog.jpg"))
+               "--imgsz", "64", "--output", str(det), "--images", str(DOG))
     assert out.returncode == 0, out.stderr
     assert "layout ultralytics, 80 classes" in out.stdout and "parity dog.jpg: max abs diff" in out.stdout
     unet = tmp_path / "unet.onnx"
     out = _run("-m", "export", "depth", "--model", "unet", "--random-init", "--base-channels", "4", "--size", "64", "64",
-               "--output", str(unet), "--images", str(DATA / "dog.jpg"))
+               "--output", str(unet), "--images", str(DOG))
     assert out.returncode == 0, out.stderr
     jsonl = tmp_path / "run.jsonl"
     run = _run("-m", "stream", "--source", "demo", "--detector", str(det), "--depth-model", str(unet.with_suffix(".yaml")),

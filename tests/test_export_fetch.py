@@ -1,4 +1,4 @@
-"""``make models``: the manifest, the one-line offline message (a closed port on 127.0.0.1, nothing else is
+"""``python -m export weights``: the manifest, the one-line offline message (a closed port on 127.0.0.1, nothing else is
 contacted), sha256 checks, and a file put in place by hand being checked and exported."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from conftest import DATA, ROOT
+from conftest import DOG, ROOT
 from export.common import ExportError
 from export.fetch import LOCK_NAME, fetch_and_export, list_entries, load_manifest
-from depthstream.errors import ConfigError
+from depthstream.errors import ConfigError, ModelNotFoundError
 
 
 def closed_port() -> int:
@@ -50,18 +50,17 @@ def test_project_manifest_pins_urls_for_every_family_it_names():
 def test_offline_download_fails_with_one_line_saying_what_to_put_where(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}/unet_nyu.pt"
     manifest = _manifest(tmp_path, url)
-    with pytest.raises(ExportError, match=r"^cannot download http://127\.0\.0\.1:\d+/unet_nyu\.pt \(.*refused.*\); "
-                                          r"download it yourself and put it at .*/dl/unet/unet_nyu\.pt, then run "
-                                          r"'make models' again$"):
+    with pytest.raises(ModelNotFoundError, match=r"^cannot download http://127\.0\.0\.1:\d+/unet_nyu\.pt \(.*refused.*\); "
+                                                 r"download it yourself and put it at .*/dl/unet/unet_nyu\.pt$"):
         fetch_and_export(manifest, directory=tmp_path / "dl", timeout_s=5)
     assert not (tmp_path / "dl" / "unet" / "unet_nyu.pt.part").exists()
 
 
-def test_cli_offline_is_one_line_and_exit_1(tmp_path):
+def test_cli_offline_is_one_line_and_exit_2(tmp_path):
     manifest = _manifest(tmp_path, f"http://127.0.0.1:{closed_port()}/unet_nyu.pt")
-    out = subprocess.run([sys.executable, "-m", "export", "models", "--manifest", str(manifest), "--dir",
+    out = subprocess.run([sys.executable, "-m", "export", "weights", "--manifest", str(manifest), "--dir",
                           str(tmp_path / "dl"), "--timeout", "5"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("error: cannot download http://127.0.0.1:")
 
 
@@ -78,7 +77,7 @@ def _tiny_unet_checkpoint(path):
 def test_a_file_put_in_place_by_hand_is_checked_and_exported(tmp_path):
     sha = _tiny_unet_checkpoint(tmp_path / "dl" / "unet" / "unet_nyu.pt")
     url = f"http://127.0.0.1:{closed_port()}/unet_nyu.pt"  # never contacted: the file is there
-    export = f"[depth, --model, unet, --size, '64', '64', --images, '{DATA / 'dog.jpg'}']"
+    export = f"[depth, --model, unet, --size, '64', '64', --images, '{DOG}']"
     lines = fetch_and_export(_manifest(tmp_path, url, sha, export), directory=tmp_path / "dl",
                              output_dir=tmp_path / "models")
     assert lines[0].startswith("unet-test: python -m export depth --model unet")
@@ -92,7 +91,7 @@ def test_wrong_sha256_and_unpinned_files(tmp_path):
     with pytest.raises(ExportError, match=r"unet_nyu.pt has sha256 [0-9a-f]{64}, the manifest pins 0{64}: the file is "
                                           r"not the one published at http://127.0.0.1"):
         fetch_and_export(_manifest(tmp_path, url, "0" * 64), directory=tmp_path / "dl", output_dir=tmp_path / "m")
-    export = f"[depth, --model, unet, --size, '64', '64', --images, '{DATA / 'dog.jpg'}']"
+    export = f"[depth, --model, unet, --size, '64', '64', --images, '{DOG}']"
     lines = fetch_and_export(_manifest(tmp_path, url, None, export), directory=tmp_path / "dl", output_dir=tmp_path / "m")
     assert any(line.startswith(f"UNPINNED unet/unet_nyu.pt: sha256 {sha}") for line in lines)
     assert (tmp_path / "dl" / LOCK_NAME).read_text() == f"{sha}  unet/unet_nyu.pt\n"

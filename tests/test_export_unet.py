@@ -12,7 +12,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
-from conftest import DATA, ROOT  # noqa: E402
+from conftest import DOG, ROOT  # noqa: E402
 from export.common import ExportError, check_parity, onnx_export  # noqa: E402
 from export.depth import export_depth  # noqa: E402
 from export.unet import build_unet, load_unet  # noqa: E402
@@ -93,7 +93,7 @@ def test_export_trained_checkpoint_writes_card_and_matches_torch(tmp_path):
     # The depth stage gives torch's output x 10 m, resized to the frame, with no per-frame normalisation.
     import cv2
 
-    image = cv2.imread(str(DATA / "dog.jpg"))
+    image = cv2.imread(str(DOG))
     with open_depth_model(res.card) as depth:
         dm = depth(Frame(image, 0, None, 0, "t"))
     assert dm.metres.shape == image.shape[:2] and dm.kind == "metric"
@@ -106,7 +106,7 @@ def test_export_trained_checkpoint_writes_card_and_matches_torch(tmp_path):
 
 def test_random_init_is_labelled_in_the_card(tmp_path):
     res = export_depth("unet", random_init=True, base_channels=4, output=tmp_path / "u.onnx", size=(64, 64),
-                       images=[DATA / "dog.jpg"])
+                       images=[DOG])
     text = res.card.read_text()
     assert "# RANDOM INIT: untrained weights, for timing only" in text
     assert load_card(res.card).name == "unet-random-init"
@@ -134,7 +134,7 @@ def test_cli_exports_unet_and_stream_runs_it_end_to_end(tmp_path):
     onnx_path = tmp_path / "unet.onnx"
     out = subprocess.run(
         [sys.executable, "-m", "export", "depth", "--model", "unet", "--random-init", "--base-channels", "4",
-         "--size", "64", "64", "--output", str(onnx_path), "--images", str(DATA / "dog.jpg")],
+         "--size", "64", "64", "--output", str(onnx_path), "--images", str(DOG)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 
 from stream.sinks import paths as sink_paths
-from stream.sinks import window as sink_window
 from depthstream.errors import SinkError
 from stream.sinks import JsonlSink, Mp4Sink, WindowSink, frame_record
 from depthstream.types import DepthMap, Detections, Frame, Result
@@ -269,31 +268,70 @@ def test_frame_record_without_detections() -> None:
     assert rec["detections"] == [] and rec["band"] is None and rec["age_ms"] is None and rec["timings_ms"] == {}
 
 
-def test_window_sink_headless_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_window_sink_without_a_display_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     sink = WindowSink("test")
-    with pytest.raises(SinkError, match=r"--show needs OpenCV with GUI support .*DISPLAY is not set"):
+    with pytest.raises(SinkError, match=r"^--show needs a desktop window \(Tk\): DISPLAY is not set \(nor WAYLAND_DISPLAY\)"):
         sink.open()
     sink.close()
 
 
-def test_window_sink_namedwindow_failure_is_sink_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a display and a GUI build claimed, a cv2.error from namedWindow still becomes SinkError."""
+def test_window_sink_without_tkinter_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(sink_window, "_opencv_has_gui", lambda: True)
+    monkeypatch.setitem(sys.modules, "tkinter", None)  # import fails
+    with pytest.raises(SinkError, match=r"^--show needs a desktop window \(Tk\): this Python has no tkinter: .*apt-get "
+                                        r"install python3-tk"):
+        WindowSink().open()
 
-    def fail(*args, **kwargs):
-        raise cv2.error("The function is not implemented")
 
-    monkeypatch.setattr(sink_window.cv2, "namedWindow", fail)
-    with pytest.raises(SinkError, match=r"--show needs OpenCV with GUI support.*pip install opencv-python"):
+def test_window_sink_with_an_unreachable_display_is_sink_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":9999")  # nothing listens there
+    with pytest.raises(SinkError, match=r"^--show needs a desktop window \(Tk\): opening a window failed \(.*display.*\)"):
         WindowSink().write(np.zeros((8, 8, 3), np.uint8))
 
 
-def test_window_sink_reports_headless_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(sink_window, "_opencv_has_gui", lambda: False)
-    with pytest.raises(SinkError, match=r"opencv-python-headless.*pip install opencv-python \(or the 'gui' extra\)"):
-        WindowSink().open()
+@pytest.fixture(scope="module")
+def xvfb():
+    """A virtual X display (Debian's xvfb, which .ci/run installs); its DISPLAY value."""
+    import shutil
+    import subprocess
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb; .ci/run installs it)")
+    proc = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    number = proc.stdout.readline().strip()
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.timeout(60)
+def test_window_sink_shows_the_frame_in_a_real_window(monkeypatch: pytest.MonkeyPatch, xvfb: str) -> None:
+    monkeypatch.setenv("DISPLAY", xvfb)
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:, :32] = (255, 0, 0)  # BGR blue on the left
+    image[:, 32:] = (0, 0, 255)  # red on the right
+    with WindowSink("test") as sink:
+        assert sink.write(image) is True
+        assert (sink._photo.width(), sink._photo.height()) == (64, 48)
+        assert tuple(sink._photo.get(5, 5)) == (0, 0, 255) and tuple(sink._photo.get(60, 40)) == (255, 0, 0)  # RGB
+        sink._root.focus_force()  # key events go to the window with the focus (no window manager here)
+        sink._root.update()
+        sink._root.event_generate("<KeyPress-q>", when="now")
+        assert sink.write(image) is False  # q stops the run
+    sink.close()  # idempotent
+
+
+@pytest.mark.timeout(120)
+def test_show_runs_the_demo_in_a_window(tmp_path: Path, xvfb: str) -> None:
+    import subprocess
+    import sys as _sys
+
+    r = subprocess.run([_sys.executable, "-m", "stream", "--source", "demo", "--max-frames", "3", "--show", "--output",
+                        str(tmp_path / "x.mp4"), "--quiet"], env={**os.environ, "DISPLAY": xvfb},
+                       capture_output=True, text=True, timeout=100)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x.mp4").stat().st_size > 1000
 

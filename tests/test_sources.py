@@ -56,8 +56,8 @@ def test_open_source_picks_the_source_for_what_the_user_typed(tmp_path):
     gst = open_source("videotestsrc ! videoconvert ! appsink")
     assert isinstance(gst.inner, GStreamerSource)
     images = open_source(str(DATA))
-    assert isinstance(images, ImagesSource) and images.frame_count == 2
-    assert images.frame_name(0) == "coco_val2017_000000000139.jpg" and images.frame_name(5) is None
+    assert isinstance(images, ImagesSource) and images.frame_count == 3
+    assert images.frame_name(0) == "basketball1.png" and images.frame_name(5) is None
     assert isinstance(open_source(str(DATA / "*.jpg")), ImagesSource)
 
 
@@ -339,8 +339,8 @@ def test_a_folder_of_images_gives_a_folder_of_annotated_images(tmp_path):
     from stream.app import run
 
     out = tmp_path / "annotated"  # no suffix: a folder
-    summary = run(load_config(overrides={"source.uri": str(DATA / "*.jpg"), "output.mp4": str(out)}))
-    names = sorted(p.name for p in DATA.glob("*.jpg"))
+    summary = run(load_config(overrides={"source.uri": str(DATA / "*.png"), "output.mp4": str(out)}))
+    names = sorted(p.name for p in DATA.glob("*.png"))
     assert summary.frames == 2 and sorted(p.name for p in out.iterdir()) == names
     for name in names:
         original, annotated = cv2.imread(str(DATA / name)), cv2.imread(str(out / name))

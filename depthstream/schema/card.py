@@ -43,6 +43,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, model_validator
 from pydantic.dataclasses import dataclass
 
+from depthstream.store import resolve_model
+
 from .adapter import read_yaml_mapping, validate
 from .fields import Allowed, FiniteNumber, SetByLoader, Text, number
 
@@ -74,11 +76,13 @@ class Calibration:
 
 
 def _model_path(value: Any, info: ValidationInfo) -> Any:
-    """The ONNX path, relative to the card's folder (``base_dir`` in the context), which must hold it."""
+    """The ONNX path, relative to the card's folder (``base_dir`` in the context), which must hold it; a card in
+    ``models/`` naming a file of the model manifest gets the model store's file (a missing one is the store's
+    error, which says how to fetch it)."""
     base = (info.context or {}).get("base_dir")
     if base is None or not isinstance(value, str) or not value:
         return value
-    model = (Path(base) / value).resolve()
+    model = resolve_model((Path(base) / value).resolve())
     if not model.is_file():
         raise ValueError(f"an ONNX file that exists; looked for {model} (the path is relative to the card's folder)")
     return model

@@ -23,11 +23,10 @@ from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
+from depthstream.store import DEFAULT_CONFIG
 
 from .adapter import all_keys, fields_of, read_yaml_mapping, unknown_key, validate
 from .fields import Allowed, FilePath, Flag, Metres, Text, integer, number
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 SCHEMA = ConfigDict(extra="forbid")
 
@@ -64,6 +63,17 @@ def _box_stat(text: str) -> str:
         except ValueError:
             pass
     raise ValueError(BOX_STAT_FORMS)
+
+
+BACKEND_FORMS = "auto | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT"
+LOCAL_BACKENDS = ("auto", "ort-cpu", "ort-cuda", "ort-trt", "trt")
+
+
+def _backend(text: str) -> str:
+    """One of this machine's backends, or a Triton server (``triton://...``; its URL is read by the engine)."""
+    if text in LOCAL_BACKENDS or text.startswith("triton://"):
+        return text
+    raise ValueError(BACKEND_FORMS)
 
 
 def _odd(value: int) -> int:
@@ -258,7 +268,7 @@ class OutputConfig:
 class EngineConfig:
     """``engine``: how the models run."""
 
-    backend: Literal["auto", "ort-cpu", "ort-cuda", "ort-trt", "trt"] = "auto"
+    backend: Annotated[str, Strict(), AfterValidator(_backend), Allowed(BACKEND_FORMS)] = "auto"
     fp16: Flag = True
     cache_dir: FilePath | None = None
 

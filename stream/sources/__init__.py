@@ -16,7 +16,7 @@ from pathlib import Path
 from depthstream.errors import ConfigError, SourceNotFoundError
 from depthstream.schema.config import SourceConfig
 
-from ..models import DEMO_CLIP, verify_shipped
+from depthstream.store import DEMO_CLIP, verify_shipped
 from .base import IMAGE_EXTS, Outage, Source, redact
 from .files import ImagesSource, VideoFileSource
 from .live import ReconnectingSource

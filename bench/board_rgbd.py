@@ -28,7 +28,7 @@ def _intrinsics(photos: list[Path], board: Board, camera: str | None) -> tuple[n
     if camera is None:
         cal = calibrate_photos(photos, board)
         return cal.matrix, cal.distortion, f"calibrated from these photos ({cal.summary()})"
-    from depthstream.camera import load_profile
+    from depthstream.schema.camera import load_profile
 
     profile = load_profile(camera)
     h, w = read_gray(photos[0]).shape

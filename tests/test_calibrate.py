@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.board_rgbd import write_board_pairs
-from depthstream.camera import load_profile
+from depthstream.schema.camera import load_profile
 from depthstream.errors import ConfigError
 from stream.calibrate.chessboard import Board, board_depth_map, board_pose, calibrate_photos, find_corners, read_gray
 from stream.calibrate.cli import main

@@ -1,4 +1,4 @@
-"""Camera profiles (depthstream/camera.py): schema, scaling to a frame's size, commented YAML, one-line errors."""
+"""Camera profiles (depthstream/schema/camera.py): schema, scaling to a frame's size, commented YAML, one-line errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import yaml
 
-from depthstream.camera import CameraProfile, DepthCalibration, load_profile, save_profile
+from depthstream.schema.camera import CameraProfile, DepthCalibration, load_profile, save_profile
 from depthstream.errors import ConfigError
 from depthstream.schema.config import load_config
 
@@ -79,7 +79,7 @@ def test_depth_calibration_to_metres_and_replacement():
                                samples=4, residual_abs_rel=0.02, range_m=(1, 5), source={"method": "rgbd"})
     assert inverse.to_metres(1.8) == pytest.approx(1.0)  # 1 / (0.5 * 1.8 + 0.1)
     p = CameraProfile(name="cam").with_depth_calibration(metric).with_depth_calibration(inverse)
-    assert p.depth_calibrations == [inverse] and p.depth_calibration_for("m") is inverse
+    assert p.depth_calibrations == (inverse,) and p.depth_calibration_for("m") is inverse
     assert p.depth_calibration_for("other") is None
 
 
@@ -111,43 +111,48 @@ def test_save_never_overwrites_unless_forced(tmp_path):
 
 BAD = [
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fxx": 500, "source": {"method": "chessboard"}}},
-     r"unknown key 'intrinsics.fxx' \(did you mean 'fx'\?\)"),
+     r"unknown key 'intrinsics.fxx' \(did you mean 'intrinsics.fx'\?\)"),
     ({"nam": "x"}, r"unknown key 'nam' \(did you mean 'name'\?\)"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": -3, "source": {"method": "chessboard"}}},
-     r"intrinsics.fx must be greater than 0, got -3"),
+     r"intrinsics.fx: got -3, expected pixels > 0"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": 500, "hfov_deg": 60,
                                   "source": {"method": "chessboard"}}},
      r"intrinsics: give a focal length in pixels \(fx and/or fy\) or exactly one field of view .* got hfov_deg, fx"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "source": {"method": "chessboard"}}},
      r"intrinsics: give a focal length .* got none"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "hfov_deg": 180, "source": {"method": "datasheet"}}},
-     r"intrinsics.hfov_deg must be less than 180, got 180"),
+     r"intrinsics.hfov_deg: got 180, expected degrees in \(0, 180\)"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": 5, "source": {"method": "chessbord"}}},
-     r"intrinsics.source.method must be one of chessboard, datasheet, .* got 'chessbord' \(did you mean 'chessboard'\?\)"),
+     r"intrinsics.source.method: got 'chessbord', expected chessboard \| datasheet \| .* \(did you mean 'chessboard'\?\)"),
     ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": 5, "distortion": [0.1, 0.2],
                                   "source": {"method": "chessboard"}}},
-     r"intrinsics.distortion: must have 4, 5, 8, 12, 14 coefficients .* got 2"),
+     r"intrinsics.distortion: got \[0.1, 0.2\], expected 4, 5, 8, 12 or 14 coefficients in OpenCV's order"),
     ({"name": "x", "intrinsics": {"width": 640.5, "height": 480, "fx": 5, "source": {"method": "chessboard"}}},
-     r"intrinsics.width must be a valid integer"),
-    ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": 5}}, r"missing required key 'intrinsics.source'"),
+     r"intrinsics.width: got 640.5, expected a positive integer of pixels"),
+    ({"name": "x", "intrinsics": {"width": 640, "height": 480, "fx": 5}}, r"missing required key intrinsics.source \(required: intrinsics.width, intrinsics.height, intrinsics.source\)"),
     ({"name": "x", "mounting": {"height_m": 3, "pitch_deg": 95, "source": {"method": "manual"}}},
-     r"mounting.pitch_deg must be less than 90, got 95"),
+     r"mounting.pitch_deg: got 95, expected degrees in \(-90, 90\)"),
     ({"name": "x", "mounting": {"height_m": float("nan"), "pitch_deg": 5, "source": {"method": "manual"}}},
-     r"mounting.height_m must be a finite number, got nan"),
+     r"mounting.height_m: got nan, expected metres > 0"),
     ({"name": "x", "depth_calibrations": [{"model": "m", "output": "metric", "fit": "scale", "scale": 0, "samples": 1,
                                            "range_m": [1, 2], "source": {"method": "rgbd"}}]},
-     r"depth_calibrations\[0\]: scale must be non-zero, got 0"),
+     r"depth_calibrations\[0\].scale: got 0, expected a non-zero number"),
     ({"name": "x", "depth_calibrations": [{"model": "m", "output": "metric", "fit": "scale", "scale": 1, "shift": 2,
                                            "samples": 1, "range_m": [1, 2], "source": {"method": "rgbd"}}]},
      r"fit 'scale' has no shift, got shift 2 \(use fit: scale-shift\)"),
     ({"name": "x", "depth_calibrations": [{"model": "m", "output": "metrik", "fit": "scale", "scale": 1, "samples": 1,
                                            "range_m": [1, 2], "source": {"method": "rgbd"}}]},
-     r"depth_calibrations\[0\].output must be one of metric, relative-depth, relative-inverse, got 'metrik'"),
+     r"depth_calibrations\[0\].output: got 'metrik', expected metric \| relative-depth \| relative-inverse "
+     r"\(did you mean 'metric'\?\)"),
     ({"name": "x", "depth_calibrations": [{"model": "m", "output": "metric", "fit": "scale", "scale": 1, "samples": 1,
                                            "range_m": [1, 2], "source": {"method": "rgbd"}}] * 2},
      r"more than one entry for model m; keep one"),
-    ({"name": ""}, r"name must have at least 1 character, got ''"),
-    ({"name": "x", "version": 2}, r"version must be one of 1, got 2"),
+    ({"name": "x", "depth_calibrations": [{"model": "m", "outpt": "metric"}]},
+     r"unknown key 'depth_calibrations\[0\]\.outpt' \(did you mean 'depth_calibrations\[0\]\.output'\?\)"),
+    ({"name": "x", "depth_calibrations": [3]},
+     r"depth_calibrations\[0\]: got 3, expected a mapping of keys \(model, output, fit, scale, shift, samples"),
+    ({"name": ""}, r"name: got '', expected a non-empty string"),
+    ({"name": "x", "version": 2}, r"version: got 2, expected 1"),
 ]
 
 
@@ -167,5 +172,8 @@ def test_unreadable_profiles(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_profile(tmp_path / "a.yaml")
     (tmp_path / "b.yaml").write_text("- just\n- a list\n")
-    with pytest.raises(ConfigError, match="must be a mapping with at least 'name', got list"):
+    with pytest.raises(ConfigError, match="must be a mapping of keys, got list"):
         load_profile(tmp_path / "b.yaml")
+    (tmp_path / "c.yaml").write_bytes(b"\xff\xfe name: x\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: cannot be read: 'utf-8' codec can't decode"):
+        load_profile(tmp_path / "c.yaml")

@@ -1,25 +1,29 @@
 """From a schema's validation error to the product's one-line :class:`~depthstream.errors.ConfigError`.
 
-Every document (the config, a depth model card, a detector sidecar; camera profiles later) is validated
-by pydantic against a schema of frozen pydantic dataclasses, through :func:`validate`. Of pydantic's
-errors the first that matters is reported, in one line, in one of these forms (``where`` names the file)::
+Every document (the config, a depth model card, a detector sidecar, a camera profile) is validated by
+pydantic against a schema of frozen pydantic dataclasses, through :func:`validate`. Of pydantic's errors the
+first that matters is reported, in one line, in one of these forms (``where`` names the file)::
 
     {where}unknown {noun} 'detect.cnf' (did you mean 'detect.conf'?)
     {where}missing required key input (required: name, model, input, ...)
     {where}detect.conf: got 1.5, expected a number in [0, 1]
+    {where}intrinsics.source.method: got 'chessbord', expected chessboard | ... (did you mean 'chessboard'?)
     {where}band: further_than 5 and closer_than 3 leave no distance ...   (a check across keys)
 
 ``expected`` is the field's :class:`~depthstream.schema.fields.Allowed` text, else words derived from its
 type (``serial | parallel``, ``true or false``, ``a number``), else the message of the validator that failed.
 An unknown key comes first (a misspelt key is the likeliest mistake), then a missing one, then values.
+A list of sections (a camera profile's ``depth_calibrations``) names its items by index:
+``depth_calibrations[0].output``.
 
-A new document (e.g. ``camera.py``) needs only its schema, :func:`read_yaml_mapping` and :func:`validate`.
+A new document needs only its schema, :func:`read_yaml_mapping` and :func:`validate`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -30,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from depthstream.errors import ConfigError
 
-from .fields import Allowed, SetByLoader
+from .fields import Allowed, Guess, SetByLoader
 
 T = TypeVar("T")
 
@@ -47,7 +51,7 @@ def read_yaml_mapping(path: Path, where: str, *, missing: str | None = None) -> 
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(missing or f"{where}: file not found") from None
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot be read: {exc}") from exc
     try:
         data = yaml.safe_load(text)
@@ -84,13 +88,13 @@ def describe(exc: ValidationError, schema: type, data: Any, noun: str = "key") -
     errors = exc.errors(include_url=False)
     unknown = [e for e in errors if e["type"] in _UNKNOWN]
     if unknown:
-        return unknown_key(schema, ".".join(map(str, unknown[0]["loc"])), noun)
+        return unknown_key(schema, key_text(unknown[0]["loc"]), noun)
     missing = [e for e in errors if e["type"] == "missing" and _is_key(schema, e["loc"])]
     if missing:
         section = missing[0]["loc"][:-1]
         names = [str(e["loc"][-1]) for e in missing if e["loc"][:-1] == section]
         required = [f.name for f in fields_of(_section(schema, section), keys_only=True).values() if f.required]
-        prefix = "".join(f"{p}." for p in section)
+        prefix = key_text(section) + "." if section else ""
         return (f"missing required key{'s' if len(names) > 1 else ''} {', '.join(prefix + n for n in names)} "
                 f"(required: {', '.join(prefix + n for n in required)})")
     return _value_error(schema, data, errors[0])
@@ -99,11 +103,28 @@ def describe(exc: ValidationError, schema: type, data: Any, noun: str = "key") -
 # -- the three kinds of error ---------------------------------------------------------------------
 
 
+def key_text(loc: tuple | list) -> str:
+    """A location as the user writes it: ``detect.conf``, ``depth_calibrations[0].output``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _loc(key: str) -> tuple:
+    """``depth_calibrations[0].output`` -> ('depth_calibrations', 0, 'output')."""
+    parts: list = []
+    for piece in key.split("."):
+        name, *indices = re.split(r"\[(\d+)\]", piece)
+        parts += [name] + [int(i) for i in indices if i]
+    return tuple(parts)
+
+
 def unknown_key(schema: type, key: str, noun: str = "key") -> str:
     """``unknown {noun} '{key}' (did you mean '...'?)``, or the valid keys of its section when nothing is close."""
     *section, name = key.split(".")
     prefix = "".join(f"{p}." for p in section)
-    known = _section(schema, tuple(section))
+    known = _section(schema, _loc(".".join(section))) if section else schema
     if known is not None:  # a misspelt key of a known section: compare with that section's keys
         close = [prefix + k for k in difflib.get_close_matches(name, list(fields_of(known, keys_only=True)), n=1, cutoff=0.5)]
     else:  # a misspelt section: compare the whole key with the keys as deep as it, then the last parts
@@ -119,7 +140,7 @@ def unknown_key(schema: type, key: str, noun: str = "key") -> str:
 
 def _value_error(schema: type, data: Any, error: dict) -> str:
     path, field = _field_at(schema, error["loc"])
-    key = ".".join(path)
+    key = key_text(path)
     value = _lookup(data, path)
     if field is None or field.section is not None:  # a whole section, or the document
         if error["type"] in _NOT_A_MAPPING:
@@ -129,7 +150,16 @@ def _value_error(schema: type, data: Any, error: dict) -> str:
         return f"{key}: {message}" if key else message
     expected = _validator_message(error) if error["type"] in ("value_error", "assertion_error") else allowed(field)
     got = "" if value is _ABSENT else f"got {value!r}, "
-    return f"{key}: {got}expected {expected}"
+    return f"{key}: {got}expected {expected}{_did_you_mean(error, value, field)}"
+
+
+def _did_you_mean(error: dict, value: Any, field: SchemaField) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt choice of an enumeration marked :class:`Guess`, else nothing."""
+    if error["type"] != "literal_error" or not isinstance(value, str) or not any(isinstance(m, Guess) for m in field.metadata):
+        return ""
+    choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _validator_message(error: dict) -> str:
@@ -159,6 +189,11 @@ class SchemaField(typing.NamedTuple):
     def section(self) -> type | None:
         """The schema dataclass this field holds (a nested section), else None."""
         return _dataclass_of(self.annotation)
+
+    @property
+    def item_section(self) -> type | None:
+        """The schema dataclass each item of this field holds (a list of sections), else None."""
+        return _item_dataclass_of(self.annotation)
 
 
 def fields_of(schema: type | None, *, keys_only: bool = False) -> dict[str, SchemaField]:
@@ -211,35 +246,59 @@ def all_keys(schema: type, prefix: str = "", *, sections: bool = False) -> list[
     return keys
 
 
-def _dataclass_of(tp: Any) -> type | None:
-    """The schema dataclass a type holds (through Annotated and ``| None``), else None."""
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return tp
+def _through(tp: Any, match) -> type | None:
+    """``match(tp)``, looked for through Annotated and ``| None``."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        return _dataclass_of(typing.get_args(tp)[0])
+        return _through(typing.get_args(tp)[0], match)
     if origin in (typing.Union, types.UnionType):
-        found = [d for d in map(_dataclass_of, typing.get_args(tp)) if d is not None]
+        found = [d for d in (_through(a, match) for a in typing.get_args(tp)) if d is not None]
         return found[0] if found else None
-    return None
+    return match(tp)
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The schema dataclass a type holds (through Annotated and ``| None``), else None."""
+    return _through(tp, lambda t: t if isinstance(t, type) and dataclasses.is_dataclass(t) else None)
+
+
+def _items_of(tp: Any) -> type | None:
+    if typing.get_origin(tp) not in (list, tuple):
+        return None
+    args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+    return _dataclass_of(args[0]) if len(args) == 1 else None
+
+
+def _item_dataclass_of(tp: Any) -> type | None:
+    """The schema dataclass of the items of a list or tuple type (through Annotated and ``| None``), else None."""
+    return _through(tp, _items_of)
+
+
+def _item(field: SchemaField, index: int) -> SchemaField:
+    """Item ``index`` of a list of sections, as a field of its own."""
+    return SchemaField(f"{field.name}[{index}]", field.item_section, (), True)
 
 
 def _section(schema: type, section: tuple) -> type | None:
-    current: type | None = schema
-    for part in section:
-        field = fields_of(current).get(part)
-        if field is None:
-            return None
-        current = field.section
-    return current
+    """The schema dataclass at ``section`` (keys, and indices into lists of sections), else None."""
+    if not section:
+        return schema
+    path, field = _field_at(schema, section)
+    return field.section if field is not None and len(path) == len(section) else None
 
 
-def _field_at(schema: type, loc: tuple) -> tuple[list[str], SchemaField | None]:
-    """The dotted path of the schema field ``loc`` points into, and that field (None: the document)."""
-    path: list[str] = []
+def _field_at(schema: type, loc: tuple) -> tuple[list, SchemaField | None]:
+    """The path (keys and list indices) of the schema field ``loc`` points into, and that field (None: the
+    document)."""
+    path: list = []
     field = None
     current: type | None = schema
     for part in loc:
+        if isinstance(part, int) and field is not None and field.item_section is not None and path[-1] == field.name:
+            field = _item(field, part)
+            path.append(part)
+            current = field.section
+            continue
         found = fields_of(current).get(part) if isinstance(part, str) else None
         if found is None:
             break
@@ -254,9 +313,12 @@ def _is_key(schema: type, loc: tuple) -> bool:
     return bool(loc) and isinstance(loc[-1], str) and _section(schema, loc[:-1]) is not None
 
 
-def _lookup(data: Any, path: list[str]) -> Any:
+def _lookup(data: Any, path: list) -> Any:
     for part in path:
-        if not isinstance(data, dict) or part not in data:
+        if isinstance(part, int):
+            if not isinstance(data, (list, tuple)) or not -len(data) <= part < len(data):
+                return _ABSENT
+        elif not isinstance(data, dict) or part not in data:
             return _ABSENT
         data = data[part]
     return data

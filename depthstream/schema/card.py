@@ -40,13 +40,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, model_validator
 from pydantic.dataclasses import dataclass
 
 from depthstream.store import resolve_model
 
 from .adapter import read_yaml_mapping, validate
-from .fields import Allowed, FiniteNumber, SetByLoader, Text, number
+from .fields import Allowed, FiniteNumber, NonZero, SetByLoader, Text, number
 
 LAYOUTS = ("nchw", "nhwc")
 COLOURS = ("rgb", "bgr")
@@ -58,12 +58,6 @@ RELATIVE_KINDS = ("relative-inverse", "relative-depth")
 SCHEMA = ConfigDict(extra="forbid", defer_build=True)
 
 
-def _non_zero(value: float) -> float:
-    if value == 0.0:
-        raise ValueError("a non-zero number")
-    return value
-
-
 @dataclass(frozen=True, config=SCHEMA)
 class Calibration:
     """Affine calibration of a relative model: ``scale`` (non-zero) and ``shift``, finite floats.
@@ -71,7 +65,7 @@ class Calibration:
     relative-depth: metres = scale * y + shift. relative-inverse: 1 / metres = scale * y + shift.
     """
 
-    scale: Annotated[float, Strict(), Field(allow_inf_nan=False), AfterValidator(_non_zero), Allowed("a non-zero number")]
+    scale: NonZero
     shift: FiniteNumber
 
 

@@ -24,6 +24,15 @@ class Allowed:
         return f"Allowed({self.text!r})"
 
 
+class Guess:
+    """Marks an enumeration whose misspelt value gets "did you mean" the closest choice (camera profiles' methods
+    and outputs). Not every enumeration has it: values that look alike can mean different things (a detector
+    layout ``yolo8`` is not ``yolox``)."""
+
+    def __repr__(self) -> str:
+        return "Guess()"
+
+
 class SetByLoader:
     """Marks a field that the loader fills (e.g. the file a card was read from), not a key of the document."""
 
@@ -64,7 +73,14 @@ def integer(*, ge: int | None = None, le: int | None = None, noun: str = "an int
     return Annotated[int, Strict(), Field(ge=ge, le=le), Allowed(text)]
 
 
+def _non_zero(value: float) -> float:
+    if value == 0.0:
+        raise ValueError("a non-zero number")
+    return value
+
+
 Flag = Annotated[bool, Strict(), Allowed("true or false")]
+NonZero = Annotated[float, Strict(), Field(allow_inf_nan=False), AfterValidator(_non_zero), Allowed("a non-zero number")]
 Text = Annotated[str, Strict(), Field(min_length=1), Allowed("a non-empty string")]
 FiniteNumber = number()
 Metres = Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0), Allowed("a positive number of metres")]

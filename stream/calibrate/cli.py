@@ -11,13 +11,14 @@ unless ``--force`` is given (then atomically). Mistakes are one ``error:`` line,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import glob
 import math
 import sys
 from pathlib import Path
 
-from depthstream.camera import CameraProfile, DepthCalibration, Intrinsics, Source, load_profile, save_profile
+from depthstream.schema.camera import CameraProfile, DepthCalibration, Intrinsics, Source, load_profile, save_profile
 from depthstream.errors import ConfigError, guarded_main
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -118,7 +119,7 @@ def _start(args) -> CameraProfile:
     """The profile to build on: --profile's, or a new one named --name / after --out."""
     if args.profile:
         profile = load_profile(args.profile)
-        return profile.model_copy(update={"name": args.name}) if args.name else profile
+        return dataclasses.replace(profile, name=args.name) if args.name else profile
     out = Path(args.out)
     name = args.name or out.name.split(".")[0] or "camera"
     return CameraProfile(name=name)
@@ -161,7 +162,7 @@ def cmd_chessboard(args) -> CameraProfile:
                       source=Source(method="chessboard", detail=(
                           f"python -m stream calibrate chessboard on {_today()}: {board.cols}x{board.rows} inner corners, "
                           f"{args.square_mm:g} mm squares; {cal.summary()}")))
-    return profile.model_copy(update={"intrinsics": intr})
+    return dataclasses.replace(profile, intrinsics=intr)
 
 
 def _depth_calibration(model, fit, method: str, detail: str) -> DepthCalibration:

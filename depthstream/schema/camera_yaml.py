@@ -64,7 +64,7 @@ def _mapping(data: dict, path: str, indent: str, first_prefix: str = "") -> list
         if isinstance(value, dict):
             lines.append(f"{lead}{key}:{_comment(sub)}")
             lines += _mapping(value, sub, indent + "  ")
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
             lines.append(f"{lead}{key}:{_comment(sub)}")
             for item in value:
                 lines += _mapping(item, "", indent + "    ", first_prefix=indent + "  - ")
@@ -74,7 +74,7 @@ def _mapping(data: dict, path: str, indent: str, first_prefix: str = "") -> list
 
 
 def profile_to_yaml(data: dict, header: str = "") -> str:
-    """``data`` (a profile's ``model_dump()``) as YAML with a comment on each key."""
+    """``data`` (a profile as ``dataclasses.asdict`` gives it) as YAML with a comment on each key."""
     ordered = {k: data[k] for k in ORDER if k in data}
     ordered.update({k: v for k, v in data.items() if k not in ordered})
     lines = ["# depthstream camera profile: one camera's intrinsics, mounting and depth calibrations.",

@@ -20,30 +20,31 @@ A profile is a small YAML file that belongs to one camera (the bundled clip has 
 Every part carries a ``source``: how it was obtained (``chessboard``, ``datasheet``, ``known-distance``,
 ``rgbd``, ``published``, ``assumed``, ``manual``) and a free-text ``detail``.
 
-Validation is pydantic v2; its errors become one-line :class:`~depthstream.errors.ConfigError` messages in
-:func:`config_error_from_validation` (the one place to swap for a shared adapter).
+The schema is validated like every other document (:mod:`depthstream.schema.adapter`): every problem is one
+:class:`~depthstream.errors.ConfigError` line naming the file, the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import math
 import os
-import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
+from pydantic.dataclasses import dataclass
 
+from depthstream.errors import ConfigError
+
+from .adapter import read_yaml_mapping, validate
 from .camera_yaml import profile_to_yaml
-from .errors import ConfigError
+from .fields import Allowed, FiniteNumber, Guess, NonZero, Text, number
 
 __all__ = [
     "SOURCE_METHODS", "Source", "Intrinsics", "Mounting", "DepthCalibration", "CameraProfile", "PixelIntrinsics",
-    "load_profile", "save_profile", "config_error_from_validation", "ASPECT_TOLERANCE_PX",
+    "load_profile", "save_profile", "ASPECT_TOLERANCE_PX",
 ]
 
 SOURCE_METHODS = ("chessboard", "datasheet", "known-distance", "rgbd", "published", "assumed", "manual")
@@ -52,45 +53,48 @@ DISTORTION_LENGTHS = (4, 5, 8, 12, 14)
 # height * (profile width / profile height): resizers round to whole pixels (1920x1080 -> 854x480).
 ASPECT_TOLERANCE_PX = 1.0
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Fov = Annotated[float, Field(gt=0, lt=180, allow_inf_nan=False)]
-Angle = Annotated[float, Field(gt=-90, lt=90, allow_inf_nan=False)]
+SCHEMA = ConfigDict(extra="forbid", defer_build=True)  # built when the first profile is read or made
+
+PositivePixels = Annotated[int, Strict(), Field(gt=0), Allowed("a positive integer of pixels")]
+Focal = number(gt=0, noun="pixels")
+Fov = number(gt=0, lt=180, noun="degrees")
+Angle = number(gt=-90, lt=90, noun="degrees")
+Metres = number(gt=0, noun="metres")
+Residual = number(ge=0)
+DISTORTION_FORMS = (f"{', '.join(map(str, DISTORTION_LENGTHS[:-1]))} or {DISTORTION_LENGTHS[-1]} coefficients in "
+                    f"OpenCV's order [k1, k2, p1, p2, k3, ...]")
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def _distortion_length(value: tuple[float, ...]) -> tuple[float, ...]:
+    if len(value) not in DISTORTION_LENGTHS:
+        raise ValueError(DISTORTION_FORMS)
+    return value
 
 
-class Source(_Part):
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
+class Source:
     """How one part of a profile was obtained."""
 
-    method: Literal[SOURCE_METHODS]  # type: ignore[valid-type]
-    detail: str = ""
+    method: Annotated[Literal[SOURCE_METHODS], Guess()]  # type: ignore[valid-type]
+    detail: Annotated[str, Strict()] = ""
 
 
-class Intrinsics(_Part):
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
+class Intrinsics:
     """Pinhole intrinsics at ``width`` x ``height`` (see the module docstring)."""
 
-    width: Annotated[int, Field(gt=0)]
-    height: Annotated[int, Field(gt=0)]
-    fx: Positive | None = None
-    fy: Positive | None = None
+    width: PositivePixels
+    height: PositivePixels
+    fx: Focal | None = None
+    fy: Focal | None = None
     hfov_deg: Fov | None = None
     vfov_deg: Fov | None = None
     dfov_deg: Fov | None = None
-    cx: Finite | None = None
-    cy: Finite | None = None
-    distortion: list[Finite] | None = None
+    cx: FiniteNumber | None = None
+    cy: FiniteNumber | None = None
+    distortion: Annotated[tuple[FiniteNumber, ...], AfterValidator(_distortion_length),
+                          Allowed(DISTORTION_FORMS)] | None = None
     source: Source
-
-    @field_validator("distortion")
-    @classmethod
-    def _distortion_length(cls, value: list[float] | None) -> list[float] | None:
-        if value is not None and len(value) not in DISTORTION_LENGTHS:
-            raise ValueError(f"must have {', '.join(map(str, DISTORTION_LENGTHS))} coefficients in OpenCV's order "
-                             f"[k1, k2, p1, p2, k3, ...], got {len(value)}")
-        return value
 
     @model_validator(mode="after")
     def _one_focal(self) -> "Intrinsics":
@@ -118,32 +122,32 @@ class Intrinsics(_Part):
         return f, f
 
 
-class Mounting(_Part):
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
+class Mounting:
     """Where a fixed camera sits above flat ground."""
 
-    height_m: Positive
+    height_m: Metres
     pitch_deg: Angle
     roll_deg: Angle = 0.0
     source: Source
 
 
-class DepthCalibration(_Part):
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
+class DepthCalibration:
     """How one depth model's output ``y`` becomes metres on this camera (see the module docstring)."""
 
-    model: Annotated[str, Field(min_length=1)]
-    output: Literal["metric", "relative-depth", "relative-inverse"]
-    fit: Literal["scale", "scale-shift"]
-    scale: Finite
-    shift: Finite = 0.0
-    samples: Annotated[int, Field(gt=0)]
-    residual_abs_rel: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    range_m: tuple[Positive, Positive]
+    model: Text
+    output: Annotated[Literal["metric", "relative-depth", "relative-inverse"], Guess()]
+    fit: Annotated[Literal["scale", "scale-shift"], Guess()]
+    scale: NonZero
+    shift: FiniteNumber = 0.0
+    samples: Annotated[int, Strict(), Field(gt=0), Allowed("a positive integer")]
+    residual_abs_rel: Residual | None = None
+    range_m: Annotated[tuple[Metres, Metres], Allowed("[nearest, farthest], metres > 0")]
     source: Source
 
     @model_validator(mode="after")
     def _consistent(self) -> "DepthCalibration":
-        if self.scale == 0:
-            raise ValueError("scale must be non-zero, got 0")
         if self.fit == "scale" and self.shift != 0:
             raise ValueError(f"fit 'scale' has no shift, got shift {self.shift:g} (use fit: scale-shift)")
         if self.range_m[0] > self.range_m[1]:
@@ -156,7 +160,7 @@ class DepthCalibration(_Part):
         return 1.0 / z if self.output == "relative-inverse" else z
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PixelIntrinsics:
     """Intrinsics at one frame size, in pixels (OpenCV convention), ready to use."""
 
@@ -183,15 +187,18 @@ class PixelIntrinsics:
         return math.degrees(2 * math.atan(self.height / (2 * self.fy)))
 
 
-class CameraProfile(_Part):
+@dataclass(frozen=True, config=SCHEMA, kw_only=True)
+class CameraProfile:
     """One camera: intrinsics, mounting, depth calibrations (see the module docstring)."""
 
     version: Literal[1] = 1
-    name: Annotated[str, Field(min_length=1)]
-    description: str = ""
+    name: Text
+    description: Annotated[str, Strict()] = ""
     intrinsics: Intrinsics | None = None
     mounting: Mounting | None = None
-    depth_calibrations: list[DepthCalibration] = []
+    depth_calibrations: Annotated[tuple[DepthCalibration, ...],
+                                  Allowed("a list of depth calibrations (see depth_calibrations in the profile's "
+                                          "comments)")] = ()
 
     @model_validator(mode="after")
     def _unique_models(self) -> "CameraProfile":
@@ -237,83 +244,17 @@ class CameraProfile(_Part):
 
     def with_depth_calibration(self, calibration: DepthCalibration) -> "CameraProfile":
         """A copy whose calibration for ``calibration.model`` is ``calibration`` (replacing an older one)."""
-        rest = [c for c in self.depth_calibrations if c.model != calibration.model]
-        return self.model_copy(update={"depth_calibrations": rest + [calibration]})
+        rest = tuple(c for c in self.depth_calibrations if c.model != calibration.model)
+        return dataclasses.replace(self, depth_calibrations=rest + (calibration,))
 
     def to_yaml(self, header: str = "") -> str:
         """The profile as commented YAML (``header`` lines go first, as comments)."""
-        data = self.model_dump(mode="python")
+        data = dataclasses.asdict(self)
         if data.get("intrinsics"):
             for key in ("fx", "fy", "hfov_deg", "vfov_deg", "dfov_deg"):  # only the form in use is written
                 if data["intrinsics"][key] is None:
                     del data["intrinsics"][key]
         return profile_to_yaml(data, header)
-
-
-# -- errors --------------------------------------------------------------------------------------------
-
-
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names valid at ``loc``'s parent, for 'did you mean'."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            continue
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        ann = field.annotation
-        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            inner = [a for arg in getattr(ann, "__args__", ()) for a in getattr(arg, "__args__", (arg,))]
-            candidates = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        current = candidates[0] if candidates else None
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def config_error_from_validation(exc: ValidationError, where: str, model: type[BaseModel] = CameraProfile) -> ConfigError:
-    """One line for the first error pydantic found: ``WHERE: KEY must ..., got VALUE`` (an unknown key first,
-    with the closest valid one).
-
-    The only place where pydantic's errors become ours (to be replaced by the shared schema adapter).
-    """
-    errors = exc.errors(include_url=False)
-    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
-    loc = tuple(err.get("loc", ()))
-    key = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
-    value = err.get("input")
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        valid = _fields_at(model, loc)
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(valid)}"
-        return ConfigError(f"{where}: unknown key '{key}' ({hint})")
-    if kind == "missing":
-        return ConfigError(f"{where}: missing required key '{key}'")
-    msg = err.get("msg", "is not valid").removeprefix("Value error, ")
-    shown = repr(value) if isinstance(value, str) else _short(value)
-    if kind == "literal_error":
-        expected = str((err.get("ctx") or {}).get("expected", ""))
-        allowed = re.findall(r"'([^']*)'", expected) or [expected]
-        close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return ConfigError(f"{where}: {key} must be one of {', '.join(allowed)}, got {shown}{hint}")
-    if kind == "value_error":
-        return ConfigError(f"{where}: {key + ': ' if key else ''}{msg}")
-    for prefix in ("Input should be ", "String should ", "List should ", "Tuple should "):
-        if msg.startswith(prefix):
-            msg = ("must be " if prefix == "Input should be " else "must ") + msg[len(prefix):]
-            break
-    else:
-        msg = f"is not valid ({msg})"
-    return ConfigError(f"{where}: {key or 'the document'} {msg}, got {shown}")
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, dict) else "a mapping"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # -- files ---------------------------------------------------------------------------------------------
@@ -323,23 +264,9 @@ def load_profile(path: str | Path) -> CameraProfile:
     """Read and validate a camera profile; every problem is one ConfigError naming the file and the key."""
     path = Path(path)
     where = f"camera profile {path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: file not found (write one with python -m stream calibrate, or see "
-                          f"data/vtest_pets2009.camera.yaml for the format)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: must be a mapping with at least 'name', got {type(data).__name__}")
-    try:
-        return CameraProfile.model_validate(data)
-    except ValidationError as exc:
-        raise config_error_from_validation(exc, where) from None
+    data = read_yaml_mapping(path, where, missing=f"{where}: file not found (write one with python -m stream calibrate, "
+                                                  f"or see data/vtest_pets2009.camera.yaml for the format)")
+    return validate(CameraProfile, data, where=f"{where}: ")
 
 
 def save_profile(profile: CameraProfile, path: str | Path, *, force: bool = False, header: str = "") -> Path:

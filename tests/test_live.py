@@ -192,8 +192,9 @@ def _mp4_frames(path) -> list[np.ndarray]:
 
 @pytest.mark.timeout(120)
 def test_latest_policy_counts_every_dropped_frame_and_reports_frame_age(tmp_path, demo_frames):
-    # 60 fps is faster than the detector on a 2-core CPU: frames must be dropped, never queued up.
-    src = Camera(demo_frames, fps=60, limit=120)
+    # 200 fps (5 ms a frame) is faster than the detector on a 2-core CPU (YOLOX-Nano about 15 ms): frames must be
+    # dropped, never queued up.
+    src = Camera(demo_frames, fps=200, limit=120)
     summary = run(_cfg(tmp_path), source=src)
     assert summary.policy == "latest" and summary.dropped > 0
     assert summary.frames + summary.dropped == src.served == 120

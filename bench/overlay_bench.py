@@ -1,0 +1,219 @@
+"""Overlay benchmark: how much of the objects the product found its own drawing hides, and what it costs.
+
+What is measured, exactly
+-------------------------
+The source (``demo``, a video file, a folder or glob of images) is decoded and each frame written as a
+lossless PNG into a temporary folder, scaled to ``--size`` when asked. The product then runs on that folder
+exactly as ``python -m stream --source FOLDER --output OUT/ --jsonl OUT.jsonl`` runs it (config, band and
+``--set`` overrides as given), writing each annotated frame as a PNG of the same name. The measure reads
+nothing of the overlay's own state: only the source PNG, the annotated PNG and the boxes of the JSONL.
+
+- A box **shown as found** is one in the JSONL (with a band, only the boxes inside it: boxes outside
+  the band are not reported as found, so they are not counted, and the tint over them is not a loss).
+- Its **inner area** is the box shrunk by ``shrink`` (15 %) of its width / height on every side: the part
+  that is the object rather than its outline or the label that sits at its edge.
+- A pixel is **painted over** when any colour channel of the annotated frame differs from the source
+  frame by more than ``pixel_threshold`` levels (24 of 255): a label, the inset, the HUD, a leader line,
+  a tint over the box. Smaller changes are not counted (none of the overlay's layers makes one).
+- A box is **hidden** when more than ``covered`` (20 %) of its inner area is painted over. The figure is
+  the share of shown boxes that are hidden, over all frames and over the busiest frames (the tenth of
+  the frames with the most boxes: the crowded scene).
+
+Whatever paints over a shown box counts, the tint included: a box the product reports inside the band
+is not to be tinted as outside it.
+
+Cost: the ``overlay`` milliseconds the product records per frame in the JSONL (``time.perf_counter``
+around the whole ``draw`` call, inside the running pipeline: the models run on the other threads
+meanwhile, so it is the cost on the hot path as the product runs, with its noise).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from depthstream.errors import ConfigError, StreamError
+from stream.app import run
+from stream.config import load_config
+from stream.sources import open_source
+
+from .stats import summarise
+
+log = logging.getLogger(__name__)
+
+SHRINK = 0.15
+PIXEL_THRESHOLD = 24
+COVERED = 0.20
+BUSIEST_SHARE = 0.10
+
+OVERLAY_TIMING = {
+    "measure": f"share of the boxes shown as found (the JSONL's boxes) whose inner area (box shrunk {SHRINK:.0%} "
+               f"per side) has more than {COVERED:.0%} of its pixels changed by more than {PIXEL_THRESHOLD} levels "
+               "in any channel, annotated PNG against source PNG",
+    "overlay_ms": "the product's own per-frame 'overlay' timing (JSONL timings_ms), inside the running pipeline",
+}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``640x360`` -> (640, 360) (width, height)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) < 16 or int(m.group(2)) < 16:
+        raise ConfigError(f"--size must be WIDTHxHEIGHT in pixels, each >= 16 (e.g. 640x360), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def extract_frames(source: str, folder: Path, *, size: tuple[int, int] | None, frames: int) -> int:
+    """Decode ``source`` into ``folder/frame_NNNNNN.png`` (lossless), resized to ``size`` (width, height)
+    when given; at most ``frames`` frames (0 = all). Returns how many were written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open_source(source) as src:
+        while not frames or n < frames:
+            frame = src.read()
+            if frame is None:
+                break
+            image = frame.image
+            if size is not None and (image.shape[1], image.shape[0]) != size:
+                shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            if not cv2.imwrite(str(folder / f"frame_{n:06d}.png"), image):
+                raise StreamError(f"cannot write {folder / f'frame_{n:06d}.png'} (disk full?)")
+            n += 1
+    if n == 0:
+        raise ConfigError(f"--source {source}: no frames to measure")
+    return n
+
+
+def inner_box(box: Sequence[float], width: int, height: int, shrink: float = SHRINK) -> tuple[int, int, int, int] | None:
+    """The box (x1, y1, x2, y2 pixels) shrunk by ``shrink`` of its size on every side, clipped to the frame,
+    as integer slice bounds (x1, y1, x2, y2 exclusive); None when nothing is left."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    dx, dy = (x2 - x1) * shrink, (y2 - y1) * shrink
+    ix1, iy1 = max(0, int(np.ceil(x1 + dx))), max(0, int(np.ceil(y1 + dy)))
+    ix2, iy2 = min(width, int(np.floor(x2 - dx)) + 1), min(height, int(np.floor(y2 - dy)) + 1)
+    if ix2 <= ix1 or iy2 <= iy1:
+        return None
+    return ix1, iy1, ix2, iy2
+
+
+def painted_fractions(source: np.ndarray, annotated: np.ndarray, boxes: Sequence[Sequence[float]], *,
+                      shrink: float = SHRINK, pixel_threshold: int = PIXEL_THRESHOLD) -> list[float]:
+    """Per box, the share of its inner area whose pixels the annotated frame changed by more than
+    ``pixel_threshold`` levels in any channel. Both images (H, W, 3) uint8 of one size."""
+    if source.shape != annotated.shape:
+        raise ValueError(f"annotated frame {annotated.shape} and source frame {source.shape} differ in size")
+    changed = cv2.absdiff(source, annotated).max(axis=2) > pixel_threshold
+    height, width = changed.shape
+    out = []
+    for box in boxes:
+        inner = inner_box(box, width, height, shrink)
+        if inner is None:
+            out.append(0.0)
+            continue
+        x1, y1, x2, y2 = inner
+        out.append(float(changed[y1:y2, x1:x2].mean()))
+    return out
+
+
+@dataclass
+class FrameMeasure:
+    name: str
+    size: tuple[int, int]  # width, height
+    fractions: list[float]
+    overlay_ms: float | None
+
+
+def measure_run(frames_dir: Path, out_dir: Path, jsonl: Path) -> list[FrameMeasure]:
+    """Pair each JSONL record with its source and annotated PNG (the folder source numbers frames in the
+    sorted order of their names) and measure every box."""
+    names = sorted(p.name for p in frames_dir.glob("*.png"))
+    measures = []
+    for line in jsonl.read_text().splitlines():
+        rec = json.loads(line)
+        name = names[rec["index"]]
+        src = cv2.imread(str(frames_dir / name), cv2.IMREAD_COLOR)
+        ann = cv2.imread(str(out_dir / name), cv2.IMREAD_COLOR)
+        if src is None or ann is None:
+            raise StreamError(f"frame {name}: the source or the annotated PNG is missing ({frames_dir}, {out_dir})")
+        boxes = [d["box"] for d in rec["detections"]]
+        measures.append(FrameMeasure(name, (src.shape[1], src.shape[0]), painted_fractions(src, ann, boxes),
+                                     rec["timings_ms"].get("overlay")))
+    return measures
+
+
+def summarise_measures(measures: Sequence[FrameMeasure], covered: float = COVERED) -> dict:
+    """Boxes, hidden boxes and their share over these frames."""
+    fractions = [f for m in measures for f in m.fractions]
+    hidden = sum(f > covered for f in fractions)
+    return {
+        "frames": len(measures),
+        "boxes": len(fractions),
+        "hidden": int(hidden),
+        "hidden_share": round(hidden / len(fractions), 4) if fractions else None,
+        "mean_painted_share": round(float(np.mean(fractions)), 4) if fractions else None,
+    }
+
+
+def bench_overlay(*, source: str, size: tuple[int, int] | None, frames: int, closer_than: float | None,
+                  further_than: float | None, config: str | None, sets: Sequence[str], keep: Path | None) -> dict:
+    """Run the product on ``source`` and measure its annotated frames; the results block of the report."""
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise ConfigError(f"--keep {keep}: the folder is not empty; give a new or empty folder for the frames")
+    with tempfile.TemporaryDirectory(prefix="overlay-bench-") as tmp:
+        work = keep if keep is not None else Path(tmp)  # --keep: the frames stay there to look at
+        frames_dir, out_dir, jsonl = work / "frames", work / "annotated", work / "annotated.jsonl"
+        n = extract_frames(source, frames_dir, size=size, frames=frames)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        overrides = {"source.uri": str(frames_dir), "output.mp4": str(out_dir), "output.jsonl": str(jsonl),
+                     "band.closer_than": closer_than, "band.further_than": further_than}
+        cfg = load_config(config, list(sets), overrides)
+        log.info("overlay bench: %d frames of %s%s through the product", n, source,
+                 f" at {size[0]}x{size[1]}" if size else "")
+        summary = run(cfg)
+        measures = measure_run(frames_dir, out_dir, jsonl)
+    busiest_n = max(1, round(len(measures) * BUSIEST_SHARE))
+    busiest = sorted(measures, key=lambda m: (-len(m.fractions), m.name))[:busiest_n]
+    ms = [m.overlay_ms for m in measures if m.overlay_ms is not None]
+    return {
+        "settings": {"source": source, "size": list(size) if size else None, "frames": n, "band": summary.band,
+                     "shrink": SHRINK, "pixel_threshold": PIXEL_THRESHOLD, "covered": COVERED,
+                     "busiest_share": BUSIEST_SHARE, "config": config, "set": list(sets),
+                     "frame_sizes": sorted({f"{m.size[0]}x{m.size[1]}" for m in measures})},
+        "all": summarise_measures(measures),
+        "busiest": {**summarise_measures(busiest), "boxes_per_frame_min": min(len(m.fractions) for m in busiest)},
+        "overlay_ms": summarise(ms).as_dict() if ms else None,
+        "per_frame": [{"name": m.name, "boxes": len(m.fractions), "hidden": sum(f > COVERED for f in m.fractions),
+                       "overlay_ms": m.overlay_ms} for m in measures],
+    }
+
+
+def overlay_markdown(report: dict) -> str:
+    s = report["settings"]
+    size = f"{s['size'][0]}x{s['size'][1]}" if s["size"] else "as decoded"
+    lines = [
+        f"# Overlay: boxes hidden by the drawing ({s['source']}, {size}, band: {s['band']})",
+        "",
+        f"Hidden = more than {s['covered']:.0%} of the box's inner area (shrunk {s['shrink']:.0%} per side) "
+        f"changed by more than {s['pixel_threshold']} levels. Command: `{report['command']}`",
+        "",
+        "| frames | boxes | hidden | hidden share | mean painted share of a box |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in (("all", "all"), ("busiest", f"busiest {s['busiest_share']:.0%}")):
+        r = report[key]
+        share = "—" if r["hidden_share"] is None else f"{100 * r['hidden_share']:.1f} %"
+        mean = "—" if r["mean_painted_share"] is None else f"{100 * r['mean_painted_share']:.1f} %"
+        lines.append(f"| {label} ({r['frames']}) | {r['boxes']} | {r['hidden']} | {share} | {mean} |")
+    ms = report["overlay_ms"]
+    if ms:
+        lines += ["", f"overlay ms per frame (in the running product): p50 {ms['p50']:.2f}, p95 {ms['p95']:.2f}, "
+                      f"mean {ms['mean']:.2f} over {ms['n']} frames"]
+    return "\n".join(lines)

@@ -3,10 +3,12 @@
 What is measured, exactly
 -------------------------
 The source (``demo``, a video file, a folder or glob of images) is decoded and each frame written as a
-lossless PNG into a temporary folder, scaled to ``--size`` when asked. The product then runs on that folder
-exactly as ``python -m stream --source FOLDER --output OUT/ --jsonl OUT.jsonl`` runs it (config, band and
-``--set`` overrides as given), writing each annotated frame as a PNG of the same name. The measure reads
-nothing of the overlay's own state: only the source PNG, the annotated PNG and the boxes of the JSONL.
+lossless PNG into a temporary folder, scaled to ``--size`` when asked. The product then runs on those
+frames as ``python -m stream --source SOURCE --output OUT/ --jsonl OUT.jsonl`` runs (``stream.app.run``;
+config, band and ``--set`` overrides as given), a video's frames played back as a video (the overlay
+remembers recent frames), a folder of photos as photos, and writes each annotated frame as a PNG of the
+same name. The measure reads nothing of the overlay's own state: only the source PNG, the annotated PNG
+and the boxes of the JSONL.
 
 - A box **shown as found** is one in the JSONL (with a band, only the boxes inside it: boxes outside
   the band are not reported as found, so they are not counted, and the tint over them is not a loss).
@@ -34,6 +36,7 @@ import logging
 import re
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +46,7 @@ import numpy as np
 from depthstream.errors import ConfigError, StreamError
 from stream.app import run
 from stream.config import load_config
-from stream.sources import open_source
+from stream.sources import ImagesSource, Source, open_source
 
 from .stats import summarise
 
@@ -70,12 +73,29 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def extract_frames(source: str, folder: Path, *, size: tuple[int, int] | None, frames: int) -> int:
+class PngVideoSource(ImagesSource):
+    """The PNG frames of a video, handed out as that video (its frame rate; one scene, so the overlay
+    remembers recent frames), written back under their PNG names (lossless)."""
+
+    stills = False
+
+    def __init__(self, folder: Path, fps: Fraction | None) -> None:
+        super().__init__(str(folder), sorted(folder.glob("*.png")))
+        self._fps = fps
+
+    @property
+    def fps(self) -> Fraction | None:
+        return self._fps
+
+
+def extract_frames(source: str, folder: Path, *, size: tuple[int, int] | None, frames: int) -> tuple[int, Source]:
     """Decode ``source`` into ``folder/frame_NNNNNN.png`` (lossless), resized to ``size`` (width, height)
-    when given; at most ``frames`` frames (0 = all). Returns how many were written."""
+    when given; at most ``frames`` frames (0 = all). Returns how many were written and the source the
+    product is to read them from: a video's frames as a video, photos as a folder of photos."""
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
     with open_source(source) as src:
+        stills, fps = src.stills, src.fps
         while not frames or n < frames:
             frame = src.read()
             if frame is None:
@@ -89,7 +109,7 @@ def extract_frames(source: str, folder: Path, *, size: tuple[int, int] | None, f
             n += 1
     if n == 0:
         raise ConfigError(f"--source {source}: no frames to measure")
-    return n
+    return n, (open_source(str(folder)) if stills else PngVideoSource(folder, fps))
 
 
 def inner_box(box: Sequence[float], width: int, height: int, shrink: float = SHRINK) -> tuple[int, int, int, int] | None:
@@ -170,14 +190,14 @@ def bench_overlay(*, source: str, size: tuple[int, int] | None, frames: int, clo
     with tempfile.TemporaryDirectory(prefix="overlay-bench-") as tmp:
         work = keep if keep is not None else Path(tmp)  # --keep: the frames stay there to look at
         frames_dir, out_dir, jsonl = work / "frames", work / "annotated", work / "annotated.jsonl"
-        n = extract_frames(source, frames_dir, size=size, frames=frames)
+        n, frames_source = extract_frames(source, frames_dir, size=size, frames=frames)
         out_dir.mkdir(parents=True, exist_ok=True)
-        overrides = {"source.uri": str(frames_dir), "output.mp4": str(out_dir), "output.jsonl": str(jsonl),
+        overrides = {"output.mp4": str(out_dir), "output.jsonl": str(jsonl),
                      "band.closer_than": closer_than, "band.further_than": further_than}
         cfg = load_config(config, list(sets), overrides)
         log.info("overlay bench: %d frames of %s%s through the product", n, source,
                  f" at {size[0]}x{size[1]}" if size else "")
-        summary = run(cfg)
+        summary = run(cfg, source=frames_source)
         measures = measure_run(frames_dir, out_dir, jsonl)
     busiest_n = max(1, round(len(measures) * BUSIEST_SHARE))
     busiest = sorted(measures, key=lambda m: (-len(m.fractions), m.name))[:busiest_n]

@@ -26,7 +26,7 @@ from .config import Config
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
-from .overlay import OverlayOptions, draw
+from .overlay import Overlay, OverlayOptions
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
 from depthstream.errors import ConfigError
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
@@ -256,11 +256,11 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         if getattr(depth, "engine", None) is not None:
             summary.providers["depth"] = engine_providers(depth.engine)
         summary.depth_kind = depth.kind
-        options = OverlayOptions(
+        overlay = Overlay(OverlayOptions(
             tint_bgr=tuple(cfg.overlay.tint_bgr), tint_alpha=cfg.overlay.tint_alpha,
             depth_inset=cfg.overlay.depth_inset, inset_fraction=cfg.overlay.inset_fraction,
-            inset_max_m=cfg.overlay.inset_max_m, hud=cfg.overlay.hud,
-        )
+            hud=cfg.overlay.hud, timings=cfg.overlay.timings, scores=cfg.overlay.scores,
+        ), detector.class_names, stills=src.stills)
         pipeline = Pipeline(
             src, make_stages(cfg, depth, detector, band, stat), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
@@ -277,7 +277,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                 fps = fps_meter.tick()
                 t0 = time.perf_counter()
                 shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
-                image = draw(shown, names, fps=fps, band_text=band_text, options=options)
+                image = overlay.draw(shown, fps=fps, band_text=band_text)
                 res = res.timed("overlay", _ms(t0))
                 if folder is not None:
                     t0 = time.perf_counter()

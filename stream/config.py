@@ -100,10 +100,11 @@ class MaskConfig:
 class OverlayConfig:
     tint_bgr: tuple[int, ...] = (40, 40, 160)
     tint_alpha: float = field(default=0.45, metadata=_UNIT)
-    depth_inset: bool = True
-    inset_fraction: float = field(default=0.25, metadata=_check(lambda v: 0.05 <= v <= 0.5, "a fraction in [0.05, 0.5]"))
-    inset_max_m: float = field(default=40.0, metadata=_POSITIVE)
+    depth_inset: bool | Literal["auto"] = "auto"
+    inset_fraction: float = field(default=0.2, metadata=_check(lambda v: 0.05 <= v <= 0.5, "a fraction in [0.05, 0.5]"))
     hud: bool = True
+    timings: bool = False
+    scores: bool = False
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class Outage:
 
 class Source(abc.ABC):
     live: bool = False
+    stills: bool = False  # True: the frames are unrelated pictures (photos), not one scene over time
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -261,6 +262,8 @@ class VideoFileSource(Source):
 
 class ImagesSource(Source):
     """A folder of images (sorted by name) or a glob pattern."""
+
+    stills = True
 
     def __init__(self, uri: str, paths: list[Path]) -> None:
         super().__init__(uri)

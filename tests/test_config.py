@@ -39,6 +39,8 @@ def test_set_overrides_and_parses_yaml_values():
     assert cfg.detect.conf == 0.4
     assert cfg.detect.classes == ("person", "car")
     assert cfg.overlay.hud is False
+    assert load_config().overlay.depth_inset == "auto"
+    assert load_config(sets=["overlay.depth_inset=true", "overlay.timings=true"]).overlay.depth_inset is True
 
 
 def test_flags_override_set():
@@ -66,6 +68,10 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("pipeline.queue_size=0", r"pipeline.queue_size: got 0, expected an integer in 1..256"),
         ("mask.blur_ksize=4", r"mask.blur_ksize: got 4, expected an odd integer >= 3"),
         ("overlay.hud=maybe", r"overlay.hud: got 'maybe', expected true or false"),
+        ("overlay.depth_inset=sometimes", r"overlay.depth_inset: got 'sometimes', expected true or false or auto"),
+        ("overlay.inset_fraction=0.9", r"overlay.inset_fraction: got 0.9, expected a fraction in \[0.05, 0.5\]"),
+        ("overlay.timings=yes please", r"overlay.timings: got 'yes please', expected true or false"),
+        ("overlay.inset_max_m=40", r"unknown config key 'overlay.inset_max_m'"),
         ("detect.conf", r"--set expects key=value"),
     ],
 )

@@ -47,7 +47,7 @@ from depthstream.types import DepthMap, Detections, Result
 
 from .overlay_hud import HUD_DIM, draw_hud, hud_rows, hud_size
 from .overlay_layout import (FONT, HISTORY_FRAMES, TextStyle, box_colours, box_rects, choose_corners, class_hue,
-                             corner_rect, hue_colour, inner_rects, leader_line, place_labels)
+                             corner_rects, hue_colour, inner_rects, leader_line, place_labels)
 
 __all__ = ["OverlayOptions", "Overlay", "draw", "colorize_depth", "class_colour", "label_text", "INSET_MIN_SIDE"]
 
@@ -193,16 +193,10 @@ class Overlay:
         out = image.copy()
         if tinted:
             _tint_outside(out, image, result.mask, outline, opts)
-        fixed = []
-        hud_rect = None
-        if hud_corner is not None and hud is not None:
-            hud_rect = corner_rect(hud_corner, *hud, width, height)
-            fixed.append(hud_rect)
-        if inset_corner is not None and inset is not None and result.depth is not None:
-            rect = corner_rect(inset_corner, *inset_size, width, height, style.pad,
-                               hud[1] if hud_corner == inset_corner and hud else 0)
-            self._draw_inset(out, result.depth, rect, inset, inner, style)
-            fixed.append(rect)
+        hud_rect, inset_rect = corner_rects(hud_corner, inset_corner, hud, inset_size, width, height, style.pad)
+        if inset_rect is not None and result.depth is not None:
+            self._draw_inset(out, result.depth, inset_rect, inset, inner, style)
+        fixed = [r for r in (hud_rect, inset_rect) if r is not None]
         colours = box_colours(dets.xyxy, dets.class_id, dets.track_id, near_px=2 * style.px)
         for (x0, y0, x1, y1), colour in zip(np.rint(np.nan_to_num(dets.xyxy)).astype(int).tolist(), colours):
             cv2.rectangle(out, (x0, y0), (x1, y1), colour, style.line_px, cv2.LINE_8)

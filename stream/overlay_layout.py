@@ -298,14 +298,28 @@ def corner_rect(corner: str, w: int, h: int, width: int, height: int, margin: in
     return np.array([x0, y0, x0 + w, y0 + h], np.int64)
 
 
+def corner_rects(hud_corner: str | None, inset_corner: str | None, hud: tuple[int, int] | None,
+                 inset: tuple[int, int] | None, width: int, height: int, margin: int = 0) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The HUD's (w, h) rectangle at the frame's edge in ``hud_corner`` and the inset's (w, h) ``margin``
+    pixels in from ``inset_corner``; an inset that would meet the HUD (same corner, or the same edge with
+    no room between them) sits beside it, further from that edge."""
+    hud_rect = None if hud_corner is None or hud is None else corner_rect(hud_corner, hud[0], hud[1], width, height)
+    if inset_corner is None or inset is None:
+        return hud_rect, None
+    inset_rect = corner_rect(inset_corner, inset[0], inset[1], width, height, margin)
+    if hud_rect is not None and hud_corner[0] == inset_corner[0] and overlap_area(hud_rect, inset_rect)[0, 0] > 0:
+        inset_rect = corner_rect(inset_corner, inset[0], inset[1], width, height, margin, hud[1])
+    return hud_rect, inset_rect
+
+
 def choose_corners(width: int, height: int, hud: tuple[int, int] | None, inset: tuple[int, int] | None,
                    history: Sequence[np.ndarray], current: tuple[str | None, str | None] | None = None,
                    margin: int = 0) -> tuple[str | None, str | None]:
     """The corners (tl, tr, bl, br; None for what is not drawn) for the HUD (w, h) at the frame's edge and
     the inset (w, h) ``margin`` pixels in: the pair whose rectangles meet the fewest inner areas of the
     boxes in ``history`` (one (M, 4) array per recent frame), the preferred pair on a tie. ``current``
-    stays unless the best covers at least SWITCH_MIN and SWITCH_MARGIN fewer boxes. An inset in the HUD's
-    corner sits beside the HUD; one that does not fit in the frame is not drawn."""
+    stays unless the best covers at least SWITCH_MIN and SWITCH_MARGIN fewer boxes. An inset that would
+    meet the HUD sits beside it (:func:`corner_rects`); one that does not fit in the frame is not drawn."""
     boxes = np.concatenate([np.asarray(h, np.int64).reshape(-1, 4) for h in history]) if history else np.zeros((0, 4), np.int64)
     hud_corners = HUD_PREFERENCE if hud is not None else (None,)
     inset_corners = INSET_PREFERENCE if inset is not None else (None,)
@@ -315,12 +329,10 @@ def choose_corners(width: int, height: int, hud: tuple[int, int] | None, inset: 
     pairs = [(hc, ic) for hc in hud_corners for ic in inset_corners]
     rects, owner = [], []
     for p, (hc, ic) in enumerate(pairs):
-        if hc is not None:
-            rects.append(corner_rect(hc, hud[0], hud[1], width, height))
-            owner.append(p)
-        if ic is not None:
-            rects.append(corner_rect(ic, inset[0], inset[1], width, height, margin, hud[1] if hc == ic else 0))
-            owner.append(p)
+        for rect in corner_rects(hc, ic, hud, inset, width, height, margin):
+            if rect is not None:
+                rects.append(rect)
+                owner.append(p)
     met = np.zeros(len(pairs), np.int64)
     if rects and len(boxes):
         np.add.at(met, owner, (overlap_area(np.array(rects), boxes) > 0).sum(1))

@@ -12,7 +12,7 @@ import pytest
 
 from depthstream.types import DepthMap, Detections, Frame, Result
 from stream.overlay import Overlay, OverlayOptions, class_colour, colorize_depth, draw, label_text
-from stream.overlay_layout import TextStyle, box_rects, inner_rects, place_labels
+from stream.overlay_layout import CORNERS, TextStyle, box_rects, corner_rects, inner_rects, place_labels
 
 GREY = 120
 NAMES = ["person", "bicycle", "car", "motorcycle", "airplane"]
@@ -284,6 +284,15 @@ def test_inset_corner_follows_recent_frames_and_does_not_flicker() -> None:
     for _ in range(30):  # people keep standing there: the inset moves
         overlay.draw(make_result(image, dets=boxes([passer_by]), depth=depth), fps=None, band_text=None)
     assert overlay.corners[1] != corner
+
+
+def test_inset_and_hud_never_meet() -> None:
+    """A HUD as wide as most of the frame and the inset on the same edge: the inset moves beside it."""
+    for hud_corner in CORNERS:
+        for inset_corner in CORNERS:
+            hud, inset = corner_rects(hud_corner, inset_corner, (600, 40), (128, 116), 640, 480, margin=2)
+            assert not _meet(hud, inset), (hud_corner, inset_corner)
+            assert 0 <= inset[0] and inset[2] <= 640 and 0 <= inset[1] and inset[3] <= 480
 
 
 def test_inset_left_out_of_small_frames_unless_asked() -> None:

@@ -24,17 +24,27 @@ and the boxes of the JSONL.
 Whatever paints over a shown box counts, the tint included: a box the product reports inside the band
 is not to be tinted as outside it.
 
-Cost: the ``overlay`` milliseconds the product records per frame in the JSONL (``time.perf_counter``
-around the whole ``draw`` call, inside the running pipeline: the models run on the other threads
-meanwhile, so it is the cost on the hot path as the product runs, with its noise).
+Cost, two figures:
+
+- ``overlay_ms``: what the product records per frame in the JSONL (``time.perf_counter`` around the
+  whole overlay call, inside the running pipeline: the models run on the other threads meanwhile, so it
+  is the cost on the hot path as the product runs, with its noise);
+- ``draw_ms``: ``stream.overlay.draw`` alone, replayed afterwards on one thread over the same frames with
+  the boxes of the JSONL, the depth map and band mask recomputed as the product makes them, and the
+  overlay options of the config; each frame drawn ``REPLAY_ROUNDS`` times, its fastest kept (the
+  others are what other processes took from the cores). The same call exists in older versions of
+  the overlay, so two versions compare through this one command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +54,7 @@ import cv2
 import numpy as np
 
 from depthstream.errors import ConfigError, StreamError
+from depthstream.types import Detections, Frame, Result
 from stream.app import run
 from stream.config import load_config
 from stream.sources import ImagesSource, Source, open_source
@@ -56,12 +67,15 @@ SHRINK = 0.15
 PIXEL_THRESHOLD = 24
 COVERED = 0.20
 BUSIEST_SHARE = 0.10
+REPLAY_ROUNDS = 3
 
 OVERLAY_TIMING = {
     "measure": f"share of the boxes shown as found (the JSONL's boxes) whose inner area (box shrunk {SHRINK:.0%} "
                f"per side) has more than {COVERED:.0%} of its pixels changed by more than {PIXEL_THRESHOLD} levels "
                "in any channel, annotated PNG against source PNG",
     "overlay_ms": "the product's own per-frame 'overlay' timing (JSONL timings_ms), inside the running pipeline",
+    "draw_ms": f"stream.overlay.draw alone on one thread, replayed over the same frames and boxes, fastest of "
+               f"{REPLAY_ROUNDS} per frame",
 }
 
 
@@ -169,6 +183,46 @@ def measure_run(frames_dir: Path, out_dir: Path, jsonl: Path) -> list[FrameMeasu
     return measures
 
 
+def replay_draw_ms(cfg, frames_dir: Path, jsonl: Path, rounds: int = REPLAY_ROUNDS) -> list[float]:
+    """Milliseconds of ``stream.overlay.draw`` per frame, the fastest of ``rounds`` calls, over the frames
+    of a run: its boxes from the JSONL, depth and band mask recomputed as the product makes them."""
+    from stream.app import build_depth
+    from stream.mask import DistanceBand, band_mask
+    from stream.overlay import OverlayOptions, draw
+
+    options = OverlayOptions(**{f.name: getattr(cfg.overlay, f.name) for f in dataclasses.fields(OverlayOptions)
+                                if hasattr(cfg.overlay, f.name)})
+    band = DistanceBand(cfg.band.closer_than, cfg.band.further_than)
+    band_text = band.describe() if band.active else None
+    names = sorted(p.name for p in frames_dir.glob("*.png"))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    seen = {d["class_id"]: d["class"] for rec in records for d in rec["detections"]}
+    class_names = [seen.get(i, f"class {i}") for i in range(max(seen, default=-1) + 1)]
+    depth = build_depth(cfg, 1)
+    depth.open()
+    cv2.setNumThreads(1)  # as the product runs it
+    out = []
+    try:
+        for rec in records:
+            image = cv2.imread(str(frames_dir / names[rec["index"]]), cv2.IMREAD_COLOR)
+            frame = Frame(image, rec["index"], None, 0, "replay")
+            dm = depth(frame)
+            ds = rec["detections"]
+            dets = Detections(np.array([d["box"] for d in ds], np.float32).reshape(-1, 4), [d["score"] for d in ds],
+                              [d["class_id"] for d in ds], [np.nan if d["depth_m"] is None else d["depth_m"] for d in ds])
+            timings = {k: v for k, v in rec["timings_ms"].items() if k in ("decode", "depth", "detect", "box_depth")}
+            result = Result(frame, dm, band_mask(dm, band) if band.active else None, dets, timings)
+            best = math.inf
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                draw(result, class_names, fps=10.0, band_text=band_text, options=options)
+                best = min(best, (time.perf_counter() - t0) * 1e3)
+            out.append(best)
+    finally:
+        depth.close()
+    return out
+
+
 def summarise_measures(measures: Sequence[FrameMeasure], covered: float = COVERED) -> dict:
     """Boxes, hidden boxes and their share over these frames."""
     fractions = [f for m in measures for f in m.fractions]
@@ -199,6 +253,7 @@ def bench_overlay(*, source: str, size: tuple[int, int] | None, frames: int, clo
                  f" at {size[0]}x{size[1]}" if size else "")
         summary = run(cfg, source=frames_source)
         measures = measure_run(frames_dir, out_dir, jsonl)
+        draw_ms = replay_draw_ms(cfg, frames_dir, jsonl)
     busiest_n = max(1, round(len(measures) * BUSIEST_SHARE))
     busiest = sorted(measures, key=lambda m: (-len(m.fractions), m.name))[:busiest_n]
     ms = [m.overlay_ms for m in measures if m.overlay_ms is not None]
@@ -210,6 +265,7 @@ def bench_overlay(*, source: str, size: tuple[int, int] | None, frames: int, clo
         "all": summarise_measures(measures),
         "busiest": {**summarise_measures(busiest), "boxes_per_frame_min": min(len(m.fractions) for m in busiest)},
         "overlay_ms": summarise(ms).as_dict() if ms else None,
+        "draw_ms": summarise(draw_ms).as_dict() if draw_ms else None,
         "per_frame": [{"name": m.name, "boxes": len(m.fractions), "hidden": sum(f > COVERED for f in m.fractions),
                        "overlay_ms": m.overlay_ms} for m in measures],
     }
@@ -236,4 +292,8 @@ def overlay_markdown(report: dict) -> str:
     if ms:
         lines += ["", f"overlay ms per frame (in the running product): p50 {ms['p50']:.2f}, p95 {ms['p95']:.2f}, "
                       f"mean {ms['mean']:.2f} over {ms['n']} frames"]
+    ms = report["draw_ms"]
+    if ms:
+        lines += [f"draw ms per frame (alone, one thread, fastest of {REPLAY_ROUNDS}): p50 {ms['p50']:.2f}, "
+                  f"p95 {ms['p95']:.2f}, mean {ms['mean']:.2f}"]
     return "\n".join(lines)

@@ -68,6 +68,7 @@ SCHEMAS = {
     "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
               "metrics": DEPTH_METRICS, "per_image": [None]},
     "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
+                "draw_ms": None,
                 "per_frame": [None]},
 }
 

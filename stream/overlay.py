@@ -112,18 +112,20 @@ def colorize_depth(metres: np.ndarray, near_m: float, far_m: float) -> np.ndarra
     if not (math.isfinite(near_m) and math.isfinite(far_m) and 0 <= near_m < far_m):
         raise ValueError(f"colorize_depth needs a range of metres 0 <= near < far, got {near_m!r}..{far_m!r}")
     m = m.astype(np.float32, copy=False)
-    with np.errstate(invalid="ignore"):
-        invalid = ~(np.isfinite(m) & (m > 0))
-    # Index 255 = near (warm end of TURBO), 0 = far or further.
-    level = np.clip(np.nan_to_num(m, nan=far_m, posinf=far_m, neginf=far_m), near_m, far_m)
-    level = cv2.convertScaleAbs(level, alpha=-255.0 / (far_m - near_m), beta=255.0 * far_m / (far_m - near_m))
-    out = _TURBO[level]
-    out[invalid] = 0
-    return out
+    # Index 255 = near (warm end of TURBO), 0 = far or further; invalid pixels get any index, then black.
+    level = cv2.convertScaleAbs(np.clip(m, near_m, far_m), alpha=-255.0 / (far_m - near_m),
+                                beta=255.0 * far_m / (far_m - near_m))
+    colours = cv2.applyColorMap(level, _TURBO)
+    return cv2.bitwise_and(colours, colours, mask=_valid(m))
 
 
-# OpenCV's TURBO colour map as a lookup table (applyColorMap rebuilds its table on every call).
-_TURBO = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0, :]
+def _valid(m: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: 255 where ``m`` (float32 metres) is finite and > 0 (NaN compares false), else 0."""
+    return cv2.inRange(m, float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+
+
+# OpenCV's TURBO colour map as a user table (applyColorMap rebuilds a named map's table on every call).
+_TURBO = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO)
 
 
 @functools.lru_cache(maxsize=8)
@@ -230,10 +232,9 @@ class Overlay:
         """The inset's range of metres: the source's own, else 0..the farthest seen so far (rounded up)."""
         if depth.valid_range_m is not None:
             return float(depth.valid_range_m[0]), float(depth.valid_range_m[1])
-        with np.errstate(invalid="ignore"):
-            valid = small[np.isfinite(small) & (small > 0)]
-        if valid.size:
-            self._far_seen = max(self._far_seen, _nice_ceil(float(valid.max())))
+        valid = _valid(small)
+        if valid.any():
+            self._far_seen = max(self._far_seen, _nice_ceil(cv2.minMaxLoc(small, mask=valid)[1]))
         return (0.0, self._far_seen) if self._far_seen > 0 else None
 
     def _draw_inset(self, out: np.ndarray, depth: DepthMap, rect: np.ndarray, geometry: tuple[int, int, int],

@@ -22,6 +22,8 @@ EPILOG = """examples:
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
+  python -m bench overlay --source demo --closer-than 30
+  python -m bench overlay --source demo --size 640x360 --stem overlay-640
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
 
@@ -127,7 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera profile with the intrinsics (default: calibrate from these photos)")
     pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
     pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    po = sub.add_parser("overlay", help="share of the found objects the overlay hides, and its ms per frame",
+                        description="Runs the product on the source's frames (as lossless PNGs) and compares each "
+                                    "annotated frame with its source inside every reported box. See "
+                                    "bench/overlay_bench.py.")
+    po.add_argument("--source", default="demo", help="demo (default), a video file, a folder or glob of images")
+    po.add_argument("--size", type=_size, default=None, metavar="WxH",
+                    help="scale every frame to this size first, e.g. 640x360 or 1920x1080 (default: as decoded)")
+    po.add_argument("--frames", type=_positive(int, "--frames", 0), default=0, help="at most this many frames (default 0 = all)")
+    po.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-6), default=None, metavar="M",
+                    help="the distance band, metres (default: no band)")
+    po.add_argument("--further-than", type=_positive(float, "--further-than", 1e-6), default=None, metavar="M")
+    po.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
+    po.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    po.add_argument("--keep", metavar="DIR", default=None, help="keep the source and annotated frames in this new folder")
+    po.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the report (default {DEFAULT_OUT})")
+    po.add_argument("--stem", default="overlay", help="report file names: STEM.json, STEM.md (default overlay)")
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    from .overlay_bench import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _write(report: dict, out: Path, stem: str, markdown: str) -> list[Path]:
@@ -203,7 +230,22 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     return [out / "boards.json"]
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd}
+def cmd_overlay(args, argv: list[str]) -> list[Path]:
+    from .overlay_bench import OVERLAY_TIMING, bench_overlay, overlay_markdown
+    from .report import new_report
+
+    results = bench_overlay(source=args.source, size=args.size, frames=args.frames, closer_than=args.closer_than,
+                            further_than=args.further_than, config=args.config, sets=args.set,
+                            keep=Path(args.keep) if args.keep else None)
+    report = new_report("overlay", argv, results, dict(OVERLAY_TIMING), args.loadavg_before)
+    md = overlay_markdown(report)
+    paths = _write(report, Path(args.out), args.stem, md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd,
+            "overlay": cmd_overlay}
 
 
 def main(argv: list[str] | None = None) -> int:

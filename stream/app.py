@@ -26,7 +26,7 @@ from .boxdepth import assign_box_depth
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
-from .overlay import draw
+from .overlay import Overlay
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
 from .outputs import Outputs, refuse_output_over_source
 from .sinks import frame_record
@@ -217,15 +217,17 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
 
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             names, backend: str, on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+             overlay: Overlay, backend: str, on_frame: Callable[[int, int | None], None] | None,
+             total: int | None) -> str | None:
     """Every result: overlay, outputs, summary. Returns why the run stopped early (None: the pipeline ended)."""
+    names = overlay.class_names
     fps_meter = _Fps()
     band_text = cfg.band.describe() if cfg.band.active else None
     for res in pipeline.results():
         fps = fps_meter.tick()
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
-        image = draw(shown, names, fps=fps, band_text=band_text, options=cfg.overlay)
+        image = overlay.draw(shown, fps=fps, band_text=band_text)
         res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
         age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
@@ -269,13 +271,14 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         backend = _describe_models(summary, cfg, depth, detector)
+        overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         pipeline = Pipeline(
             src, make_stages(cfg, depth, detector, stat), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, detector.class_names, backend, on_frame,
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, backend, on_frame,
                                   _frame_total(cfg, src))
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run

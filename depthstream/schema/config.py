@@ -243,14 +243,20 @@ Byte = Annotated[int, Strict(), Field(ge=0, le=255)]
 
 @dataclass(frozen=True, config=SCHEMA)
 class OverlayConfig:
-    """``overlay``: what is drawn on the annotated frames."""
+    """``overlay``: what is drawn on the annotated frames (:mod:`stream.overlay`).
+
+    depth_inset: ``auto`` draws the depth inset on frames whose shorter side has at least
+    ``stream.overlay.INSET_MIN_SIDE`` pixels; ``timings``: per-stage milliseconds in the HUD; ``scores``:
+    the detector's score in each label.
+    """
 
     tint_bgr: Annotated[tuple[Byte, Byte, Byte], Allowed("three integers 0..255 (B, G, R)")] = (40, 40, 160)
     tint_alpha: Fraction01 = 0.45
-    depth_inset: Flag = True
-    inset_fraction: InsetFraction = 0.25
-    inset_max_m: PositiveMetres = 40.0
+    depth_inset: Flag | Literal["auto"] = "auto"
+    inset_fraction: InsetFraction = 0.2
     hud: Flag = True
+    timings: Flag = False
+    scores: Flag = False
 
 
 @dataclass(frozen=True, config=SCHEMA)

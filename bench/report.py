@@ -67,6 +67,9 @@ SCHEMAS = {
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
     "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
               "metrics": DEPTH_METRICS, "per_image": [None]},
+    "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
+                                  "filtered_jumps": None, "raw_share": None, "filtered_share": None,
+                                  "per_track": None, "events": None}]},
 }
 
 

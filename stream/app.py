@@ -27,10 +27,13 @@ from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
 from .mask import DistanceBand, band_mask, fill_outside
 from .overlay import OverlayOptions, draw
-from .pipeline import Interrupted, Pipeline, RunStats, Stages
+from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
 from depthstream.errors import ConfigError
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, frame_record, prepare_output_path
 from .sources import LiveOptions, Source, open_source
+from .track import TrackStage, band_metres, build_track_stage
+from .track.deliver import delivery_target
+from .track.records import event_record
 from depthstream.types import Result
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,10 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: DistanceBand, stat: str) -> Stages:
+def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: DistanceBand, stat: str,
+                track: TrackStage | None = None) -> Stages:
+    """The layout's stages. ``track`` (tracks, filtered distances, events) runs in ``finish`` between the per-box
+    depth and the band filter, which then uses the tracks' filtered distances."""
     serial = cfg.pipeline.layout == "serial"
 
     def depth_stage(res: Result) -> Result:
@@ -140,9 +146,12 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, band: Dis
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        res = res.timed("box_depth", _ms(t0), detections=dets)
+        if track is not None:
+            res = track(res)
         if band.active:
-            dets = dets[band.contains(dets.depth_m)]
-        return res.timed("box_depth", _ms(t0), detections=dets)
+            res = replace(res, detections=res.detections[band.contains(band_metres(res.detections))])
+        return res
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
 
@@ -170,6 +179,11 @@ class Summary:
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
+    tracks: int | None = None  # track ids handed out (None: tracking off)
+    distances_rejected: tuple[int, int] = (0, 0)  # (raw distances rejected as outliers, raw distances of tracked boxes)
+    events: dict[str, int] = field(default_factory=dict)  # event kind -> count
+    delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
+    delivery_target: str = ""
 
     @property
     def fps(self) -> float:
@@ -180,7 +194,7 @@ class Summary:
 
 
 # Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
-MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "overlay", "encode")
+MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "track", "overlay", "encode")
 
 
 class _Fps:
@@ -218,6 +232,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
     band = DistanceBand(cfg.band.closer_than, cfg.band.further_than)
+    deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, LiveOptions.from_config(cfg.source))
     to_folder = bool(cfg.output.mp4) and output_is_folder(cfg.output.mp4)
     if to_folder and any(src.frame_name(i) and (Path(cfg.output.mp4) / src.frame_name(i)).resolve() == Path(p).resolve()
@@ -261,8 +276,14 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             depth_inset=cfg.overlay.depth_inset, inset_fraction=cfg.overlay.inset_fraction,
             inset_max_m=cfg.overlay.inset_max_m, hud=cfg.overlay.hud,
         )
+        track = build_track_stage(cfg.track, cfg.events, band, live=src.live, fps=float(src.fps or DEFAULT_IMAGE_FPS))
+        dispatcher = None
+        if deliver is not None:
+            dispatcher = stack.enter_context(Dispatcher("event delivery", deliver, maxsize=cfg.events.queue_size,
+                                                        drain_s=cfg.events.drain_s))
+            summary.delivery, summary.delivery_target = dispatcher.stats, deliver.name
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, band, stat), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, band, stat, track), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         total = src.frame_count
@@ -299,6 +320,14 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                         jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl))
                     jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                              band_text=band_text, age_ms=age_ms, backend=backend))
+                for event in res.events:
+                    record = event_record(event, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
+                                          band_text=band_text)
+                    if jsonl is not None:
+                        jsonl.write(record)
+                    if dispatcher is not None:
+                        dispatcher.submit(record)
+                    summary.events[event.kind] = summary.events.get(event.kind, 0) + 1
                 summary.frames += 1
                 summary.ages_ms.append(age_ms)
                 summary.indices.append(res.frame.index)
@@ -324,4 +353,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             outages = getattr(src, "outages", [])
             summary.outages = len(outages)
             summary.outage_s = sum(o.duration_s for o in outages)
+            if track is not None:
+                summary.tracks = track.stats.tracks
+                summary.distances_rejected = (track.stats.rejected, track.stats.measured)
     return summary

@@ -91,6 +91,33 @@ class BandConfig:
 
 
 @dataclass(frozen=True)
+class TrackConfig:
+    enabled: bool = True
+    high_conf: float = field(default=0.5, metadata=_UNIT)
+    iou: float = field(default=0.25, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    lost_s: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 60, "seconds in (0, 60]"))
+    kalman_gain: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    window: int = field(default=5, metadata=_check(lambda v: 2 <= v <= 100, "an integer in 2..100"))
+    outlier_rel: float = field(default=0.2, metadata=_check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"))
+    noise_rel: float = field(default=0.03, metadata=_check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"))
+    unreliable_factor: float = field(default=3.0, metadata=_check(lambda v: v >= 1, "a number >= 1"))
+    accel_mps2: float = field(default=1.0, metadata=_POSITIVE)
+    speed_prior_mps: float = field(default=1.5, metadata=_POSITIVE)
+    max_speed_mps: float = field(default=20.0, metadata=_POSITIVE)
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    margin_m: float = field(default=0.3, metadata=_NONNEG)
+    min_duration_s: float = field(default=0.5, metadata=_NONNEG)
+    approach_ttc_s: float = field(default=3.0, metadata=_POSITIVE)
+    on_event: str | None = None
+    deliver_timeout_s: float = field(default=2.0, metadata=_check(lambda v: 0 < v <= 60, "seconds in (0, 60]"))
+    queue_size: int = field(default=64, metadata=_check(lambda v: 1 <= v <= 10000, "an integer in 1..10000"))
+    drain_s: float = field(default=5.0, metadata=_check(lambda v: 0 <= v <= 600, "seconds in [0, 600]"))
+
+
+@dataclass(frozen=True)
 class MaskConfig:
     fill: Literal["black", "grey", "blur"] = "grey"
     blur_ksize: int = field(default=31, metadata=_check(lambda v: v >= 3 and v % 2 == 1, "an odd integer >= 3"))
@@ -131,6 +158,8 @@ class Config:
     detect: DetectConfig = DetectConfig()
     depth: DepthConfig = DepthConfig()
     band: BandConfig = BandConfig()
+    track: TrackConfig = TrackConfig()
+    events: EventsConfig = EventsConfig()
     mask: MaskConfig = MaskConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()

@@ -10,7 +10,8 @@ What is drawn, in this order (later layers cover earlier ones):
    ``OverlayOptions.tint_bgr`` by ``tint_alpha``; pixels inside the band are left exactly as they were.
 2. boxes: one rectangle per detection in a per-class colour (``class_colour``), with a filled label
    ``"{class} {score:.2f} {depth:.1f} m"`` (``"? m"`` when the box has no valid depth) kept inside the
-   image.
+   image; a tracked box's label starts with its track id, shows its filtered distance and ends with its
+   speed and time to contact once known (``stream.track.display``).
 3. depth inset (optional): the depth map colour-mapped over the fixed range 0..``inset_max_m`` metres
    (near = warm/red, far = cool/blue, invalid = black), top-right, with a 1 px border and a colour-bar
    legend below it.
@@ -31,6 +32,8 @@ import numpy as np
 
 from depthstream.errors import ConfigError
 from depthstream.types import Detections, Result
+
+from .track.display import shown_depth, track_affixes
 
 __all__ = ["OverlayOptions", "draw", "colorize_depth", "class_colour", "label_text"]
 
@@ -195,14 +198,15 @@ def _draw_boxes(out: np.ndarray, dets: Detections, class_names: Sequence[str], o
     scale = options.font_scale
     boxes = np.nan_to_num(dets.xyxy, nan=0.0)
     boxes = np.clip(np.rint(boxes), [0, 0, 0, 0], [width - 1, height - 1, width - 1, height - 1]).astype(np.int32)
-    rows = list(zip(boxes.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), dets.depth_m.tolist()))
-    for (x1, y1, x2, y2), _, cid, _ in rows:
+    affixes = [track_affixes(dets, i) for i in range(len(dets))]
+    rows = list(zip(boxes.tolist(), dets.confidence.tolist(), dets.class_id.tolist(), shown_depth(dets).tolist(), affixes))
+    for (x1, y1, x2, y2), _, cid, _, _ in rows:
         cv2.rectangle(out, (x1, y1), (x2, y2), class_colour(cid), thickness, cv2.LINE_8)
     # Labels after every box, best score first, each where it overlaps no label already placed.
     placed: list[tuple[int, int, int, int]] = []
-    for (x1, y1, x2, y2), conf, cid, depth in sorted(rows, key=lambda r: -r[1]):
+    for (x1, y1, x2, y2), conf, cid, depth, (prefix, suffix) in sorted(rows, key=lambda r: -r[1]):
         colour = class_colour(cid)
-        text = label_text(_class_name(cid, class_names), conf, depth)
+        text = prefix + label_text(_class_name(cid, class_names), conf, depth) + suffix
         (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
         label_h = th + base + 4
         label_w = tw + 6

@@ -45,7 +45,8 @@ def read_jsonl(path: Path) -> tuple[list[dict], list[dict]]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} line {n} is not JSON ({exc.msg}); expected the JSONL of python -m stream") from exc
-        (events if "event" in rec else frames).append(rec)
+        frames.append(rec)
+        events += rec.get("events") or []
     return frames, events
 
 

@@ -315,19 +315,18 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
                     mp4.write(fit_frame(image, mp4.height, mp4.width))
                     res = res.timed("encode", _ms(t0))
                 age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
+                events = [event_record(e, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
+                                       band_text=band_text) for e in res.events]
                 if cfg.output.jsonl:
                     if jsonl is None:
                         jsonl = stack.enter_context(JsonlSink(cfg.output.jsonl))
                     jsonl.write(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                             band_text=band_text, age_ms=age_ms, backend=backend))
-                for event in res.events:
-                    record = event_record(event, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text)
-                    if jsonl is not None:
-                        jsonl.write(record)
+                                             band_text=band_text, age_ms=age_ms, backend=backend,
+                                             events=events if track is not None else None))
+                for event in events:
                     if dispatcher is not None:
-                        dispatcher.submit(record)
-                    summary.events[event.kind] = summary.events.get(event.kind, 0) + 1
+                        dispatcher.submit(event)
+                    summary.events[event["event"]] = summary.events.get(event["event"], 0) + 1
                 summary.frames += 1
                 summary.ages_ms.append(age_ms)
                 summary.indices.append(res.frame.index)

@@ -99,7 +99,7 @@ class TrackConfig:
     kalman_gain: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
     window: int = field(default=5, metadata=_check(lambda v: 2 <= v <= 100, "an integer in 2..100"))
     outlier_rel: float = field(default=0.2, metadata=_check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"))
-    noise_rel: float = field(default=0.03, metadata=_check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"))
+    noise_rel: float = field(default=0.05, metadata=_check(lambda v: 0 < v <= 1, "a fraction in (0, 1]"))
     unreliable_factor: float = field(default=3.0, metadata=_check(lambda v: v >= 1, "a number >= 1"))
     accel_mps2: float = field(default=1.0, metadata=_POSITIVE)
     speed_prior_mps: float = field(default=1.5, metadata=_POSITIVE)

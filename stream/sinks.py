@@ -40,11 +40,9 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       ],
       "timings_ms": {"depth": 3.12, "detect": 11.95},   # stage -> milliseconds (0.01 ms), in stage order
       "age_ms": 35.27,                  # capture-to-output latency of this frame in ms (0.01), or null
-      "backend": "ort-cpu"              # the inference backend that ran the detector (python -m stream writes it)
-    }
-
-After a frame's line come the lines of the track events decided on that frame (``entered``, ``left``,
-``approaching``): objects with an ``"event"`` key, schema in ``stream/track/records.py``.
+      "backend": "ort-cpu",             # the inference backend that ran the detector (python -m stream writes it)
+      "events": [...]                   # while tracking: the track events decided on this frame (entered, left,
+    }                                   #   approaching), each as stream/track/records.py describes; often []
 """
 
 from __future__ import annotations
@@ -384,12 +382,15 @@ def frame_record(
     age_ms: float | None,
     extra_timings: dict[str, float] | None = None,
     backend: str | None = None,
+    events: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
     extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
     backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
     out when None.
+    events: the event records of this frame (``stream.track.records.event_record``); the key is left out
+    when None (tracking off).
     """
     frame = result.frame
     detections: list[dict[str, Any]] = []
@@ -429,6 +430,8 @@ def frame_record(
     }
     if backend is not None:
         record["backend"] = backend
+    if events is not None:
+        record["events"] = list(events)
     return record
 
 

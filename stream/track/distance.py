@@ -10,8 +10,9 @@ dropped frames are predicted across by their real length).
    ``outlier_rel`` of it is not used (the box's distance for this frame is the prediction). The reference is
    computed from the raw values alone, never from the filter, so a filter gone astray cannot make itself
    reject every later measurement; the window keeps rejected values too, so a real jump is accepted once it
-   has lasted half the window. A used distance that disagrees with the filter by more than ``outlier_rel``
-   restarts the filter at the reference (it had started on an outlier, or the object really jumped).
+   has lasted half the window. When the reference itself disagrees with the filter by more than
+   ``outlier_rel``, the filter restarts at the reference (it had started on an outlier, or the object really
+   jumped); speed and time to contact are then unknown again for ``window`` frames.
 2. **Smoothing**: a constant-velocity Kalman filter on the distance, state (d, v) in metres and metres per
    second, predicted over the real time since the last frame with white-noise acceleration of standard
    deviation ``accel_mps2``; a new track starts at speed 0 with standard deviation ``speed_prior_mps``. Its
@@ -41,7 +42,7 @@ class FilterOptions:
 
     window: int = 5
     outlier_rel: float = 0.2
-    noise_rel: float = 0.03
+    noise_rel: float = 0.05
     unreliable_factor: float = 3.0
     accel_mps2: float = 1.0
     speed_prior_mps: float = 1.5  # the speed's standard deviation when a track starts (its speed is taken as 0)
@@ -97,9 +98,9 @@ class DistanceFilter:
         if not use:
             return self.estimate(True)
         sigma = self.sigma(depth_m, spread_m, reliable)
-        if abs(depth_m - self.d) > self.o.outlier_rel * depth_m:
-            # The recent raw distances agree with this one but the filter does not (it started on an outlier,
-            # or the object really jumped): start again from them, speed unknown.
+        if abs(ref - self.d) > self.o.outlier_rel * ref:
+            # The recent raw distances agree with each other but not with the filter (it started on an
+            # outlier, or the object really jumped): start again from them, speed unknown.
             self._start(time_s, ref, sigma)
         else:
             self._correct(depth_m, sigma)

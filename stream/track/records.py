@@ -1,4 +1,4 @@
-"""The JSONL record of one track event (written after its frame's record, and delivered as it is).
+"""The record of one track event: in its frame's JSONL line (``"events": [...]``), and delivered as it is.
 
 .. code-block:: text
 

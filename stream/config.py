@@ -94,7 +94,7 @@ class BandConfig:
 class TrackConfig:
     enabled: bool = True
     high_conf: float = field(default=0.5, metadata=_UNIT)
-    iou: float = field(default=0.25, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    iou: float = field(default=0.15, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
     lost_s: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 60, "seconds in (0, 60]"))
     kalman_gain: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
     window: int = field(default=5, metadata=_check(lambda v: 2 <= v <= 100, "an integer in 2..100"))

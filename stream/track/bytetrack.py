@@ -47,7 +47,7 @@ class TrackerOptions:
     None when it has none (then the spacing of the frames seen is used)."""
 
     high_conf: float = 0.5
-    iou: float = 0.25
+    iou: float = 0.15
     lost_s: float = 1.0
     kalman_gain: float = 1.0
     fps: float | None = None

@@ -31,6 +31,9 @@ budget; if it is still inside ``read()`` then, ``stop()`` closes the source (eve
 the read within their read timeout and then release the decoder) and returns anyway. Being a daemon, a
 reader still blocked then cannot keep the process from exiting; it holds no lock and no frame anyone
 waits for. Every other thread is a normal thread, joined before ``results()`` returns.
+
+Besides the layouts: :class:`Dispatcher`, one worker thread behind a bounded, never-blocking queue, which
+delivers track events to the user's command or HTTP endpoint (``--on-event``) off the pipeline's threads.
 """
 
 from __future__ import annotations

@@ -60,3 +60,13 @@ def test_contact_sheet_draws_the_frames_of_the_run(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bench", "contact-sheet", str(jsonl), "--crop", "5,5,1", "--out", str(tmp_path / "x")],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --crop '5,5,1': expected X1,Y1,X2,Y2")
+
+
+@pytest.mark.timeout(60)
+def test_tracks_names_a_missing_or_broken_jsonl(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"index": 0, "detections": []}\nnot json\n')
+    for path, message in ((tmp_path / "none.jsonl", "not found: give the --jsonl file"), (broken, "line 2 is not JSON")):
+        r = subprocess.run([sys.executable, "-m", "bench", "tracks", str(path), "--out", str(tmp_path / "o")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr

@@ -196,3 +196,15 @@ def test_bad_track_config_values_name_the_key():
     assert r.returncode == 2 and "track.iou: got 1.5, expected a number in (0, 1)" in r.stderr
     r = run_cli("--source", "demo", "--set", "events.margin=0.3")
     assert r.returncode == 2 and "did you mean 'events.margin_m'" in r.stderr
+
+
+def test_a_command_that_cannot_start_and_an_empty_target_say_so(tmp_path):
+    with pytest.raises(DeliveryError, match="could not be started"):
+        RunCommand([str(tmp_path / "gone")], timeout_s=1)({"event": "left"})
+    with pytest.raises(ConfigError, match="expected an http\\(s\\):// URL or a command line, got nothing"):
+        delivery_target("  ", 1.0)
+
+
+def test_dispatcher_needs_room_for_one_item():
+    with pytest.raises(ValueError, match="maxsize must be >= 1"):
+        Dispatcher("event delivery", lambda item: None, maxsize=0)

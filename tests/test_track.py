@@ -252,3 +252,13 @@ def test_stage_fills_the_track_columns_and_the_band_uses_the_filtered_distance(d
     assert np.abs(d.depth_filtered_m[tracked] - 20.0).max() < np.abs(d.depth_m[tracked] - 20.0).max()
     assert "track" in last.timings_ms
     assert stage.stats.tracks >= 1 and stage.stats.measured > 0
+
+
+def test_clock_needs_a_frame_rate_and_the_tracker_needs_its_package(monkeypatch):
+    with pytest.raises(ValueError, match="needs a frame rate > 0"):
+        TrackClock(live=False, fps=0)
+    monkeypatch.setitem(__import__("sys").modules, "edgefirst.tracker", None)
+    from depthstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tracking needs the edgefirst-tracker package"):
+        ByteTrackAdapter(TrackerOptions())

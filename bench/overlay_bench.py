@@ -204,9 +204,7 @@ def replay_draw_ms(cfg, frames_dir: Path, jsonl: Path, rounds: int = REPLAY_ROUN
             image = cv2.imread(str(frames_dir / names[rec["index"]]), cv2.IMREAD_COLOR)
             frame = Frame(image, rec["index"], None, 0, "replay")
             dm = depth(frame)
-            ds = rec["detections"]
-            dets = Detections(np.array([d["box"] for d in ds], np.float32).reshape(-1, 4), [d["score"] for d in ds],
-                              [d["class_id"] for d in ds], [np.nan if d["depth_m"] is None else d["depth_m"] for d in ds])
+            dets = _detections(rec["detections"])
             timings = {k: v for k, v in rec["timings_ms"].items() if k in ("decode", "depth", "detect", "box_depth")}
             result = Result(frame, dm, band_mask(dm, band) if band.active else None, dets, timings)
             best = math.inf
@@ -218,6 +216,21 @@ def replay_draw_ms(cfg, frames_dir: Path, jsonl: Path, rounds: int = REPLAY_ROUN
     finally:
         depth.close()
     return out
+
+
+def _num(value) -> float:
+    return np.nan if value is None else value
+
+
+def _detections(ds: list[dict]) -> Detections:
+    """A JSONL record's boxes as the overlay drew them: distances, reliability and, when tracked, the track
+    columns its labels print."""
+    track = {k: [_num(d.get(k)) for d in ds] for k in ("depth_filtered_m", "speed_mps", "speed_std_mps", "ttc_s",
+                                                        "ttc_std_s")}
+    return Detections(np.array([d["box"] for d in ds], np.float32).reshape(-1, 4), [d["score"] for d in ds],
+                      [d["class_id"] for d in ds], [_num(d["depth_m"]) for d in ds],
+                      depth_reliable=[d.get("depth_reliable", True) for d in ds],
+                      track_id=[-1 if d.get("track_id") is None else d["track_id"] for d in ds], **track)
 
 
 def summarise_measures(measures: Sequence[FrameMeasure], covered: float = COVERED) -> dict:

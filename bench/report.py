@@ -71,6 +71,9 @@ SCHEMAS = {
     "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
                 "draw_ms": None,
                 "per_frame": [None]},
+    "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
+                                  "filtered_jumps": None, "raw_share": None, "filtered_share": None,
+                                  "per_track": None, "events": None}]},
 }
 
 

@@ -21,7 +21,10 @@ Layers, in drawing order (later ones on top):
    fewest boxes: FPS, depth source and its state, the band with a swatch of the tint ("outside"), and
    the per-stage milliseconds when ``timings`` is on.
 5. **labels**: ``person 3.2 m`` (``person 0.87 3.2 m`` with ``scores``); a distance the depth source cannot
-   stand behind (``Detections.depth_reliable`` False) reads ``~3.2 m`` on grey; no depth reads ``? m``.
+   stand behind (``Detections.depth_reliable`` False) reads ``~3.2 m`` on grey; no depth reads ``? m``. A
+   tracked box (``stream.track.display``) reads ``#7 person 12.3 m -1.4 m/s ttc 8.6±1.2 s``: its track id,
+   its filtered distance, its speed once known, and its time to contact only while the approach speed is
+   at least twice its standard deviation.
    Each label sits in free space (``overlay_layout.place_labels``): at its box when there is room, else
    nearby with a leader line; never over another label, another box, the HUD or the inset while a free
    spot exists. Nearest objects are placed first.
@@ -48,6 +51,7 @@ from depthstream.types import DepthMap, Detections, Result
 from .overlay_hud import HUD_DIM, draw_hud, hud_rows, hud_size
 from .overlay_layout import (FONT, HISTORY_FRAMES, TextStyle, box_colours, box_rects, choose_corners, class_hue,
                              corner_rects, hue_colour, inner_rects, leader_line, place_labels)
+from .track.display import shown_depth, track_affixes
 
 __all__ = ["Overlay", "draw", "colorize_depth", "class_colour", "label_text", "INSET_MIN_SIDE"]
 
@@ -255,11 +259,14 @@ class Overlay:
     # -- labels ---------------------------------------------------------------------------------
 
     def label_texts(self, dets: Detections) -> list[str]:
-        """Each box's label, in the boxes' order: the one place a label's words come from (more facts about
-        a tracked box, such as its approach speed or time to contact, belong after its distance here)."""
-        return [label_text(_class_name(int(c), self.class_names), float(d), reliable=bool(r),
-                           confidence=float(s) if self.options.scores else None)
-                for c, d, r, s in zip(dets.class_id, dets.depth_m, dets.depth_reliable, dets.confidence)]
+        """Each box's label, in the boxes' order: the one place a label's words come from. A tracked box
+        shows its track's filtered distance between its id and its motion (``stream.track.display``)."""
+        texts = []
+        for i, (c, d, r, s) in enumerate(zip(dets.class_id, shown_depth(dets), dets.depth_reliable, dets.confidence)):
+            prefix, suffix = track_affixes(dets, i)
+            texts.append(prefix + label_text(_class_name(int(c), self.class_names), float(d), reliable=bool(r),
+                                             confidence=float(s) if self.options.scores else None) + suffix)
+        return texts
 
     def _draw_labels(self, out: np.ndarray, dets: Detections, outline: np.ndarray, inner: np.ndarray,
                      colours: list[tuple[int, int, int]], fixed: np.ndarray, style: TextStyle) -> None:
@@ -267,7 +274,8 @@ class Overlay:
         texts = self.label_texts(dets)
         sizes = np.array([style.box_size(t) for t in texts], np.int64)
         # Nearest objects first (they matter most to whoever watches), then the surest; no depth last.
-        depth = np.where(np.isfinite(dets.depth_m), dets.depth_m, np.inf)
+        shown = shown_depth(dets)
+        depth = np.where(np.isfinite(shown), shown, np.inf)
         order = np.lexsort((-dets.confidence, depth))
         placement = place_labels(sizes, outline, inner, order, width=width, height=height, fixed=fixed,
                                  gap=style.gap, line_px=style.line_px)

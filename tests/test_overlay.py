@@ -6,6 +6,8 @@ left as it was, every label found whole somewhere in the frame, the HUD's size a
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -162,6 +164,20 @@ def test_label_text() -> None:
     assert label_text("person", 3.21, reliable=False) == "person ~3.2 m"
     assert label_text("person", float("nan")) == "person ? m"
     assert label_text("person", 3.21, confidence=0.87) == "person 0.87 3.2 m"
+
+
+def test_a_tracked_label_has_its_id_its_filtered_distance_and_a_sure_approach_only() -> None:
+    """Boxes: untracked; tracked, speed unsure (-0.5 +- 0.4 m/s); tracked, sure approach (-1.4 +- 0.3 m/s),
+    its raw distance an outlier; tracked, flagged unreliable, speed not known yet."""
+    dets = dataclasses.replace(
+        boxes([[10, 10, 50, 90], [60, 10, 100, 90], [110, 10, 150, 90], [160, 10, 200, 90]],
+              depth=[3.21, 12.0, 30.0, 20.0], reliable=[True, True, True, False], tracks=[-1, 4, 7, 9]),
+        depth_filtered_m=[np.nan, 12.34, 12.31, 21.46], speed_mps=[np.nan, -0.5, -1.42, np.nan],
+        speed_std_mps=[np.nan, 0.4, 0.3, np.nan], ttc_s=[np.nan, 24.7, 8.64, np.nan], ttc_std_s=[np.nan, 20.0, 1.21, np.nan])
+    scored = Overlay(OverlayConfig(scores=True), NAMES).label_texts(dets)
+    assert Overlay(NO_HUD, NAMES).label_texts(dets) == [
+        "person 3.2 m", "#4 person 12.3 m", "#7 person 12.3 m -1.4 m/s ttc 8.6±1.2 s", "#9 person ~21.5 m"]
+    assert scored[2] == "#7 person 0.63 12.3 m -1.4 m/s ttc 8.6±1.2 s"
 
 
 def test_unreliable_distance_is_drawn_grey() -> None:

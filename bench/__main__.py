@@ -21,7 +21,7 @@ EPILOG = """examples:
   python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
-  python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
+  python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
 
@@ -91,10 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "NAME_depth.png side by side; 16-bit depth, metres = value / --depth-scale, 0 = none.")
     pd.add_argument("--data", required=True, help="folder of RGB-D pairs")
     pd.add_argument("--depth-model", metavar="CARD", default=None,
-                    help="a depth model card .yaml (default: config depth.source)")
-    pd.add_argument("--fastdepth", metavar="ONNX", default=None,
-                    help="evaluate FastDepth-224 (fastdepth_224_nyu.onnx) run directly: its uint8 NHWC tensors do not "
-                         "fit today's model cards")
+                    help="a depth model card .yaml (default: config depth.source; auto = the bundled FastDepth-224; "
+                         "a ground plane: --set depth.source=ground-plane --set camera.profile=FILE)")
     pd.add_argument("--depth-scale", type=_positive(float, "--depth-scale", 1e-9), default=1000.0,
                     help="depth PNG units per metre (default 1000: millimetres; TUM RGB-D uses 5000)")
     pd.add_argument("--preset", choices=["nyu", "kitti"], default=None,
@@ -184,7 +182,7 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     results, timing = bench_depth(data=Path(args.data), depth_model=args.depth_model, depth_scale=args.depth_scale,
                                   align=args.align, preset=args.preset, min_depth=args.min_depth,
                                   max_depth=args.max_depth, crop=args.crop, seed_decimals=args.seed_decimals,
-                                  config=args.config, sets=args.set, fastdepth=args.fastdepth)
+                                  config=args.config, sets=args.set)
     report = new_report("depth", argv, results, timing, args.loadavg_before)
     md = depth_markdown(report)
     paths = _write(report, Path(args.out), "depth", md)

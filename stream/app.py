@@ -23,7 +23,9 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
-from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .boxtrust import flag_boxes
+from .depth import DepthProvider, GroundPlaneDepth
+from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
 from .overlay import draw
@@ -59,18 +61,17 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
     return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
 
 
-def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
-    if not cfg.depth.is_network:
-        return GroundPlaneDepth(cfg.depth.ground_plane)
-    return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
-
-
-def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
-    """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
-    both build them here, so the baseline runs the same models with the same thread settings."""
-    threads = plan_threads(cfg, cfg.depth.is_network)
+def build_models(cfg: Config, camera: CameraChoice | None = None,
+                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+    """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
+    (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
+    (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
+    build them here, so the baseline runs the same models with the same thread settings."""
+    camera = camera or CameraChoice()
+    choice = choice or select_depth(cfg, camera)
+    threads = plan_threads(cfg, choice.is_network)
     options, _ = engine_options(cfg)
-    depth = build_depth(cfg, threads.depth, options)
+    depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
 
@@ -120,6 +121,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        dets = flag_boxes(dets, res.depth, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         if band.active:
             dets = dets[in_band(dets.depth_m, band)]
         return res.timed("box_depth", _ms(t0), detections=dets)
@@ -138,6 +140,9 @@ class Summary:
     source: str = ""
     depth_source: str = ""
     depth_kind: str = ""
+    depth_state: str = ""
+    depth_why: str = ""  # why this depth source (depth.source auto, a camera profile's mounting, ...)
+    camera: str = ""  # the camera profile used and how it was chosen, or why there is none
     box_stat: str = ""
     band: str = ""
     threads: ThreadPlan | None = None
@@ -152,6 +157,9 @@ class Summary:
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
+    boxes: int = 0  # boxes written, over all frames
+    flagged: int = 0  # of which with a distance flagged unreliable
+    unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
 
     @property
     def fps(self) -> float:
@@ -185,10 +193,13 @@ def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: De
     stack.callback(depth.close)
 
 
-def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector) -> str:
+def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector, camera: CameraChoice,
+                     choice: DepthChoice) -> str:
     """What really runs the models, into the summary (after they opened: a fallback shows here);
     returns the detector's backend."""
-    summary.depth_source, summary.depth_kind = depth.source, depth.kind
+    summary.depth_source, summary.depth_kind, summary.depth_state = depth.source, depth.kind, depth.state
+    summary.depth_why = choice.why
+    summary.camera = f"{camera.name} ({camera.how})" if camera.profile is not None else camera.how
     summary.providers = {"detect": engine_providers(detector.engine)}
     if getattr(depth, "engine", None) is not None:
         summary.providers["depth"] = engine_providers(depth.engine)
@@ -211,13 +222,20 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
     summary.indices.append(res.frame.index)
     for k, v in res.timings_ms.items():
         summary.timings.setdefault(k, []).append(v)
-    for c in res.detections.class_id:
+    dets = res.detections
+    summary.boxes += len(dets)
+    for c in dets.class_id:
         name = names[c] if c < len(names) else str(c)
         summary.objects[name] = summary.objects.get(name, 0) + 1
+    summary.flagged += int(np.count_nonzero(~dets.depth_reliable))
+    for note in dets.depth_note[~dets.depth_reliable]:
+        for part in str(note).split("; "):
+            summary.unreliable[part] = summary.unreliable.get(part, 0) + 1
 
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             names, backend: str, on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+             camera: CameraChoice, names, backend: str, on_frame: Callable[[int, int | None], None] | None,
+             total: int | None) -> str | None:
     """Every result: overlay, outputs, summary. Returns why the run stopped early (None: the pipeline ended)."""
     fps_meter = _Fps()
     band_text = cfg.band.describe() if cfg.band.active else None
@@ -229,7 +247,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
         res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
         age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text, age_ms=age_ms, backend=backend))
+                                          band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
+                                          selected=summary.depth_why))
         _count(summary, res, age_ms, names)
         if on_frame is not None:
             on_frame(summary.frames, total)
@@ -262,21 +281,23 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
-        threads, depth, detector = build_models(cfg)
+        camera = select_camera(cfg, getattr(src, "uri", ""))
+        choice = select_depth(cfg, camera)
+        threads, depth, detector = build_models(cfg, camera, choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
-        backend = _describe_models(summary, cfg, depth, detector)
+        backend = _describe_models(summary, cfg, depth, detector, camera, choice)
         pipeline = Pipeline(
             src, make_stages(cfg, depth, detector, stat), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, detector.class_names, backend, on_frame,
-                                  _frame_total(cfg, src))
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, camera, detector.class_names, backend,
+                                  on_frame, _frame_total(cfg, src))
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise

@@ -23,7 +23,7 @@ from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
-from depthstream.store import DEFAULT_CONFIG
+from depthstream.store import DEFAULT_CONFIG, MODELS_DIR
 
 from .adapter import all_keys, fields_of, read_yaml_mapping, unknown_key, validate
 from .fields import Allowed, FilePath, Flag, Metres, Text, integer, number
@@ -43,10 +43,6 @@ QueueSize = integer(ge=1, le=256)
 MaxBoxes = integer(ge=1)
 Crf = integer(ge=0, le=51, note="lower = better quality")
 PositiveMetres = number(gt=0, noun="metres")
-Degrees90 = number(gt=-90, lt=90, noun="degrees")
-Degrees180 = number(gt=0, lt=180, noun="degrees")
-FocalPixels = number(gt=0, noun="pixels")
-Pixels = number(noun="a number of pixels")
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -161,43 +157,44 @@ def _names_known_before_loading(model: Path) -> tuple[tuple[str, ...], Path | No
     return COCO_CLASSES, None
 
 
+BUNDLED_DEPTH_CARD = str(MODELS_DIR / "fastdepth_224_nyu.yaml")
+"""The bundled depth network's card (FastDepth-224, NYU Depth v2: metric, indoor), through the model store."""
+DEPTH_SOURCE_FORMS = "auto | ground-plane | a model card .yaml | an .onnx with a card beside it"
+
+
 @dataclass(frozen=True, config=SCHEMA)
-class GroundPlaneConfig:
-    """``depth.ground_plane``: a fixed camera above flat ground (give exactly one of vfov_deg and focal_px)."""
+class CameraConfig:
+    """``camera``: the source's camera profile (intrinsics with their resolution, mounting, depth calibrations).
 
-    height_m: PositiveMetres = 7.07
-    pitch_deg: Degrees90 = 16.5
-    vfov_deg: Degrees180 | None = None
-    focal_px: FocalPixels | None = 1194.6
-    cy_px: Pixels | None = 282.6
-    max_depth_m: PositiveMetres = 100.0
+    ``profile`` null: the source's own profile when it has one (the bundled clip, by name or by its sha256),
+    else none. A profile belongs to one camera: it is never applied to another source unless given here.
+    """
 
-    @model_validator(mode="after")
-    def _one_focal(self) -> "GroundPlaneConfig":
-        if (self.vfov_deg is None) == (self.focal_px is None):
-            got = "both" if self.vfov_deg is not None else "neither"
-            raise ValueError(
-                "give exactly one of vfov_deg (vertical field of view, degrees) and focal_px (vertical focal length, "
-                f"pixels), got {got}" + (" (set the other to null, e.g. --set depth.ground_plane.focal_px=null)"
-                                         if got == "both" else ""))
-        return self
+    profile: FilePath | None = None
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class DepthConfig:
-    """``depth``: where metres come from and how a box gets its distance."""
+    """``depth``: where metres come from and how a box gets its distance.
 
-    source: Annotated[str, Strict(), Field(min_length=1),
-                      Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
+    ``source``: ``auto`` = the camera profile's ground plane when the profile has a mounting, else the bundled
+    depth network (:data:`BUNDLED_DEPTH_CARD`); ``ground-plane`` = the camera profile's ground plane (an error
+    without one); else a depth model card (or an .onnx with its card beside it).
+    """
+
+    source: Annotated[str, Strict(), Field(min_length=1), Allowed(DEPTH_SOURCE_FORMS)] = "auto"
     box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
     roi: BoxFraction = 0.4
     threads: Count = 0
-    ground_plane: GroundPlaneConfig = GroundPlaneConfig()
+    ground_max_m: PositiveMetres = 100.0
 
     @property
-    def is_network(self) -> bool:
-        """A depth network (a model card), not the ground plane."""
-        return self.source != "ground-plane"
+    def network_card(self) -> str | None:
+        """The depth network's card a run may use: the one given, the bundled one for ``auto`` (sources without
+        a mounting), None for ``ground-plane``."""
+        if self.source == "ground-plane":
+            return None
+        return BUNDLED_DEPTH_CARD if self.source == "auto" else self.source
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -280,6 +277,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     pipeline: PipelineConfig = PipelineConfig()
     detect: DetectConfig = DetectConfig()
+    camera: CameraConfig = CameraConfig()
     depth: DepthConfig = DepthConfig()
     band: BandConfig = BandConfig()
     mask: MaskConfig = MaskConfig()
@@ -289,6 +287,32 @@ class Config:
 
 
 NOUN = "config key"
+
+MOVED = {
+    "depth.ground_plane": (
+        "the ground plane's camera is now a camera profile, which belongs to one camera and says the resolution its "
+        "intrinsics refer to: write one (python -m stream calibrate ..., or copy data/vtest_pets2009.camera.yaml and "
+        "set its intrinsics and mounting: height_m, pitch_deg) and pass --camera FILE (config camera.profile); "
+        "the ground's farthest depth is depth.ground_max_m"),
+}
+"""Keys that are gone, with what replaced them: a user's old ``--set`` or config file gets this line."""
+
+
+def moved_key(key: str) -> str | None:
+    """The message for a key that moved (``depth.ground_plane.height_m``), else None."""
+    for old, message in MOVED.items():
+        if key == old or key.startswith(old + "."):
+            return f"{key}: {message}"
+    return None
+
+
+def _refuse_moved(data: dict, where: str) -> None:
+    for old in MOVED:
+        section, _, name = old.partition(".")
+        if isinstance(data.get(section), dict) and name in data[section]:
+            inner = data[section][name]
+            key = f"{old}.{next(iter(inner))}" if isinstance(inner, dict) and inner else old
+            raise ConfigError(where + moved_key(key))
 
 
 def config_keys() -> list[str]:
@@ -331,6 +355,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
     key, raw = item.split("=", 1)
     key = key.strip()
+    if moved_key(key):
+        raise ConfigError("--set " + moved_key(key))
     if key not in config_keys():
         raise ConfigError("--set: " + unknown_key(Config, key, NOUN))
     try:
@@ -368,6 +394,7 @@ def load_config(
         path = Path(path)
         user = _empty_sections(read_config_file(path))
         where = f"{path}: "
+        _refuse_moved(user, where)
         # The user's file on its own first, so that its errors name the file that holds them.
         _validate(user, where, path.parent, partial=True)
         user_cfg = _validate(_merge(data, user), where, path.parent, partial=True)

@@ -12,11 +12,13 @@ Coordinates are continuous with pixel ``i`` covering [i, i + 1) (OpenCV's resize
 negative for a crop); the network's output of (oh, ow) covers the input's field of view, so input point ``u``
 is output point ``u * ow / w``. :func:`map_to_frame` inverts this with one affine map per axis: every frame
 pixel reads the output where its centre landed; frame pixels whose centre landed outside the output (the
-sides of a crop) have no depth (NaN), never an invented one.
+sides of a crop) have no depth (NaN), never an invented one; a letterbox's frame pixels read only the part of
+the map over the frame, never the padding's.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -81,26 +83,42 @@ def map_to_frame(metres: np.ndarray, placement: Placement) -> np.ndarray:
     Bilinear over valid pixels only (a normalised convolution: depth x valid and valid are mapped, then
     divided), so valid pixels next to a hole are not pulled towards 0; the holes themselves, and frame pixels
     the output does not cover, are the validity mask mapped with nearest-neighbour. A stretched map is
-    resized (``cv2.resize``); the other modes go through ``cv2.warpAffine`` with :meth:`Placement.affine_to_output`.
+    resized (``cv2.resize``); the other modes are remapped (``cv2.remap``) through
+    :meth:`Placement.affine_to_output`, a letterbox's sample positions kept inside the part of the map over
+    the frame (the padding's depth never bleeds into the frame's edge).
     """
     fh, fw = placement.frame
     if placement.mode == "stretch":
         return _resize(metres, fh, fw)
-    m = placement.affine_to_output(metres.shape)
+    map_x, map_y = _sample_maps(placement, tuple(metres.shape))
     valid = np.isfinite(metres)
-    dsize = (fw, fh)
 
-    def warp(a: np.ndarray, interpolation: int) -> np.ndarray:
-        return cv2.warpAffine(a, m, dsize, flags=cv2.WARP_INVERSE_MAP | interpolation,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    def remap(a: np.ndarray, interpolation: int) -> np.ndarray:
+        return cv2.remap(a, map_x, map_y, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    num = warp(np.where(valid, metres, np.float32(0)).astype(np.float32), cv2.INTER_LINEAR)
-    den = warp(valid.astype(np.float32), cv2.INTER_LINEAR)
-    keep = warp(valid.view(np.uint8), cv2.INTER_NEAREST).astype(bool) & (den > 1e-6)
+    num = remap(np.where(valid, metres, np.float32(0)).astype(np.float32), cv2.INTER_LINEAR)
+    den = remap(valid.astype(np.float32), cv2.INTER_LINEAR)
+    keep = remap(valid.view(np.uint8), cv2.INTER_NEAREST).astype(bool) & (den > 1e-6)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = num / den
     out[~keep] = np.nan
     return out.astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _sample_maps(placement: Placement, out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each frame pixel reads the output (index coordinates), as ``cv2.remap``'s two float32 maps."""
+    (fh, fw), (h, w), (rh, rw), (y0, x0) = placement.frame, placement.size, placement.resized, placement.offset
+    oh, ow = out_hw
+    m = placement.affine_to_output(out_hw)
+    xs = m[0, 0] * np.arange(fw) + m[0, 2]
+    ys = m[1, 1] * np.arange(fh) + m[1, 2]
+    if placement.mode == "letterbox":  # the frame's part of the map: continuous [x0, x0 + rw) of the input
+        xs = np.clip(xs, x0 * ow / w, (x0 + rw) * ow / w - 1.0)
+        ys = np.clip(ys, y0 * oh / h, (y0 + rh) * oh / h - 1.0)
+    map_x = np.ascontiguousarray(np.broadcast_to(xs.astype(np.float32), (fh, fw)))
+    map_y = np.ascontiguousarray(np.broadcast_to(ys.astype(np.float32)[:, None], (fh, fw)))
+    return map_x, map_y
 
 
 def _resize(metres: np.ndarray, height: int, width: int) -> np.ndarray:

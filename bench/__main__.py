@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
+  python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
 
@@ -113,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pd.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth.json / .md (default {DEFAULT_OUT})")
 
+    pl = sub.add_parser("layouts-agree", help="objects found by the serial and by the parallel layout, per class",
+                        description="Per frame, the product's stages of both layouts on the same depth map; boxes "
+                                    "matched one to one (same class, IoU >= 0.5). See bench/layouts_agree.py.")
+    pl.add_argument("--source", nargs="+", default=["demo"], metavar="SRC",
+                    help="sources, each measured on its own (default: demo)")
+    pl.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--further-than", type=_positive(float, "--further-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: config depth.source)")
+    pl.add_argument("--camera", metavar="PROFILE", default=None, help="a camera profile (default: config camera.profile, "
+                    "else the source's own)")
+    pl.add_argument("--max-frames", type=_positive(int, "--max-frames", 0), default=0, metavar="N",
+                    help="frames per source (default 0: all)")
+    pl.add_argument("--config", metavar="YAML")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pl.add_argument("--out", default=DEFAULT_OUT, help=f"folder for layouts.json / .md (default {DEFAULT_OUT})")
+
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "
                                     "calibrated from the same photos) gives the depth of every pixel on the board. "
@@ -190,6 +207,20 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     return paths
 
 
+def cmd_layouts(args, argv: list[str]) -> list[Path]:
+    from .layouts_agree import LAYOUTS_TIMING, bench_layouts, layouts_markdown
+    from .report import new_report
+
+    results = bench_layouts(args.source, config=args.config, sets=args.set, closer_than=args.closer_than,
+                            further_than=args.further_than, depth_model=args.depth_model, camera=args.camera,
+                            max_frames=args.max_frames)
+    report = new_report("layouts", argv, results, dict(LAYOUTS_TIMING), args.loadavg_before)
+    md = layouts_markdown(report)
+    paths = _write(report, Path(args.out), "layouts", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     from stream.calibrate.chessboard import Board
 
@@ -201,7 +232,8 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     return [out / "boards.json"]
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd}
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "layouts-agree": cmd_layouts,
+            "board-rgbd": cmd_board_rgbd}
 
 
 def main(argv: list[str] | None = None) -> int:

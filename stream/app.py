@@ -27,7 +27,7 @@ from .boxtrust import flag_boxes
 from .depth import DepthProvider, GroundPlaneDepth
 from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .detect import Detector
-from .mask import band_mask, fill_outside, in_band
+from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import draw
 from .pipeline import Interrupted, Pipeline, RunStats, Stages
 from .outputs import Outputs, refuse_output_over_source
@@ -112,7 +112,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
         extra = {}
         if serial and res.mask is not None:
             t0 = time.perf_counter()
-            image = fill_outside(image, res.mask, cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)

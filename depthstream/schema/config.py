@@ -43,6 +43,8 @@ QueueSize = integer(ge=1, le=256)
 MaxBoxes = integer(ge=1)
 Crf = integer(ge=0, le=51, note="lower = better quality")
 PositiveMetres = number(gt=0, noun="metres")
+GrowHeight = number(ge=0, noun="metres", note="0 = the mask is not grown")
+GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -229,10 +231,18 @@ class BandConfig:
 
 @dataclass(frozen=True, config=SCHEMA)
 class MaskConfig:
-    """``mask``: how the serial layout blanks pixels outside the band before detection."""
+    """``mask``: how the serial layout blanks pixels outside the band before detection.
 
-    fill: Literal["black", "grey", "blur"] = "grey"
+    The band mask is first grown by the size of an object ``grow_height_m`` tall standing at the band's edge
+    (its height in pixels from the camera's focal length: :func:`stream.mask.serial_mask`): ``grow_around`` of
+    it in every direction, and with ground-plane depth its whole height upward (an upright object on in-band
+    ground rises above it, over ground that lies farther). Defaults measured with ``python -m bench layouts-agree``.
+    """
+
+    fill: Literal["black", "grey", "blur"] = "blur"
     blur_ksize: Annotated[int, Strict(), Field(ge=3), AfterValidator(_odd), Allowed("an odd integer >= 3")] = 31
+    grow_height_m: GrowHeight = 1.8
+    grow_around: GrowFraction = 0.1
 
 
 Byte = Annotated[int, Strict(), Field(ge=0, le=255)]

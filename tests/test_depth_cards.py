@@ -362,3 +362,34 @@ def test_fastdepth_output_map_shape_is_checked_at_run_time(tmp_path, fastdepth_o
     with pytest.raises(EngineError, match=r"output 'depth' has shape \[1, 1, 224, 224\], expected \[1, h, w, 1\] "
                                           r"\(output_layout nhwc in "):
         output_map(np.zeros((1, 1, 224, 224), np.float32), card)
+
+
+def test_tensorrt_11_fp16_build_of_fastdepth_keeps_its_uint8_input(tmp_path, monkeypatch, fastdepth_onnx, dog_image):
+    """TensorRT 11 builds FP16 from an FP16 copy of the ONNX: for FastDepth the copy keeps the uint8 input (its Cast
+    now makes float16) and the float32 output, and runs within 3 % of the FP32 model. TensorRT itself is a stand-in
+    (tests/test_engines_trt_fake.py): no TensorRT build of FastDepth has run on this project's machines."""
+    import sys
+
+    import onnxruntime as ort
+
+    from engines import build
+    from test_engines_trt_fake import _fake_builder_module
+
+    calls: dict = {}
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_builder_module(calls, False, "11.4.0.106"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shape = (1, 224, 224, 3)
+    req = build.BuildRequest(fastdepth_onnx, cache / "fd.fp16.engine", cache / "fd.fp16.json", tmp_path / "timing.cache",
+                             "fp16", {"image": (shape, shape, shape)}, {})
+    build.build_with_tensorrt(req, report=lambda text: None)
+    copy = onnx.load(calls["parsed"])
+    assert [(i.name, i.type.tensor_type.elem_type) for i in copy.graph.input] == [("image", TensorProto.UINT8)]
+    assert [o.type.tensor_type.elem_type for o in copy.graph.output] == [TensorProto.FLOAT]
+    first = copy.graph.node[0]
+    assert first.op_type == "Cast" and first.input[0] == "image" and first.attribute[0].i == TensorProto.FLOAT16
+    with open_depth_model(FASTDEPTH_CARD) as depth:
+        x, _ = depth.preprocess(dog_image)
+    fp32 = ort.InferenceSession(str(fastdepth_onnx), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    fp16 = ort.InferenceSession(calls["parsed"], providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    assert np.mean(np.abs(fp16 - fp32)) < 0.03 * np.mean(np.abs(fp32))

@@ -91,7 +91,7 @@ def bench_layouts(sources: Sequence[str], **kwargs) -> dict:
 
 
 def layouts_markdown(report: dict) -> str:
-    lines = [f"# Serial vs parallel: the objects each layout finds", "", f"`{report['command']}`", ""]
+    lines = ["# Serial vs parallel: the objects each layout finds", "", f"`{report['command']}`", ""]
     for run in report["runs"]:
         d = run["depth"]
         t = run["totals"]

@@ -49,7 +49,7 @@ def test_demo_clip_end_to_end(tmp_path, layout):
                                 "state": "geometric, pets2009-view001", "valid_range_m": [0.0, 100.0],
                                 "camera": "pets2009-view001",
                                 "selected": "auto: camera profile 'pets2009-view001' has a mounting"} for rec in lines)
-    assert "camera profile: pets2009-view001 (the bundled clip's own profile" in r.stdout
+    assert "camera profile: pets2009-view001 (the bundled clip's own: vtest_pets2009.camera.yaml)" in r.stdout
     boxes = [d for rec in lines for d in rec["detections"]]
     assert len(boxes) > 300
     # the band is honoured: every reported object is nearer than 30 m, in metres, with its statistics

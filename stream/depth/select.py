@@ -84,7 +84,7 @@ def select_camera(cfg: Config, uri: str) -> CameraChoice:
         return CameraChoice(load_profile(path), path, f"given: {path}")
     if is_bundled_clip(uri):
         return CameraChoice(load_profile(BUNDLED_PROFILE), BUNDLED_PROFILE,
-                            f"the bundled clip's own profile ({BUNDLED_PROFILE.name})")
+                            f"the bundled clip's own: {BUNDLED_PROFILE.name}")
     return CameraChoice()
 
 

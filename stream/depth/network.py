@@ -26,6 +26,11 @@ from .geometry import map_to_frame, place, to_input
 DOMAIN_WORDS = {"indoor": "indoor", "outdoor": "outdoor", "driving": "driving", "any": "any scene"}
 
 
+def _a(word: str) -> str:
+    """``an indoor``, ``a driving``."""
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def covers(domain: str, scene: str) -> bool:
     """Does a network trained for ``domain`` cover a ``scene`` (a camera profile's)? ``any`` covers every
     scene; ``outdoor`` covers ``driving`` (a street seen from a car is outdoors), not the reverse."""
@@ -82,8 +87,8 @@ class OnnxDepth(DepthProvider):
                               else card.valid_range)
         scene = getattr(camera, "scene", None) if camera is not None else None
         self.domain_note = (None if scene is None or covers(card.domain, scene) else
-                            f"out of domain: {card.name} is {'an' if card.domain[0] in 'aeiou' else 'a'} {card.domain} "
-                            f"model, camera '{camera.name}' films {'an' if scene[0] in 'aeiou' else 'a'} {scene} scene")
+                            f"out of domain: {card.name} is {_a(card.domain)} model, camera '{camera.name}' films "
+                            f"{_a(scene)} scene")
         self.state = self._state(scene)
         self._engine = None
         mean = np.asarray(card.pixel_mean, dtype=np.float32)
@@ -97,7 +102,7 @@ class OnnxDepth(DepthProvider):
         if self.calibrated_by is not None:
             words.append(f"calibrated on {self.calibrated_by}")
         if self.domain_note is not None:
-            words = [f"{card.domain} model on {'an' if scene[0] in 'aeiou' else 'a'} {scene} scene: out of domain"]
+            words = [f"{card.domain} model on {_a(scene)} scene: out of domain"]
         return ", ".join(words)
 
     @property

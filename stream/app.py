@@ -24,7 +24,7 @@ from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
 from .boxtrust import flag_boxes
-from .depth import DepthProvider, GroundPlaneDepth
+from .depth import DepthProvider, DepthRate, GroundPlaneDepth
 from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band, serial_mask
@@ -98,18 +98,24 @@ def _ms(t0: float) -> float:
 
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
-                track: TrackStage | None = None) -> Stages:
-    """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
+                track: TrackStage | None = None, rate: DepthRate | None = None) -> Stages:
+    """The three stages the pipeline runs: depth (+ the band's mask; on the frames ``rate`` says, the others
+    reuse the last map and its mask, with no ``depth`` / ``mask`` timing), detect (on the masked frame in the
     serial layout), finish (per-box depth, then ``track``: tracks, filtered distances, events, then the band
-    keeps the boxes inside it, by the tracks' filtered distances)."""
+    keeps the boxes inside it, by the tracks' filtered distances). ``rate`` None: depth on every frame."""
     serial = cfg.pipeline.layout == "serial"
     band = cfg.band
+    rate = rate or DepthRate()
+    last: list = [None, None]  # the last map and its mask; only the depth stage's thread touches it
 
     def depth_stage(res: Result) -> Result:
+        if not rate.due(res.frame, last[0]):
+            return replace(res, depth=last[0], mask=last[1])
         t0 = time.perf_counter()
-        dm = depth(res.frame)
+        dm = depth(res.frame).stamped(res.frame)
         t1 = time.perf_counter()
         mask = band_mask(dm, band) if band.active else None
+        last[:] = dm, mask
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
@@ -173,6 +179,7 @@ class Summary:
     boxes: int = 0  # boxes written, over all frames
     flagged: int = 0  # of which with a distance flagged unreliable
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
+    depth_rate: DepthRate | None = None  # depth.every: how often the depth network ran
 
     @property
     def fps(self) -> float:
@@ -318,6 +325,13 @@ def _track_stage(cfg: Config, src: Source) -> TrackStage | None:
     return TrackStage(cfg.track, cfg.events, cfg.band, live=src.live, fps=float(src.fps or DEFAULT_IMAGE_FPS))
 
 
+def depth_rate(cfg: Config, depth: DepthProvider, src: Source) -> DepthRate:
+    """``depth.every`` for this run: a ground plane (no pixels read) and a folder of unrelated pictures get a
+    map of their own on every frame."""
+    every = cfg.depth.every if depth.reads_pixels else 1
+    return DepthRate(every, cfg.depth.every_max, live=src.live, stills=src.stills)
+
+
 def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary, deliver) -> Dispatcher | None:
     """The event-delivery worker for ``--on-event`` (None without a target); closed by ``stack``, which gives
     it ``events.drain_s`` to deliver what is still queued."""
@@ -355,9 +369,11 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         backend = _describe_models(summary, cfg, depth, detector, camera, choice)
         overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
+        rate = depth_rate(cfg, depth, src)
+        summary.depth_rate = rate
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, stat, track, rate), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None

@@ -48,7 +48,8 @@ def test_demo_clip_end_to_end(tmp_path, layout):
     assert all(rec["depth"] == {"source": "ground-plane", "kind": "geometric", "unit": "m",
                                 "state": "geometric, pets2009-view001", "valid_range_m": [0.0, 100.0],
                                 "camera": "pets2009-view001",
-                                "selected": "auto: camera profile 'pets2009-view001' has a mounting"} for rec in lines)
+                                "selected": "auto: camera profile 'pets2009-view001' has a mounting",
+                                "map_index": rec["index"], "age_frames": 0, "age_ms": 0.0} for rec in lines)
     assert "camera profile: pets2009-view001 (the bundled clip's own: vtest_pets2009.camera.yaml)" in r.stdout
     boxes = [d for rec in lines for d in rec["detections"]]
     assert len(boxes) > 300

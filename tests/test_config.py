@@ -102,6 +102,10 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
+        ("depth.every=0", r"^depth.every: got 0, expected an integer in 1..30 \(the depth network runs on every Nth frame\) "
+                          r"or auto$"),
+        ("depth.every=sometimes", r"^depth.every: got 'sometimes', expected an integer in 1..30 .* or auto$"),
+        ("depth.every_max=1", r"^depth.every_max: got 1, expected an integer in 2..30$"),
         ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],

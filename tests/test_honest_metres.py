@@ -33,7 +33,8 @@ def records(path: Path) -> list[dict]:
 
 BUNDLED_NETWORK = {"source": "fastdepth-224-nyu", "kind": "metric", "unit": "m", "state": "indoor, metric",
                    "valid_range_m": [0.5, 10.0], "camera": None,
-                   "selected": "auto: no camera profile, so the bundled depth network"}
+                   "selected": "auto: no camera profile, so the bundled depth network",
+                   "map_index": 0, "age_frames": 0, "age_ms": 0.0}  # the first frame's own map
 
 
 @pytest.mark.timeout(120)

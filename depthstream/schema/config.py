@@ -62,6 +62,8 @@ FocalPixels = number(gt=0, noun="pixels")
 Pixels = number(noun="a number of pixels")
 GrowHeight = number(ge=0, noun="metres", note="0 = the mask is not grown")
 GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
+DepthEvery = integer(ge=1, le=30, noun="an integer", note="the depth network runs on every Nth frame")
+DepthEveryMax = integer(ge=2, le=30)
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -206,6 +208,8 @@ class DepthConfig:
     roi: BoxFraction = 0.4
     threads: Count = 0
     ground_max_m: PositiveMetres = 100.0
+    every: DepthEvery | Annotated[Literal["auto"], Allowed("auto")] = 1
+    every_max: DepthEveryMax = 4
 
     @property
     def network_card(self) -> str | None:

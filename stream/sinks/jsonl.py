@@ -18,7 +18,10 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
                 "state": "indoor, metric",   # how far it can be trusted, in words ("geometric, <profile>" for a ground plane)
                 "valid_range_m": [0.5, 10.0],   # [near, far] it can measure (null: not stated); outside = flagged
                 "camera": null,         # the camera profile used (its name), null: none
-                "selected": "auto: no camera profile, so the bundled depth network"},   # why this source
+                "selected": "auto: no camera profile, so the bundled depth network",   # why this source
+                "map_index": 40,        # the frame the depth map was computed from (depth.every: an earlier one) ...
+                "age_frames": 2,        # ... how many frames older than this one it is (0: this frame's own map)
+                "age_ms": 200.0},       # ... and how much older in ms (media time, else capture time); null: unknown
       "band": "closer than 2 m",        # the asked distance band in words, null when none was asked
       "detections": [                   # one object per box, possibly empty
         {"box": [x1, y1, x2, y2],       # frame pixels, rounded to 0.1 px, x1 < x2, y1 < y2
@@ -162,6 +165,10 @@ def _depth_block(result: Result, source: str, kind: str, camera: str | None, sel
     block["camera"] = camera
     if selected is not None:
         block["selected"] = selected
+    age = dm.age(result.frame) if dm is not None else None
+    block["map_index"] = dm.frame_index if dm is not None else None
+    block["age_frames"] = age[0] if age is not None else None
+    block["age_ms"] = _round_or_none(age[1], 2) if age is not None else None
     return block
 
 

@@ -17,7 +17,8 @@ DEFAULT_OUT = "bench/results"
 
 EPILOG = """examples:
   python -m bench pipeline --source demo --layouts serial parallel --frames 300 --out bench/results/
-  python -m bench pipeline --depth ground-plane models/unet.yaml --repeat 2
+  python -m bench pipeline --depth-model models/midas-small.yaml --repeat 2     (another network, then ground plane)
+  python -m bench pipeline --depth ground-plane unet --set engine.backend=ort-cuda
   python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
@@ -62,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--frames", type=_positive(int, "--frames", 2), default=300, help="measured frames per run (default 300)")
     pp.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=30, help="results left out at the start of every run (default 30)")
     pp.add_argument("--depth", nargs="+", default=None, metavar="SRC",
-                    help="workloads: ground-plane and/or depth model cards (default: ground-plane, plus the U-Net "
-                         "card when it has been exported, see --help of python -m export)")
+                    help="workloads, each with the detector: ground-plane, unet (the seed reports' U-Net, untrained) "
+                         "and/or depth model cards (default: the bundled FastDepth-224, then ground-plane)")
+    pp.add_argument("--depth-model", metavar="CARD", default=None,
+                    help="the depth network of the default workloads instead of the bundled FastDepth-224")
     pp.add_argument("--pace", type=_positive(float, "--pace", 0.1), default=None, metavar="FPS",
                     help="frame rate of the live runs (default: half the slower layout's throughput)")
     pp.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=1, help="rounds of every run, interleaved (default 1)")
@@ -206,9 +209,13 @@ def _write(report: dict, out: Path, stem: str, markdown: str) -> list[Path]:
 
 def cmd_pipeline(args, argv: list[str]) -> list[Path]:
     from .pipeline_bench import PIPELINE_TIMING, bench_pipeline, default_workloads, workloads_from
-    from .report import UNTRAINED_NOTE, new_report, pipeline_markdown, pipeline_plot
+    from .pipeline_report import pipeline_markdown, pipeline_plot
+    from .report import UNTRAINED_NOTE, new_report
 
-    workloads, skipped = (workloads_from(args.depth), []) if args.depth else default_workloads()
+    if args.depth and args.depth_model:
+        raise ConfigError("give --depth (the workloads) or --depth-model (the network of the default workloads), "
+                          "not both")
+    workloads, skipped = (workloads_from(args.depth), []) if args.depth else default_workloads(args.depth_model)
     results = bench_pipeline(source=args.source, layouts=args.layouts, frames=args.frames, warmup=args.warmup,
                              workloads=workloads, pace=args.pace, repeat=args.repeat, config=args.config,
                              sets=args.set, closer_than=args.closer_than, skipped=skipped)

@@ -105,6 +105,39 @@ class LoopSource(Source):
         return frame
 
 
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def model_device(providers: Sequence[str]) -> str:
+    """Where a model ran, from what really ran it (ONNX Runtime's providers as the session reports them, else
+    the backend's name): ``cpu``, ``gpu`` or ``server`` (Triton, on whatever the server has)."""
+    first = providers[0] if providers else ""
+    if first in GPU_PROVIDERS or first == "trt":
+        return "gpu"
+    if first.startswith("triton"):
+        return "server"
+    return "cpu"
+
+
+def stage_devices(providers: dict[str, list[str]], *, network_depth: bool, mp4: bool, preset: str = "") -> dict:
+    """Per stage: on which device it ran and what ran it. Decode, the overlay, the per-box depth and the encoder
+    run on the CPU in this product (FFmpeg through PyAV, OpenCV, numpy, libx264); the models where their engine
+    says."""
+    out = {"decode": {"device": "cpu", "ran_on": "FFmpeg software decoder (PyAV)"}}
+    depth = providers.get("depth")
+    if network_depth and depth:
+        out["depth"] = {"device": model_device(depth), "ran_on": ", ".join(depth)}
+    else:
+        out["depth"] = {"device": "cpu", "ran_on": "numpy (ground plane: one map per frame size)"}
+    detect = providers.get("detect", [])
+    out["detect"] = {"device": model_device(detect), "ran_on": ", ".join(detect)}
+    for stage in ("mask", "fill", "preprocess", "postprocess", "box_depth", "overlay"):
+        out[stage] = {"device": "cpu", "ran_on": "numpy / OpenCV"}
+    if mp4:
+        out["encode"] = {"device": "cpu", "ran_on": f"libx264 (PyAV){', preset ' + preset if preset else ''}"}
+    return out
+
+
 @dataclass
 class _Clock:
     """Result timestamps (every frame: ``perf_counter``, ~50 ns) and CPU times (twice a run: when the last
@@ -237,7 +270,8 @@ def run_bare(cfg: Config, uri: str, frames: int, warmup: int) -> RunResult:
         finally:
             depth.close()
     wall, cpu, others = clock.window()
-    info = {"mode": "bare", "threads": dataclasses.asdict(threads), "providers": providers}
+    info = {"mode": "bare", "threads": dataclasses.asdict(threads), "providers": providers,
+            "devices": stage_devices(providers, network_depth="depth" in providers, mp4=False)}
     return RunResult(info, steady_fps(clock.stamps, warmup), cpu / wall, _per_wall(others, wall),
                      _stage_samples(timings, warmup, BARE_STAGES))
 
@@ -265,6 +299,8 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
         "source_loops": src.loops,
         "threads": dataclasses.asdict(summary.threads) if summary.threads else None,
         "providers": summary.providers,
+        "devices": stage_devices(summary.providers, network_depth="depth" in summary.providers, mp4=mp4 is not None,
+                                 preset=cfg.output.preset),
     }
     if pace_fps:
         info["pace_fps"] = round(pace_fps, 2)

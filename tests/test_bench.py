@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from bench import pipeline_report as prpt
 from bench import report as rpt
 from bench.__main__ import main
 from bench.depth_bench import bench_depth, find_pairs, read_depth_png
 from bench.models_bench import bench_models, skip_reason
-from bench.pipeline_bench import GROUND_PLANE, Workload, _limits, bench_pipeline
+from bench.pipeline_bench import GROUND_PLANE, Workload, bench_pipeline, default_workloads, network_workload
+from bench.pipeline_targets import limits, service_ms, targets
 from bench.pipeline_runs import LoopSource, RunResult, _dropped_after_warmup, finalise
 from bench.stats import ratio, steady_fps, summarise
 from depthstream.schema.camera import load_profile
@@ -85,16 +87,50 @@ def test_limits_from_serial_stage_times():
     stat = lambda p50: {"p50": p50}  # noqa: E731
     serial_live = {"stages": {"depth": stat(10.0), "mask": stat(1.0), "fill": stat(2.0), "detect": stat(12.0)},
                    "latency_ms": stat(40.0)}
-    layouts = {"serial": {"throughput": {"fps": 50.0, "cpu_cores_busy": 1.0}, "live": serial_live},
-               "parallel": {"throughput": {"fps": 60.0, "cpu_cores_busy": 2.0}, "live": serial_live}}
-    lim = _limits({"cpu_cores_busy": 1.0}, layouts, cores=2)
+    layouts = {"serial": {"throughput": {"fps": 50.0, "cpu_cores_busy": 1.0, "other_processes_cores_busy": 0.5},
+                          "live": serial_live},
+               "parallel": {"throughput": {"fps": 60.0, "cpu_cores_busy": 2.0, "other_processes_cores_busy": None},
+                            "live": serial_live}}
+    lim = limits({"cpu_cores_busy": 1.0}, layouts, cores=2)
     # 40 - fill 2 - (depth + mask 11) - detect 12 + max(11, 12) = 27
     assert lim["parallel_latency_p50_ideal_ms"] == pytest.approx(27.0)
     assert lim["parallel_over_serial_latency_limit"] == pytest.approx(27 / 40, abs=1e-3)
     assert lim["side_by_side_slowdown"] == {"depth": 1.0, "detect": 1.0}
     assert lim["parallel_latency_p50_with_slowdown_ms"] == pytest.approx(27.0)
-    assert lim["throughput"]["serial"]["fps_at_full_cores"] == pytest.approx(100.0)
-    assert lim["throughput"]["parallel"]["fps_at_full_cores"] == pytest.approx(60.0)
+    serial, parallel = lim["throughput"]["serial"], lim["throughput"]["parallel"]
+    # 1 core busy at 50 FPS: 20 ms of CPU a frame; 2 cores allow 100 FPS; half of it used; other processes
+    # took 0.5 core, so the layout used 1 of the 1.5 cores left to it
+    assert (serial["cpu_ms_per_frame"], serial["fps_at_full_cores"], serial["share_of_cores_limit"]) == (20.0, 100.0, 0.5)
+    assert serial["share_of_free_cores"] == pytest.approx(0.667)
+    assert (parallel["fps_at_full_cores"], parallel["share_of_cores_limit"], parallel["share_of_free_cores"]) == (60.0, 1.0, None)
+
+
+def test_targets_are_ratios_of_the_runs_figures():
+    stat = lambda p50, p99=None: {"p50": p50, "p99": p99 if p99 is not None else p50}  # noqa: E731
+    stages = {"decode": stat(3.0), "depth": stat(10.0), "mask": stat(1.0), "detect": stat(12.0), "box_depth": stat(1.0),
+              "track": stat(0.5), "overlay": stat(2.0), "encode": stat(5.5)}
+    layouts = {
+        "serial": {"throughput": {"fps": 40.0, "cpu_cores_busy": 1.9, "other_processes_cores_busy": 0.0},
+                   "live": {"stages": {**stages, "fill": stat(4.0)}, "latency_ms": stat(40.0, 70.0)}},
+        "parallel": {"throughput": {"fps": 42.0, "cpu_cores_busy": 1.7, "other_processes_cores_busy": 0.0},
+                     "live": {"stages": stages, "latency_ms": stat(30.0, 60.0)}},
+    }
+    # serial: 3 + 11 + 4 + 12 + 9 = 39 ms a frame when it never waits; parallel: 3 + max(11, 12) + 9 = 24 ms
+    assert service_ms("serial", layouts["serial"]["live"]["stages"]) == pytest.approx(39.0)
+    assert service_ms("parallel", stages) == pytest.approx(24.0)
+    t = targets({"fps": 41.0}, layouts, limits({"cpu_cores_busy": 1.0}, layouts, cores=2))
+    assert t["slower_layout_over_bare"] == {"value": pytest.approx(40 / 41, abs=1e-3), "target": ">= 0.95", "met": True,
+                                            "slower": "serial"}
+    lat = t["parallel_latency_p50_over_serial"]
+    assert (lat["value"], lat["fps_ratio"], lat["met"]) == (0.75, 1.05, True)
+    assert t["share_of_cores_limit"]["serial"]["met"] and not t["share_of_cores_limit"]["parallel"]["met"]  # 0.95, 0.85
+    ages = t["age_p99_over_service"]
+    assert ages["serial"]["value"] == pytest.approx(70 / 39, abs=1e-3) and ages["serial"]["met"]
+    assert ages["parallel"]["value"] == 2.5 and not ages["parallel"]["met"]
+    # a lower latency at a lower FPS does not meet the latency target
+    layouts["parallel"]["throughput"]["fps"] = 39.0
+    assert not targets({"fps": 41.0}, layouts, limits({"cpu_cores_busy": 1.0}, layouts, 2))[
+        "parallel_latency_p50_over_serial"]["met"]
 
 
 # -- the loop source -------------------------------------------------------------------------------
@@ -172,7 +208,15 @@ def test_pipeline_run_has_every_field(pipeline_report):
         assert set(w["ratios"]["parallel_over_serial"]) == {"fps", "latency_p50", "latency_p95"}
         assert "fill" in w["layouts"]["serial"]["live"]["stages"]
         assert "fill" not in w["layouts"]["parallel"]["live"]["stages"]
+        assert set(w["targets"]) == {"slower_layout_over_bare", "parallel_latency_p50_over_serial",
+                                     "share_of_cores_limit", "age_p99_over_service"}
+        assert set(w["targets"]["age_p99_over_service"]) == {"serial", "parallel"}
+        live = w["layouts"]["parallel"]["live"]
+        assert live["devices"]["detect"] == {"device": "cpu", "ran_on": "CPUExecutionProvider"}
+        assert live["devices"]["encode"]["device"] == "cpu" and "encode" not in w["layouts"]["parallel"]["throughput"]["devices"]
     tiny = report["workloads"][1]
+    assert tiny["bare"]["devices"]["depth"] == {"device": "cpu", "ran_on": "CPUExecutionProvider"}
+    assert report["workloads"][0]["bare"]["devices"]["depth"]["ran_on"].startswith("numpy (ground plane")
     assert tiny["depth"]["input_size"] == [NET, NET]
     assert tiny["bare"]["providers"]["depth"] == ["CPUExecutionProvider"]
     assert tiny["bare"]["threads"]["depth"] >= 1 and tiny["bare"]["threads"]["detect"] >= 1
@@ -185,18 +229,20 @@ def test_pipeline_run_has_every_field(pipeline_report):
 @pytest.mark.timeout(120)
 def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
     report, _ = pipeline_report
-    md = rpt.pipeline_markdown(report)
+    md = prpt.pipeline_markdown(report)
     assert "| ground-plane | bare loop |" in md and "| tiny | parallel |" in md
-    assert "overhead ratio" in md and "parallel / serial" in md and "**end to end**" in md
+    assert "Targets, tiny" in md and "| slower layout FPS / bare decode -> depth -> detect loop FPS |" in md
+    assert "| live frame age p99 / per-frame service time, parallel |" in md and "**end to end**" in md
+    assert "- ran on: decode cpu (FFmpeg software decoder (PyAV)); depth cpu (CPUExecutionProvider); detect cpu" in md
     assert rpt.UNTRAINED_NOTE in md
     quiet = json.loads(json.dumps(report))
     for w in quiet["workloads"]:
         for run in [w["bare"]] + [r for layout in w["layouts"].values() for r in layout.values()]:
             run["other_processes_cores_busy"] = 0.0
-    assert "Warning: other processes" not in rpt.pipeline_markdown(quiet)
+    assert "Warning: other processes" not in prpt.pipeline_markdown(quiet)
     quiet["workloads"][0]["layouts"]["serial"]["live"]["other_processes_cores_busy"] = 1.2
-    assert rpt.max_other_load(quiet) == 1.2
-    assert "Warning: other processes kept up to 1.20 cores busy" in rpt.pipeline_markdown(quiet)
+    assert prpt.max_other_load(quiet) == 1.2
+    assert "Warning: other processes kept up to 1.20 cores busy" in prpt.pipeline_markdown(quiet)
     path = rpt.write_json(report, tmp_path / "r" / "pipeline.json")
     assert json.loads(path.read_text())["schema"] == rpt.SCHEMA
 
@@ -205,7 +251,7 @@ def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
 def test_pipeline_plot_is_a_png(pipeline_report, tmp_path):
     pytest.importorskip("matplotlib")
     report, _ = pipeline_report
-    path = rpt.pipeline_plot(report, tmp_path / "p.png")
+    path = prpt.pipeline_plot(report, tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -220,6 +266,17 @@ def test_validate_names_the_missing_field(pipeline_report):
         rpt.validate(broken)
     with pytest.raises(ValueError, match="kind"):
         rpt.validate({"kind": "nope"})
+
+
+def test_default_workloads_are_the_bundled_network_then_the_ground_plane(tmp_path):
+    workloads, skipped = default_workloads()
+    assert [w.name for w in workloads] == ["fastdepth-224-nyu", "ground-plane"] and skipped == []
+    assert workloads[0].depth_source.endswith("models/fastdepth_224_nyu.yaml") and "default" in workloads[0].note
+    card = _tiny_depth_card(tmp_path)
+    workloads, _ = default_workloads(str(card))
+    assert [w.name for w in workloads] == ["tiny", "ground-plane"]
+    with pytest.raises(ConfigError, match=r"depth model card nope.yaml not found"):
+        network_workload("nope.yaml")
 
 
 def test_pipeline_argument_errors():
@@ -342,6 +399,9 @@ def test_cli_usage_errors_are_one_line(capsys):
     assert err.startswith("error: argument --frames: --frames must be >= 2") and err.count("\n") == 1
     assert main(["depth", "--data", str(DATA / "missing"), "--max-depth", "10"]) == 2
     assert capsys.readouterr().err.startswith("error: --data")
+    assert main(["pipeline", "--depth", "ground-plane", "--depth-model", "models/fastdepth_224_nyu.yaml"]) == 2
+    assert capsys.readouterr().err == ("error: give --depth (the workloads) or --depth-model (the network of the "
+                                       "default workloads), not both\n")
 
 
 def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ort-cpu | ort-cuda | ort-trt | trt (default: all)")
     pm.add_argument("--precision", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"])
     pm.add_argument("--model", nargs="+", default=None, metavar="ONNX",
-                    help="ONNX models (default: the shipped detector, plus the U-Net when it has been exported)")
+                    help="ONNX models (default: the shipped detector and the bundled FastDepth-224, plus the U-Net when it has been exported)")
     pm.add_argument("--threads", nargs="+", type=_positive(int, "--threads", 1), default=None, metavar="N",
                     help="CPU threads of ONNX Runtime sessions (default: 1 and every core)")
     pm.add_argument("--iterations", type=_positive(int, "--iterations", 2), default=200, help="timed calls (default 200)")

@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
+  python -m bench depth-every --source demo --every 1 2 3 4     (FastDepth on every Nth frame: FPS and distance error)
   python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
@@ -136,6 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", metavar="YAML")
     pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pl.add_argument("--out", default=DEFAULT_OUT, help=f"folder for layouts.json / .md (default {DEFAULT_OUT})")
+
+    pe = sub.add_parser("depth-every", help="FPS gained and distance error cost by running depth on every Nth frame",
+                        description="depth.every N against every frame, on one source with a depth network: "
+                                    "throughput, each box's distance against the every-frame run's, and a live run "
+                                    "faster than the pipeline with depth.every 1 and auto. See bench/depth_every.py.")
+    pe.add_argument("--source", default="demo", help="what to decode (default: demo, the bundled clip)")
+    pe.add_argument("--every", nargs="+", type=_positive(int, "--every", 1), default=[1, 2, 3, 4], metavar="N",
+                    help="depth rates to compare, 1 among them (default 1 2 3 4)")
+    pe.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
+    pe.add_argument("--frames", type=_positive(int, "--frames", 2), default=300, help="measured frames per throughput run (default 300)")
+    pe.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=30, help="results left out at the start of every run (default 30)")
+    pe.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=2, help="interleaved rounds (default 2)")
+    pe.add_argument("--live-fps", type=_positive(float, "--live-fps", 0.1), default=None, metavar="FPS",
+                    help="the live runs' camera rate (default 1.5 x the every-frame throughput)")
+    pe.add_argument("--live-seconds", type=_positive(float, "--live-seconds", 1), default=30.0, metavar="S",
+                    help="length of each live run (default 30 s)")
+    pe.add_argument("--config", metavar="YAML")
+    pe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pe.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth-every.json / .md (default {DEFAULT_OUT})")
 
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "
@@ -263,6 +283,20 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     return paths
 
 
+def cmd_depth_every(args, argv: list[str]) -> list[Path]:
+    from .depth_every import DEPTH_EVERY_TIMING, bench_depth_every, depth_every_markdown
+    from .report import _header, new_report
+
+    results = bench_depth_every(source=args.source, every=args.every, depth_model=args.depth_model, frames=args.frames,
+                                warmup=args.warmup, repeat=args.repeat, live_fps=args.live_fps, config=args.config,
+                                sets=args.set, live_s=args.live_seconds)
+    report = new_report("depth-every", argv, results, dict(DEPTH_EVERY_TIMING), args.loadavg_before)
+    md = depth_every_markdown(report, _header(report, "Depth at its own rate (depth.every)"))
+    paths = _write(report, Path(args.out), "depth-every", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_layouts(args, argv: list[str]) -> list[Path]:
     from .layouts_agree import LAYOUTS_TIMING, bench_layouts, layouts_markdown
     from .report import new_report
@@ -334,7 +368,8 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
                           args.scale, crop)
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "layouts-agree": cmd_layouts,
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "depth-every": cmd_depth_every,
+            "layouts-agree": cmd_layouts,
             "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
 
 

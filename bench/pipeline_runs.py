@@ -302,6 +302,10 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
         "devices": stage_devices(summary.providers, network_depth="depth" in summary.providers, mp4=mp4 is not None,
                                  preset=cfg.output.preset),
     }
+    rate = summary.depth_rate
+    if rate is not None:
+        info["depth_rate"] = {"setting": rate.describe(), "runs": rate.runs, "reused": rate.reused,
+                              "frames_at": {str(n): k for n, k in sorted(rate.frames_at.items())}}
     if pace_fps:
         info["pace_fps"] = round(pace_fps, 2)
     series = {"latency_ms" if pace_fps else "frame_age_ms": summary.ages_ms[warmup:]}

@@ -19,6 +19,7 @@ from bench import pipeline_report as prpt
 from bench import report as rpt
 from bench.__main__ import main
 from bench.depth_bench import bench_depth, find_pairs, read_depth_png
+from bench.depth_every import bench_depth_every, compare, depth_every_markdown
 from bench.models_bench import bench_models, skip_reason
 from bench.pipeline_bench import GROUND_PLANE, Workload, bench_pipeline, default_workloads, network_workload
 from bench.pipeline_targets import limits, service_ms, targets
@@ -415,3 +416,44 @@ def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
     rpt.validate(report)
     assert report["command"].startswith("python -m bench depth --data ")
     assert (out / "depth.md").is_file() and f"wrote {out / 'depth.json'}" in capsys.readouterr().out
+
+
+# -- depth at its own rate -------------------------------------------------------------------------
+
+
+def _box(xyxy, depth_m, filtered=None):
+    return {"box": xyxy, "depth_m": depth_m, "depth_filtered_m": filtered}
+
+
+def test_depth_every_compares_each_box_with_the_every_frame_runs():
+    base = {0: (0, [_box([0, 0, 1, 1], 10.0, 10.0)]), 1: (0, [_box([0, 0, 1, 1], 10.0, 10.0), _box([2, 2, 3, 3], 4.0)]),
+            2: (0, [_box([5, 5, 6, 6], 2.0)])}
+    other = {0: (0, [_box([0, 0, 1, 1], 10.0, 10.0)]), 1: (1, [_box([0, 0, 1, 1], 11.0, 10.2), _box([2, 2, 3, 3], 3.0)]),
+             2: (1, [_box([5, 5, 7, 6], 2.0)])}
+    out = compare(base, other)
+    assert out["frames_with_other_boxes"] == 1  # frame 2's box differs: left out, and said
+    assert out["raw"]["boxes"] == 3 and out["raw_reused_maps"]["boxes"] == 2
+    assert out["raw_reused_maps"]["median"] == pytest.approx(0.175)  # 10 % and 25 %
+    assert out["shown_reused_maps"]["median"] == pytest.approx((0.02 + 0.25) / 2)  # filtered 10.2 vs 10; raw 3 vs 4
+    assert out["raw"]["median"] == pytest.approx(0.1)
+
+
+@pytest.mark.timeout(300)
+def test_depth_every_bench_runs_each_rate(tmp_path):
+    card = _tiny_depth_card(tmp_path)
+    results = bench_depth_every(source="demo", every=[1, 3], depth_model=str(card), frames=6, warmup=2, repeat=1,
+                                live_fps=30.0, config=None, sets=[], live_s=1.0, distance_frames=12)
+    assert set(results["rates"]) == {"1", "3"} and results["rates"]["1"]["fps_gain"] == 1.0
+    d = results["rates"]["3"]["distance"]
+    assert d["frames_with_other_boxes"] == 0 and d["raw"]["boxes"] > d["raw_reused_maps"]["boxes"] > 0
+    assert results["rates"]["1"]["distance"] is None
+    assert set(results["live"]) == {"1", "auto"}
+    assert results["live"]["1"]["depth_rate"]["frames_at"] == {"1": results["live"]["1"]["depth_rate"]["runs"]}
+    assert results["live"]["auto"]["depth_rate"]["setting"].startswith("auto (live")
+    report = rpt.new_report("depth-every", ["depth-every"], results, {"x": "y"}, None)
+    rpt.validate(report)
+    md = depth_every_markdown(report, [])
+    assert "| 3 |" in md and "| auto |" in md
+    with pytest.raises(ConfigError, match="--every must include 1"):
+        bench_depth_every(source="demo", every=[2], depth_model=str(card), frames=6, warmup=2, repeat=1, live_fps=30.0,
+                          config=None, sets=[])

@@ -34,7 +34,7 @@ from depthstream.errors import ConfigError
 from depthstream.schema.config import BUNDLED_DEPTH_CARD, Config, load_config
 from stream.app import run
 
-from .pipeline_runs import LoopSource, RunResult, check_counts, finalise, run_layout
+from .pipeline_runs import RunResult, check_counts, finalise, run_layout
 from .stats import summarise
 
 log = logging.getLogger(__name__)

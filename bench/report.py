@@ -79,6 +79,7 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "fixed-costs": {**_HEAD, "settings": None, "steps": {"decode": None, "overlay": None}},
     "depth-every": {**_HEAD, "settings": None, "rates": {"1": {"fps": None, "fps_gain": None, "distance": None}},
                     "live": None},
     "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,

@@ -457,3 +457,18 @@ def test_depth_every_bench_runs_each_rate(tmp_path):
     with pytest.raises(ConfigError, match="--every must include 1"):
         bench_depth_every(source="demo", every=[2], depth_model=str(card), frames=6, warmup=2, repeat=1, live_fps=30.0,
                           config=None, sets=[])
+
+
+@pytest.mark.timeout(300)
+def test_fixed_costs_times_every_step_of_the_product(tmp_path, capsys):
+    assert main(["fixed-costs", "--frames", "3", "--rounds", "2", "--presets", "ultrafast", "veryfast",
+                 "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "fixed-costs.json").read_text())
+    steps = report["steps"]
+    assert set(steps) == {"decode", "detect_pre", "detect_post", "depth_pre", "depth_post", "mask", "box_depth",
+                          "overlay", "encode:ultrafast", "encode:veryfast"}
+    assert all(len(s["rounds"]) == 2 and s["cpu_ms_per_frame"] >= 0 for s in steps.values())
+    # a slower preset writes a smaller file at the same quality
+    assert steps["encode:veryfast"]["kb_per_frame"] < steps["encode:ultrafast"]["kb_per_frame"]
+    assert report["settings"]["depth_source"].endswith("fastdepth_224_nyu.yaml")
+    assert "| encode:veryfast (" in (tmp_path / "fixed-costs.md").read_text()

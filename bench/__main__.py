@@ -107,6 +107,19 @@ def cmd_fixed_costs(args, argv: list[str]) -> list[Path]:
     return paths
 
 
+def cmd_live_age(args, argv: list[str]) -> list[Path]:
+    from .live_age import LIVE_AGE_TIMING, bench_live_age, live_age_markdown
+    from .report import _header, new_report
+
+    results = bench_live_age(source=args.source, fps=args.fps, minutes=args.minutes, window_s=args.window,
+                             layout=args.layout, depth_model=args.depth_model, config=args.config, sets=args.set)
+    report = new_report("live-age", argv, results, dict(LIVE_AGE_TIMING), args.loadavg_before)
+    md = live_age_markdown(report, _header(report, "Live frame age over a paced run"))
+    paths = _write(report, Path(args.out), "live-age", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_layouts(args, argv: list[str]) -> list[Path]:
     from .layouts_agree import LAYOUTS_TIMING, bench_layouts, layouts_markdown
     from .report import new_report
@@ -179,7 +192,7 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
 
 
 COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "depth-every": cmd_depth_every,
-            "fixed-costs": cmd_fixed_costs,
+            "fixed-costs": cmd_fixed_costs, "live-age": cmd_live_age,
             "layouts-agree": cmd_layouts,
             "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
 

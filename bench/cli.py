@@ -16,6 +16,7 @@ EPILOG = """examples:
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
   python -m bench depth-every --source demo --every 1 2 3 4     (FastDepth on every Nth frame: FPS and distance error)
+  python -m bench live-age --fps 10 --minutes 10     (frame age vs service time over a 10-minute paced run)
   python -m bench fixed-costs --source demo --rounds 5     (CPU ms per frame of every step besides the models)
   python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
   python -m bench overlay --source demo --closer-than 30
@@ -164,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--config", metavar="YAML")
     pf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pf.add_argument("--out", default=DEFAULT_OUT, help=f"folder for fixed-costs.json / .md (default {DEFAULT_OUT})")
+
+    pa = sub.add_parser("live-age", help="a paced live run for minutes: frame age against the per-frame service time, "
+                                         "window by window",
+                        description="The whole product on a source paced like a camera (latest policy), MP4 written; "
+                                    "per window the frame age, the service time and memory. See bench/live_age.py.")
+    pa.add_argument("--source", default="demo", help="what to decode, looped (default: demo, the bundled clip)")
+    pa.add_argument("--fps", type=_positive(float, "--fps", 0.1), default=10.0, help="the camera's rate (default 10, the clip's)")
+    pa.add_argument("--minutes", type=_positive(float, "--minutes", 0.05), default=10.0, help="length of the run (default 10)")
+    pa.add_argument("--window", type=_positive(float, "--window", 1), default=60.0, metavar="S", help="seconds per window (default 60)")
+    pa.add_argument("--layout", choices=["serial", "parallel"], default="parallel")
+    pa.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
+    pa.add_argument("--config", metavar="YAML")
+    pa.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pa.add_argument("--out", default=DEFAULT_OUT, help=f"folder for live-age.json / .md (default {DEFAULT_OUT})")
 
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "

@@ -79,6 +79,8 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "live-age": {**_HEAD, "settings": None, "overall": {"age_p99_ms": None, "service_ms": None, "met": None,
+                                                          "p99_slope_ms_per_min": None}, "windows": [None]},
     "fixed-costs": {**_HEAD, "settings": None, "steps": {"decode": None, "overlay": None}},
     "depth-every": {**_HEAD, "settings": None, "rates": {"1": {"fps": None, "fps_gain": None, "distance": None}},
                     "live": None},

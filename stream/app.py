@@ -273,7 +273,8 @@ class _Events:
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
              overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
-             on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+             on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             on_result: Callable[[Result, float], None] | None = None) -> str | None:
     """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
     ended)."""
     names = overlay.class_names
@@ -292,6 +293,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                           band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
                                           selected=summary.depth_why, events=events.take(summary, records)))
         _count(summary, res, age_ms, names)
+        if on_result is not None:
+            on_result(res, age_ms)
         if on_frame is not None:
             on_frame(summary.frames, total)
         if not outputs.show(image):
@@ -343,11 +346,13 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
     return dispatcher
 
 
-def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
+def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
+        on_result: Callable[[Result, float], None] | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
-    ``on_frame(done, total)`` is called after each written frame (progress bars).
+    ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result,
+    age_ms)`` with each written frame's Result (its stage timings included) and its age in milliseconds.
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
     # A delivery target that cannot work is a usage error before anything opens.
@@ -379,7 +384,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         stopped_by = None
         try:
             stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
-                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src))
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), on_result)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise

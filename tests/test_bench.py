@@ -472,3 +472,17 @@ def test_fixed_costs_times_every_step_of_the_product(tmp_path, capsys):
     assert steps["encode:veryfast"]["kb_per_frame"] < steps["encode:ultrafast"]["kb_per_frame"]
     assert report["settings"]["depth_source"].endswith("fastdepth_224_nyu.yaml")
     assert "| encode:veryfast (" in (tmp_path / "fixed-costs.md").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_live_age_reports_each_window_against_the_service_time(tmp_path):
+    assert main(["live-age", "--fps", "20", "--minutes", "0.05", "--window", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "live-age.json").read_text())
+    o, windows = report["overall"], report["windows"]
+    assert report["settings"]["frames"] == 60 and len(windows) == 3
+    assert sum(w["processed"] + w["dropped"] for w in windows) == 60 == o["processed"] + o["dropped"]
+    assert 0 < o["service_ms"] and o["age_p50_ms"] <= o["age_p99_ms"]
+    assert o["age_p99_over_service"] == pytest.approx(o["age_p99_ms"] / o["service_ms"], rel=0.02)
+    assert o["met"] == (o["age_p99_over_service"] <= 2.0) and o["p99_slope_ms_per_min"] is not None
+    assert report["settings"]["devices"]["depth"]["ran_on"] == "CPUExecutionProvider"
+    assert "| from s | processed |" in (tmp_path / "live-age.md").read_text()

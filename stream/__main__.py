@@ -93,6 +93,7 @@ def format_summary(s) -> str:
         f"{s.frames} frames in {s.wall_s:.1f} s = {s.fps:.1f} FPS  ({s.layout} layout, {s.policy} policy, stopped by {s.stopped_by})",
         f"source: {s.source}   depth: {s.depth_source} ({s.depth_kind}), box distance = {s.box_stat}   band: {s.band}",
     ]
+    lines += s.depth_notes
     if s.backend:
         lines.append(f"backend: {s.backend}")
     if s.threads is not None:

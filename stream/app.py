@@ -19,11 +19,15 @@ import numpy as np
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
+from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .depth.scaled import ScaledNetworkDepth
+from .depth.sizeprior import SizePriorDepth
+from .depth.sizing import SizeStage
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
 from .overlay import draw
@@ -60,9 +64,15 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
 
 
 def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
+    """The depth source: the ground plane, the size priors (no map), or a network whose metres the size
+    priors may rescale (:class:`~stream.depth.scaled.ScaledNetworkDepth`)."""
+    if cfg.depth.is_size_prior:
+        return SizePriorDepth(cfg.depth.size_prior)
     if not cfg.depth.is_network:
         return GroundPlaneDepth(cfg.depth.ground_plane)
-    return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
+    network = open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine,
+                               autoscaled=cfg.depth.autoscale.mode != "off")
+    return ScaledNetworkDepth(network)
 
 
 def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
@@ -84,6 +94,8 @@ def engine_providers(engine) -> list[str]:
 def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     """``auto``: the ground-contact strip for ground-plane depth (an upright object's own pixels show
     the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
+    if cfg.depth.is_size_prior:
+        return "size-prior"  # no map: each box's own size gives its distance
     if cfg.depth.box_stat == "auto":
         return "bottom" if isinstance(depth, GroundPlaneDepth) else "center_mean"
     return cfg.depth.box_stat
@@ -93,17 +105,20 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str) -> Stages:
+def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
+                sizing: SizeStage | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
-    serial layout), finish (per-box depth, then the band keeps the boxes inside it)."""
+    serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
+    the band keeps the boxes inside it)."""
     serial = cfg.pipeline.layout == "serial"
     band = cfg.band
+    no_map = cfg.depth.is_size_prior
 
     def depth_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dm = depth(res.frame)
         t1 = time.perf_counter()
-        mask = band_mask(dm, band) if band.active else None
+        mask = band_mask(dm, band) if band.active and not no_map else None
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
@@ -119,12 +134,28 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
 
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
-        dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        dm, mask = res.depth, res.mask
+        if sizing is None:
+            dets = assign_box_depth(res.detections, dm, stat, cfg.depth.roi)
+        else:
+            dm, dets = sizing(res.frame, dm, res.detections)
+            if band.active and not serial and not no_map and dm.metres is not res.depth.metres:
+                mask = band_mask(dm, band)  # the scale changed the metres the overlay tints by
         if band.active:
             dets = dets[in_band(dets.depth_m, band)]
-        return res.timed("box_depth", _ms(t0), detections=dets)
+        return res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
+
+
+def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: CameraProfile | None = None) -> SizeStage | None:
+    """The size priors' stage for a run: always with the size-prior source or a network (scale, cross-check);
+    with another source (the ground plane) only when a camera profile gives the focal length: checking a
+    camera's geometry against an assumed field of view would say nothing."""
+    if not (cfg.depth.is_size_prior or isinstance(depth, ScaledNetworkDepth) or profile is not None):
+        return None
+    return SizeStage(cfg.depth, depth, detector.class_names, profile=profile, box_stat=box_stat_for(cfg, depth),
+                     roi=cfg.depth.roi)
 
 
 @dataclass
@@ -152,6 +183,7 @@ class Summary:
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
+    depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
 
     @property
     def fps(self) -> float:
@@ -221,11 +253,12 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
     """Every result: overlay, outputs, summary. Returns why the run stopped early (None: the pipeline ended)."""
     fps_meter = _Fps()
     band_text = cfg.band.describe() if cfg.band.active else None
+    overlay = replace(cfg.overlay, depth_inset=False) if cfg.depth.is_size_prior else cfg.overlay  # no map to show
     for res in pipeline.results():
         fps = fps_meter.tick()
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
-        image = draw(shown, names, fps=fps, band_text=band_text, options=cfg.overlay)
+        image = draw(shown, names, fps=fps, band_text=band_text, options=overlay)
         res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
         age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
@@ -269,8 +302,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         backend = _describe_models(summary, cfg, depth, detector)
+        sizing = size_stage(cfg, depth, detector)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, stat, sizing), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
@@ -282,4 +316,5 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src)
+            summary.depth_notes = sizing.summary() if sizing is not None else []
     return summary

@@ -97,7 +97,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
-        ("depth.source=''", r"^depth.source: got '', expected ground-plane, a model card .yaml or an .onnx with a card beside it$"),
+        ("depth.source=''", r"^depth.source: got '', expected ground-plane, size-prior, a model card .yaml or an .onnx with a card beside it$"),
     ],
 )
 def test_bad_set_items(item, message):

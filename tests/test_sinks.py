@@ -251,6 +251,7 @@ def test_frame_record_schema(tmp_path: Path) -> None:
         "depth_m": 1.235,
         "depth_valid_frac": 0.9,
         "depth_spread_m": 0.2,
+        "depth_reliable": True,
     }
     assert second["class"] == "class 5" and second["class_id"] == 5
     assert second["depth_m"] is None and second["depth_spread_m"] is None

@@ -47,6 +47,13 @@ Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
 FocalPixels = number(gt=0, noun="pixels")
 Pixels = number(noun="a number of pixels")
+Spread = number(gt=0, le=1, noun="a relative spread (1 sigma / value)")
+Tolerance = number(gt=0, le=5, noun="a relative difference")
+BorderPixels = number(ge=0, le=50, noun="pixels")
+BoxErrorPixels = number(ge=0, le=20, noun="pixels")
+Aspect = number(ge=1, le=5, noun="a height / width ratio")
+References = number(ge=1, le=1000, noun="a number of references")
+Frames = integer(ge=1, le=10000, noun="a number of frames")
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -184,20 +191,63 @@ class GroundPlaneConfig:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class SizePriorConfig:
+    """``depth.size_prior``: distances from the typical real size of a class (:mod:`stream.depth.sizeprior`)."""
+
+    assumed_hfov_deg: Degrees180 = 70.0
+    assumed_focal_spread: Spread = 0.15
+    border_margin_px: BorderPixels = 2.0
+    box_error_px: BoxErrorPixels = 2.0
+    person_min_aspect: Aspect = 2.0
+    max_spread: Spread = 0.25
+    reference_max_spread: Spread = 0.12
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class AutoScaleConfig:
+    """``depth.autoscale``: a depth network's scale fitted to the size priors' distances (:mod:`stream.depth.autoscale`)."""
+
+    mode: Literal["auto", "always", "off"] = "auto"
+    min_references: References = 3.0
+    max_spread: Spread = 0.2
+    half_life_frames: Frames = 30
+    scene_cut: Fraction01 = 0.5
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class CrossCheckConfig:
+    """``depth.crosscheck``: whether a depth source's box distances agree with the size priors (:mod:`stream.depth.crosscheck`)."""
+
+    window_frames: Frames = 30
+    min_references: References = 5.0
+    tolerance: Tolerance = 0.35
+
+
+DEPTH_SOURCES = "ground-plane, size-prior, a model card .yaml or an .onnx with a card beside it"
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class DepthConfig:
     """``depth``: where metres come from and how a box gets its distance."""
 
-    source: Annotated[str, Strict(), Field(min_length=1),
-                      Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
+    source: Annotated[str, Strict(), Field(min_length=1), Allowed(DEPTH_SOURCES)] = "ground-plane"
     box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
     roi: BoxFraction = 0.4
     threads: Count = 0
     ground_plane: GroundPlaneConfig = GroundPlaneConfig()
+    size_prior: SizePriorConfig = SizePriorConfig()
+    autoscale: AutoScaleConfig = AutoScaleConfig()
+    crosscheck: CrossCheckConfig = CrossCheckConfig()
 
     @property
     def is_network(self) -> bool:
-        """A depth network (a model card), not the ground plane."""
-        return self.source != "ground-plane"
+        """A depth network (a model card), not the ground plane nor the size priors."""
+        return self.source not in ("ground-plane", "size-prior")
+
+    @property
+    def is_size_prior(self) -> bool:
+        """Distances per box from the classes' typical sizes, no depth map."""
+        return self.source == "size-prior"
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -286,6 +336,14 @@ class Config:
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+
+    @model_validator(mode="after")
+    def _size_prior_layout(self) -> "Config":
+        if self.depth.is_size_prior and self.pipeline.layout == "serial":
+            raise ValueError("depth.source size-prior gives each box a distance but no depth map, and the serial "
+                             "layout masks the frame by a depth map before detecting: use --layout parallel "
+                             "(pipeline.layout: parallel), or a depth source with a map (ground-plane, a model card)")
+        return self
 
 
 NOUN = "config key"

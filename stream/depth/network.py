@@ -35,12 +35,13 @@ class OnnxDepth(DepthProvider):
     re-applied -> DepthMap of (H, W) float32 metres.
     """
 
-    def __init__(self, card: ModelCard, threads: int = 1, engine_options=None) -> None:
-        if card.relative and card.calibration is None:
+    def __init__(self, card: ModelCard, threads: int = 1, engine_options=None, *, autoscaled: bool = False) -> None:
+        if card.relative and card.calibration is None and not autoscaled:
             raise DepthError(
                 f"depth model '{card.name}' (card {card.label}) "
                 f"gives {card.kind} depth and has no calibration: metres, and so --closer-than/--further-than, "
-                f"need 'calibration: {{scale: ..., shift: ...}}' in the card")
+                f"need 'calibration: {{scale: ..., shift: ...}}' in the card, or the automatic scale from size priors "
+                f"(depth.autoscale.mode: auto or always)")
         self.card = card
         self.threads = threads
         self.engine_options = engine_options  # engines.EngineOptions; None = ONNX Runtime on the CPU
@@ -155,14 +156,19 @@ class OnnxDepth(DepthProvider):
         raise EngineError(f"depth model '{self.card.name}': output {self.card.output!r} has shape {shape}, "
                           f"expected (1, 1, h, w), (1, h, w) or (h, w)")
 
-    def __call__(self, frame: Frame) -> DepthMap:
-        """Depth of ``frame``: (frame.height, frame.width) float32 metres along the optical axis, NaN = invalid."""
+    def raw_output(self, frame: Frame) -> np.ndarray:
+        """The network's output for ``frame`` as it comes, (h, w) float32 at the network's resolution (see the
+        card's ``kind`` for what it means; :meth:`to_metres` turns it into metres)."""
         if self._engine is None:
             raise EngineError(f"depth model '{self.card.name}' is not open: call open() or use it as a "
                               f"context manager ('with provider: ...') before calling it")
         x = self.preprocess(frame.image)
         out = self._engine.infer({self.card.input: x})[self.card.output]
-        metres = self.to_metres(self._squeeze(np.asarray(out)))
+        return np.asarray(self._squeeze(np.asarray(out)), dtype=np.float32)
+
+    def __call__(self, frame: Frame) -> DepthMap:
+        """Depth of ``frame``: (frame.height, frame.width) float32 metres along the optical axis, NaN = invalid."""
+        metres = self.to_metres(self.raw_output(frame))
         return DepthMap(_resize_depth(metres, frame.height, frame.width), self.source, self.kind)
 
 
@@ -189,7 +195,7 @@ def _resize_depth(metres: np.ndarray, height: int, width: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def open_depth_model(path: str | Path, threads: int = 1, engine_options=None) -> OnnxDepth:
+def open_depth_model(path: str | Path, threads: int = 1, engine_options=None, *, autoscaled: bool = False) -> OnnxDepth:
     """An :class:`OnnxDepth` from a model card (``.yaml`` / ``.yml``) or an ``.onnx`` with a sidecar card.
 
     ``x.onnx`` uses ``x.yaml`` (or ``x.yml``) next to it. The provider is returned **not yet opened**:
@@ -199,14 +205,14 @@ def open_depth_model(path: str | Path, threads: int = 1, engine_options=None) ->
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return OnnxDepth(load_card(path), threads=threads, engine_options=engine_options)
+        return OnnxDepth(load_card(path), threads=threads, engine_options=engine_options, autoscaled=autoscaled)
     if suffix == ".onnx":
         if not path.is_file():
             raise ConfigError(f"depth model {path} not found")
         for card_suffix in (".yaml", ".yml"):
             card = path.with_suffix(card_suffix)
             if card.is_file():
-                return OnnxDepth(load_card(card), threads=threads, engine_options=engine_options)
+                return OnnxDepth(load_card(card), threads=threads, engine_options=engine_options, autoscaled=autoscaled)
         raise ConfigError(f"depth model {path} has no model card: write {path.with_suffix('.yaml')} saying how to "
                           f"feed the network and how its output becomes metres (an example card "
                           f"is in the docstring of depthstream/schema/card.py and in the README)")

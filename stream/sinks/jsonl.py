@@ -13,8 +13,19 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
       "source": "data/clip.mp4",        # the source as given, credentials redacted
       "depth": {"source": "depth-anything-v2-metric-indoor-small",   # what produced the depth map
-                "kind": "metric",       # "metric" | "relative+calibrated" | "geometric"
-                "unit": "m"},
+                "kind": "metric",       # "metric" | "relative+calibrated" | "relative+autoscaled" | "geometric" | "size-prior"
+                "unit": "m",
+                "state": "...",         # how far the source can be trusted now, in words (absent when nothing to add)
+                "size_prior": {"focal_px": 548.4, "focal_assumed": true,    # the focal length the size priors used,
+                               "focal_from": "assumed: hfov 70 deg",        # whether it was assumed, where it came from,
+                               "pitch_deg": 0.0, "references": 3},          # the pitch, the reference boxes in this frame
+                "scale": {"fit": "scale", "scale": 9.93, "shift": 0.0,      # networks: the automatic scale (metres =
+                          "spread": 0.08, "references": 5.6,                # scale * y + shift, 1/metres for inverse depth),
+                          "outliers": 0.05, "state": "calibrated",          # its relative 1-sigma spread, references per
+                          "applied": true, "frames": 30},                   # frame, calibrated | uncalibrated, in force?
+                "crosscheck": {"verdict": "out of domain", "ratio": 0.1,    # unknown | agrees | out of domain | disagrees;
+                               "spread": 0.07, "references": 164,           # source / prior distance over the window
+                               "frames": 30}},
       "band": "closer than 2 m",        # the asked distance band in words, null when none was asked
       "detections": [                   # one object per box, possibly empty
         {"box": [x1, y1, x2, y2],       # frame pixels, rounded to 0.1 px, x1 < x2, y1 < y2
@@ -23,7 +34,8 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
          "score": 0.873,                # detector confidence 0..1, 3 decimals
          "depth_m": 1.734,              # the box's distance in metres (3 decimals), null: no valid depth
          "depth_valid_frac": 0.962,     # share of the sampled pixels with valid depth (3 decimals) or null
-         "depth_spread_m": 0.211}       # interquartile range of the sampled depths, metres, or null
+         "depth_spread_m": 0.211,       # interquartile range of the sampled depths, metres, or null
+         "depth_reliable": true}        # false: a distance the source cannot stand behind (shown as ~ on the overlay)
       ],
       "timings_ms": {"depth": 3.12, "detect": 11.95},   # stage -> milliseconds (0.01 ms), in stage order
       "age_ms": 35.27,                  # capture-to-output latency of this frame in ms (0.01), or null
@@ -140,6 +152,14 @@ def _round_or_none(value: float, digits: int) -> float | None:
     return round(v, digits) if math.isfinite(v) else None
 
 
+def _depth_facts(result: Result) -> dict[str, Any]:
+    """The frame's DepthMap's ``state`` (when it says something) and ``details``."""
+    depth = result.depth
+    if depth is None:
+        return {}
+    return {**({"state": depth.state} if depth.state else {}), **depth.details}
+
+
 def frame_record(
     result: Result,
     class_names: Sequence[str],
@@ -172,6 +192,7 @@ def frame_record(
                     "depth_m": _round_or_none(dets.depth_m[i], 3),
                     "depth_valid_frac": _round_or_none(dets.depth_valid_frac[i], 3),
                     "depth_spread_m": _round_or_none(dets.depth_spread_m[i], 3),
+                    "depth_reliable": bool(dets.depth_reliable[i]),
                 }
             )
     timings = {**result.timings_ms, **(extra_timings or {})}
@@ -179,7 +200,7 @@ def frame_record(
         "index": int(frame.index),
         "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
         "source": frame.source_id,
-        "depth": {"source": depth_source, "kind": depth_kind, "unit": "m"},
+        "depth": {"source": depth_source, "kind": depth_kind, "unit": "m", **_depth_facts(result)},
         "band": band_text,
         "detections": detections,
         "timings_ms": {str(stage): _round_or_none(ms, 2) for stage, ms in timings.items()},

@@ -71,7 +71,7 @@ def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) 
     if not cfg.depth.is_network:
         return GroundPlaneDepth(cfg.depth.ground_plane)
     network = open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine,
-                               autoscaled=cfg.depth.autoscale.mode != "off")
+                               autoscaled=cfg.depth.autoscale.mode != "never")
     return ScaledNetworkDepth(network)
 
 

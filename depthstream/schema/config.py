@@ -52,7 +52,7 @@ Tolerance = number(gt=0, le=5, noun="a relative difference")
 BorderPixels = number(ge=0, le=50, noun="pixels")
 BoxErrorPixels = number(ge=0, le=20, noun="pixels")
 Aspect = number(ge=1, le=5, noun="a height / width ratio")
-References = number(ge=1, le=1000, noun="a number of references")
+References = number(gt=0, le=1000, noun="a number of references per frame")
 Frames = integer(ge=1, le=10000, noun="a number of frames")
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
@@ -207,11 +207,11 @@ class SizePriorConfig:
 class AutoScaleConfig:
     """``depth.autoscale``: a depth network's scale fitted to the size priors' distances (:mod:`stream.depth.autoscale`)."""
 
-    mode: Literal["auto", "always", "off"] = "auto"
-    min_references: References = 3.0
+    mode: Literal["auto", "always", "never"] = "auto"
+    min_references: References = 2.0
     max_spread: Spread = 0.2
     half_life_frames: Frames = 30
-    scene_cut: Fraction01 = 0.5
+    scene_cut: Fraction01 = 0.1
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -219,7 +219,7 @@ class CrossCheckConfig:
     """``depth.crosscheck``: whether a depth source's box distances agree with the size priors (:mod:`stream.depth.crosscheck`)."""
 
     window_frames: Frames = 30
-    min_references: References = 5.0
+    min_references: References = 1.0
     tolerance: Tolerance = 0.35
 
 

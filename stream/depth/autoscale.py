@@ -190,19 +190,22 @@ class AutoScale:
 
 
 class SceneCut:
-    """Says whether a frame starts a new scene: the Bhattacharyya distance between the grey-level histograms
-    (32 bins) of this frame and the one before, each shrunk to 64 x 48, above ``threshold`` (0..1; 1 = never).
-    The first frame is a cut. About 0.1 ms a frame."""
+    """Says whether a frame starts a new scene: the mean absolute difference between 16 x 12 grey thumbnails of
+    this frame and the one before, on a 0..1 scale, above ``threshold`` (1 = never). The first frame starts one.
+
+    Measured (thumbnails as here): consecutive frames of the bundled clip differ by at most 0.006, frames a second
+    apart by 0.02, two consecutive photos of the basketball pair by 0.012, chessboard photos of one room moved by
+    hand by 0.08-0.09, unrelated photos by 0.155 or more. Far below a millisecond a frame.
+    """
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self._previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> bool:
-        grey = cv2.cvtColor(cv2.resize(image, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        hist = cv2.calcHist([grey], [0], None, [32], [0, 256])
-        cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
-        previous, self._previous = self._previous, hist
+        thumb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (16, 12), interpolation=cv2.INTER_AREA)
+        thumb = thumb.astype(np.float32) / 255.0
+        previous, self._previous = self._previous, thumb
         if previous is None:
             return True
-        return cv2.compareHist(previous, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+        return float(np.mean(np.abs(thumb - previous))) > self.threshold

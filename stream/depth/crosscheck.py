@@ -11,7 +11,7 @@ reference (an assumed focal length).
 Verdict, with ``t = log(1 + tolerance)`` (the disagreement a source may have in its domain: a metric network's
 own error, the priors' bias on one scene):
 
-- ``unknown``: fewer than ``min_references`` references in the window;
+- ``unknown``: fewer than ``min_references`` references per frame of the window (seen at once, on average);
 - ``agrees``: ``|log ratio| <= t + 2 sigma`` -- no disagreement beyond what both can be wrong by;
 - ``out of domain`` (a network) / ``disagrees`` (a camera's geometry): ``|log ratio| > t + 2 sigma``.
 """
@@ -92,7 +92,7 @@ class CrossCheck:
         frames = len(self._window)
         r = np.concatenate([w[0] for w in self._window])
         s = np.concatenate([w[1] for w in self._window])
-        if r.size < o.min_references:
+        if r.size == 0 or r.size / frames < o.min_references:
             return Verdict("unknown", references=int(r.size), frames=frames)
         fit = robust_location(r, s)
         n_inliers = int(fit.inliers.sum())

@@ -15,18 +15,20 @@ D, with ``t(v) = (y cos p + sin p) / (cos p - y sin p)`` the tangent of the ray'
 
 Per box, in this order:
 
-1. A class without a prior gets no distance.
-2. A box edge within ``border_margin_px`` of the frame's edge is **cut**: that dimension gives no distance (a
-   box cut at the bottom says nothing of the object's height).
-3. The class's primary dimension gives the distance when it is not cut and, for a person, when the box is upright
-   (height / width >= ``person_min_aspect``): such a box is a **reference** when its own spread is at most
+1. A class without a prior gets no distance (``basis`` ``no prior``).
+2. A box edge within ``border_margin_px`` of the frame's edge is **cut**: that dimension gives no distance (a box
+   cut at the bottom says nothing of the object's height).
+3. The class's primary dimension gives the distance when it is not cut -- and, for a height, when the object is
+   seen whole: a person's box must be upright (height / width >= ``person_min_aspect``), and no box's bottom edge
+   may end inside another box (:func:`hidden_below`: standing behind a car, a table, another person). Such a
+   distance is a **reference** for the scale fit and the cross-check when its own spread is at most
    ``reference_max_spread``.
-4. Otherwise the secondary dimension (a person's width), if the class has one and it is not cut. A person whose
-   box is not upright is sitting, bending or hidden in part: the box is shorter than a standing person, so the
-   height-based distance is too far and only bounds the distance from above; the distance is the **smaller** of
-   the width-based and the height-based one. Occlusion only ever shrinks a box, so of two estimates the nearer
-   is the one to keep.
-5. Else none.
+4. If the primary dimension is cut, the secondary one (a person's width), when the class has one and it is
+   whole.
+5. A shortened height (a person sitting or bending, or hidden below) only bounds the distance from above: the
+   box is shorter than the object, so the height-based distance is too far. The distance is then the **nearest**
+   of the estimates there are (occlusion only ever shrinks a box), ``basis`` ``bound``, flagged unreliable.
+6. Else none (``cut``).
 
 Spread. A box's own relative spread (1 sigma, about the standard deviation of log Z) combines the prior's spread
 with the box's pixel error (``box_error_px`` on each of its two edges: ``sqrt(2) * e / size_px``); a spread
@@ -108,8 +110,8 @@ class BoxRanges:
     distance_m: (N,) float64 z-depth of the box's centre in metres, NaN where the box got none.
     spread:     (N,) float64 the box's own relative 1-sigma spread (prior + pixel error), NaN where none.
     common_spread: relative 1-sigma spread shared by every box (an assumed focal length), 0 from a profile.
-    basis:      (N,) str, what gave the distance: ``height``, ``width``, ``width<height`` (the nearer of the two
-                for a person who is not upright), or the reason for none: ``no prior``, ``cut``.
+    basis:      (N,) str, what gave the distance: ``height`` or ``width`` (seen whole), ``bound`` (the nearest
+                estimate when the height is shortened; flagged), or the reason for none: ``no prior``, ``cut``.
     reference:  (N,) bool, usable as a reference for the scale fit and the cross-check.
     reliable:   (N,) bool, a distance whose total spread is at most ``max_spread``.
     geometry:   the camera geometry used.

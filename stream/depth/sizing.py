@@ -70,7 +70,7 @@ class SizeStage:
         self.size_prior = isinstance(depth, SizePriorDepth)
         mode = options.autoscale.mode
         self.autoscale = (AutoScale(options.autoscale, self.network.output_kind)
-                          if self.network is not None and (mode != "off" or not self.network.gives_metres) else None)
+                          if self.network is not None and (mode != "never" or not self.network.gives_metres) else None)
         gives_metres = self.network.gives_metres if self.network is not None else not self.size_prior
         self.crosscheck = (CrossCheck(options.crosscheck, geometric=self.network is None and not self.size_prior)
                            if gives_metres else None)

@@ -235,7 +235,7 @@ def _target_metres(v: Variant, reference: Variant, y: float) -> tuple[float | No
     metres (a fit that follows the output's scale exactly). FastDepth inverse: unknown."""
     if v.truth is not None:
         return (1.0 / (v.factor * y) if v.inverse else y / v.factor), "known scale"
-    if not v.inverse:
+    if not v.inverse and v is not reference:
         return _metres_at(reference.fits[-1]["fit"], y / v.factor), "fastdepth x 1's fit"
     return None, "-"
 

@@ -39,7 +39,8 @@ class ScaledDepthMap(DepthMap):
 
 
 class ScaledNetworkDepth(DepthProvider):
-    """Wraps an :class:`~stream.depth.network.OnnxDepth` (opened and closed with it).
+    """Wraps an :class:`~stream.depth.network.OnnxDepth` (opened and closed with it); every attribute it does
+    not have itself is the network's (its card, camera, engine, valid range, state).
 
     ``output_kind``: ``metric`` when the network gives metres (a metric card, or a relative one with a
     calibration), else the card's relative kind. ``scaling`` is read once per frame; the last stage replaces it.
@@ -52,11 +53,15 @@ class ScaledNetworkDepth(DepthProvider):
         self.output_kind: Output = "metric" if self.gives_metres else card.kind  # type: ignore[assignment]
         self.source = network.source
         self.kind: DepthKind = network.kind if self.gives_metres else "relative+autoscaled"
+        for shared in ("valid_range_m", "state", "domain_note"):  # the base class has defaults: take the network's
+            if hasattr(network, shared):
+                setattr(self, shared, getattr(network, shared))
         self.scaling = Scaling(ScaleFit(self.output_kind))
 
-    @property
-    def engine(self):
-        return self.network.engine
+    def __getattr__(self, name: str):
+        if name == "network":  # not set yet (copying, unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.network, name)
 
     def open(self) -> None:
         self.network.open()

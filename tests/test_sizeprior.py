@@ -97,8 +97,10 @@ def test_cut_boxes_and_classes_without_a_prior_get_no_distance_on_that_dimension
     assert list(r.basis) == ["cut", "width", "height", "no prior"]
     assert math.isnan(r.distance_m[0]) and math.isnan(r.distance_m[3])
     assert r.distance_m[1] == pytest.approx(r.geometry.fx * 0.70 / 60)
-    # the width of a person varies with pose: flagged unreliable and never a reference
-    assert not r.reliable[1] and not r.reference[1] and r.reliable[2] and r.reference[2]
+    # the width of a person varies with pose: never a reference; a standing person is one
+    assert not r.reference[1] and r.reference[2]
+    # under an assumed focal length no distance is one to stand behind
+    assert not r.reliable.any()
 
 
 def test_a_person_not_upright_or_hidden_below_is_only_bounded_and_flagged():
@@ -127,8 +129,14 @@ def test_spread_combines_prior_pixels_and_an_assumed_focal_length_and_reports_an
     z = r.distance_m[0]
     assert r.spread_m[0] == pytest.approx(z * (math.exp(IQR_Z * total) - math.exp(-IQR_Z * total)))
     boxed = r.apply_to(dets([300, 100, 340, 300, PERSON]))
-    assert boxed.depth_m[0] == pytest.approx(z, rel=1e-6) and boxed.depth_reliable[0]
+    assert boxed.depth_m[0] == pytest.approx(z, rel=1e-6) and not boxed.depth_reliable[0]  # the focal is assumed
     assert boxed.depth_spread_m[0] == pytest.approx(r.spread_m[0], rel=1e-6) and math.isnan(boxed.depth_valid_frac[0])
+    # the same field of view from a camera profile: the same distance, without the focal length's spread, trusted
+    profile = PROFILE.__class__(name="phone", intrinsics=PROFILE.intrinsics.__class__(
+        width=640, height=480, hfov_deg=70.0, source={"method": "datasheet"}))
+    known = SizePriorRanger(OPTIONS, COCO_CLASSES, profile)(dets([300, 100, 340, 300, PERSON]), 640, 480)
+    assert known.distance_m[0] == pytest.approx(z, rel=2e-3) and known.reliable[0] and known.common_spread == 0
+    assert known.spread_m[0] == pytest.approx(z * (math.exp(IQR_Z * own) - math.exp(-IQR_Z * own)), rel=2e-3)
 
 
 def test_size_prior_source_has_no_map_and_says_which_focal_length():

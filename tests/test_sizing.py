@@ -39,7 +39,7 @@ def test_size_prior_source_ranges_every_box_and_states_the_assumed_focal_length(
     persons = [d for rec in lines for d in rec["detections"] if d["class"] == "person"]
     assert len(persons) >= 20
     assert all(d["depth_m"] is not None and 0 < d["depth_m"] < 40 and d["depth_spread_m"] > 0 for d in persons)
-    assert sum(d["depth_reliable"] for d in persons) >= len(persons) // 2
+    assert not any(d["depth_reliable"] for d in persons)  # an assumed focal length: every distance is a guess
 
 
 @pytest.mark.timeout(150)

@@ -33,7 +33,9 @@ Per box, in this order:
 Spread. A box's own relative spread (1 sigma, about the standard deviation of log Z) combines the prior's spread
 with the box's pixel error (``box_error_px`` on each of its two edges: ``sqrt(2) * e / size_px``); a spread
 shared by every box of the frame (the assumed focal length's) is kept apart, since averaging many boxes does not
-reduce it. A distance whose total spread exceeds ``max_spread`` is flagged unreliable. ``depth_spread_m`` in the
+reduce it. A distance whose total spread exceeds ``max_spread`` is flagged unreliable, and so is every distance
+under an assumed focal length (it may be off by any factor: the bundled clip's camera has 36 degrees, not 70;
+such boxes still serve as references, with the focal length's spread counted). ``depth_spread_m`` in the
 output is the interquartile range of the distance, ``Z * (exp(0.674 s) - exp(-0.674 s))`` for total spread s, the
 same statistic the depth map's boxes report.
 """
@@ -113,7 +115,7 @@ class BoxRanges:
     basis:      (N,) str, what gave the distance: ``height`` or ``width`` (seen whole), ``bound`` (the nearest
                 estimate when the height is shortened; flagged), or the reason for none: ``no prior``, ``cut``.
     reference:  (N,) bool, usable as a reference for the scale fit and the cross-check.
-    reliable:   (N,) bool, a distance whose total spread is at most ``max_spread``.
+    reliable:   (N,) bool, a whole distance whose total spread is at most ``max_spread``, from a known focal length.
     geometry:   the camera geometry used.
     """
 
@@ -185,9 +187,11 @@ class SizePriorRanger:
                 distance[i], spread[i], basis[i], whole[i] = self._one(prior, boxes[i], bool(hidden[i]), geo)
         total = np.hypot(spread, geo.focal_spread)
         with np.errstate(invalid="ignore"):
-            reliable = whole & np.isfinite(distance) & (total <= self.options.max_spread)
-            reference = reliable & (spread <= self.options.reference_max_spread)
-        return BoxRanges(distance, spread, geo.focal_spread, basis, reference, reliable, geo)
+            usable = whole & np.isfinite(distance) & (total <= self.options.max_spread)
+            reference = usable & (spread <= self.options.reference_max_spread)
+        # An assumed focal length is a guess every distance inherits: usable as a reference (the spread says how
+        # much), never a distance to stand behind.
+        return BoxRanges(distance, spread, geo.focal_spread, basis, reference, usable & (not geo.assumed), geo)
 
     def _one(self, prior: ClassPrior, box: np.ndarray, hidden: bool, geo: CameraGeometry) -> tuple[float, float, str, bool]:
         """(distance, own spread, basis, whole) of one box: ``whole`` when a dimension seen whole gave it."""

@@ -12,9 +12,10 @@ depth source:
   cross-check says it is out of its domain; the boxes get their distances from the resulting map;
 - another source with a map (the ground plane): its box distances feed the cross-check.
 
-Every distance the stage cannot stand behind is flagged (``depth_reliable`` False): a size prior too uncertain
-or only a bound; a network whose metres need a fit that is uncalibrated; a source the cross-check finds out of its
-domain (its metres stay flagged even when scaled: a scale fixes the unit, not the shape of the map). The DepthMap
+Every distance the stage cannot stand behind is flagged (``depth_reliable`` False): a size prior too uncertain,
+only a bound, or under an assumed focal length; a network whose metres need a fit that is uncalibrated, or that is
+fitted to priors under an assumed focal length; a source the cross-check finds out of its domain (its metres stay
+flagged even when scaled: a scale fixes the unit, not the shape of the map). The DepthMap
 carries the outcome: ``state`` in words for the HUD, ``details`` for the JSONL (``size_prior``, ``scale``,
 ``crosscheck``), and :meth:`SizeStage.summary` for the run's summary.
 
@@ -119,7 +120,8 @@ class SizeStage:
         self.last = (scaling, verdict, ranges)
         scaled = replace(depth, metres=net.metres(output, scaling))
         dets = assign_box_depth(dets, scaled, self.box_stat, self.roi)
-        trusted = not (wanted and not fit.calibrated) and not (verdict is not None and verdict.disagrees)
+        trusted = (not (wanted and not fit.calibrated) and not (verdict is not None and verdict.disagrees)
+                   and not (scaling.applied and ranges.geometry.assumed))
         if not trusted:
             dets = replace(dets, depth_reliable=np.zeros(len(dets), bool))
         if self.autoscale is not None:

@@ -23,8 +23,9 @@ that person's height. The spread shared by every reference (an assumed focal len
 
 Calibrated or not. A fit is used when the time-weighted number of references per frame reaches
 ``min_references`` and its relative 1-sigma spread (of the metres it gives, at the references' median output) is
-at most ``max_spread``; otherwise the metres are **uncalibrated**: a relative network gives none (NaN, never a
-guess), a metric one keeps its own metres, flagged unreliable.
+at most ``max_spread`` (once calibrated, it stays so within a margin: :data:`HOLD`); otherwise the metres are
+**uncalibrated**: a relative network gives none (NaN, never a guess), a metric one keeps its own metres, flagged
+unreliable.
 
 Threads: :meth:`AutoScale.update` runs in the pipeline's last stage; the depth stage may read
 :attr:`AutoScale.current` (serial layout: the mask uses the fit of the frames before) -- a reference to a frozen
@@ -52,6 +53,10 @@ OUTPUT_FIT: dict[str, str] = {"metric": "scale", "relative-depth": "scale-shift"
 """What is fitted for each kind of network output."""
 
 MIN_WEIGHT = 1.0 / 64.0  # references older than six half-lives are dropped
+HOLD = 1.25
+"""Hysteresis: a calibrated fit stays calibrated until its spread exceeds ``max_spread`` x HOLD or its references
+per frame fall below ``min_references`` / HOLD, so a fit near either limit does not flicker between states (and
+the serial layout's mask between scaled and unscaled metres)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ class AutoScale:
             if not scale > 0 and self.output == "relative-inverse":
                 stat = math.inf  # more output, nearer: a negative slope is no inverse depth
         spread = math.hypot(stat, common_spread)
-        calibrated = per_frame >= o.min_references and spread <= o.max_spread
+        hold = HOLD if self.current.calibrated else 1.0
+        calibrated = per_frame >= o.min_references / hold and spread <= o.max_spread * hold
         return ScaleFit(self.output, scale, shift, spread, per_frame, outliers, calibrated, frames)
 
     def _per_frame(self, inliers: np.ndarray) -> float:

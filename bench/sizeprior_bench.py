@@ -32,17 +32,17 @@ import numpy as np
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.schema.camera import load_profile
-from depthstream.schema.config import Config, DetectConfig
+from depthstream.schema.card import load_card
+from depthstream.schema.config import BUNDLED_DEPTH_CARD, Config, DetectConfig
 from depthstream.store import locate
 from depthstream.types import DepthMap, Frame
 from stream.boxdepth import assign_box_depth
-from stream.depth import GroundPlaneDepth
+from stream.depth import GroundPlaneDepth, OnnxDepth
+from stream.depth.geometry import place
 from stream.depth.scaled import ScaledNetworkDepth
 from stream.depth.sizeprior import SizePriorRanger
 from stream.depth.sizing import SizeStage
 from stream.detect import YoloxDetector
-
-from .fastdepth_direct import FastDepthDirect
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "vtest_pets2009_150f.mp4"
 DEMO_PROFILE = DEMO.parent / "vtest_pets2009.camera.yaml"
@@ -74,10 +74,12 @@ class RescaledOutput:
     def close(self) -> None:
         """Nothing to free."""
 
-    def raw_output(self, frame: Frame) -> np.ndarray:
+    def raw_output(self, frame: Frame):
+        """The rescaled metres, already at the frame's size (placed as a stretch onto itself)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             y = self.factor * self.current
-            return (1.0 / y if self.inverse else y).astype(np.float32)
+            out = (1.0 / y if self.inverse else y).astype(np.float32)
+        return out, place(out.shape, out.shape, "stretch")
 
     def to_metres(self, raw: np.ndarray) -> np.ndarray:
         out = np.array(raw, np.float32)
@@ -143,7 +145,7 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
     names = COCO_CLASSES
     rangers = {"profile": SizePriorRanger(cfg.depth.size_prior, names, profile),
                "assumed": SizePriorRanger(cfg.depth.size_prior, names, None)}
-    ground = GroundPlaneDepth(cfg.depth.ground_plane)
+    ground = GroundPlaneDepth(profile, cfg.depth.ground_max_m)
     agreement: dict[str, list] = {k: [] for k in rangers}
     variants = _variants()
     stages = {}
@@ -153,7 +155,7 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
     gp_stage = SizeStage(cfg.depth, ground, names, profile=profile, box_stat="bottom", roi=cfg.depth.roi)
     detect = DetectConfig(conf=0.3)
     with YoloxDetector.from_path(locate("yolox_nano.onnx"), detect) as det, \
-            FastDepthDirect(locate("fastdepth_224_nyu.onnx")) as fast:
+            OnnxDepth(load_card(BUNDLED_DEPTH_CARD)) as fast:
         for i, image in _demo_frames(frames):
             frame = Frame(image, i, None, 0, "demo")
             dets, _ = det(image)
@@ -176,7 +178,7 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
                 output = DepthMap(dm.output, "output", "metric")
                 v.reference_outputs += list(assign_box_depth(dets, output, v.stat).depth_m[ranges.reference])
                 persons = dets.class_id == names.index("person")
-                before = assign_box_depth(dets, DepthMap(net.to_metres(net.raw_output(frame)), "x", "metric"),
+                before = assign_box_depth(dets, DepthMap(net.to_metres(net.raw_output(frame)[0]), "x", "metric"),
                                           v.stat).depth_m if not v.inverse else np.full(len(dets), np.nan)
                 v.errors_before += list(np.abs(_rel(before[persons].astype(float), gp_m[persons])))
                 v.errors_after += list(np.abs(_rel(boxed.depth_m[persons].astype(float), gp_m[persons])))
@@ -192,7 +194,7 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
         "agreement_points": [[c, ref, d, g] for c, ref, d, g in agreement["profile"] if math.isfinite(d) and math.isfinite(g)],
         "autoscale": [_autoscale_row(v, fd1) for v in variants],
         "scale_curves": {v.name: _probe_curve(v, fd1) for v in variants},
-        "crosscheck": [{"scene": "bundled clip (street, camera 7 m up)", "source": "fastdepth-224", **fd1.verdict},
+        "crosscheck": [{"scene": "bundled clip (street, camera 7 m up)", "source": "fastdepth-224-nyu", **fd1.verdict},
                        {"scene": "bundled clip (street, camera 7 m up)", "source": "ground-plane",
                         **gp_stage.last[1].details()}] + photo_rows,
     }
@@ -276,7 +278,7 @@ def _med(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def _photos(cfg: Config, fast: FastDepthDirect, det: YoloxDetector, names) -> list[dict]:
+def _photos(cfg: Config, fast: OnnxDepth, det: YoloxDetector, names) -> list[dict]:
     rows = []
     for name, scene in PHOTOS.items():
         path = Path(__file__).resolve().parent.parent / "tests" / "data" / name if name.endswith(".png") else locate(name)
@@ -284,9 +286,9 @@ def _photos(cfg: Config, fast: FastDepthDirect, det: YoloxDetector, names) -> li
         frame = Frame(image, 0, None, 0, name)
         dets, _ = det(image)
         metres = fast(frame).metres
-        out = {"scene": f"{name} ({scene})", "source": "fastdepth-224"}
+        out = {"scene": f"{name} ({scene})", "source": "fastdepth-224-nyu"}
         for label, inverse in (("metric", False), ("inverse", True)):
-            net = RescaledOutput("fastdepth-224", 3.0 if inverse else 1.0, inverse)
+            net = RescaledOutput("fastdepth-224-nyu", 3.0 if inverse else 1.0, inverse)
             net.current = metres
             wrapped, stage = _stage(cfg, "auto", net, names, None, "center_mean")
             stage(frame, wrapped(frame), dets)

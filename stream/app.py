@@ -24,12 +24,13 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
-from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .boxtrust import flag_boxes
+from .depth import DepthProvider, GroundPlaneDepth
 from .depth.scaled import ScaledNetworkDepth
-from .depth.sizeprior import SizePriorDepth
+from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .depth.sizing import SizeStage
 from .detect import Detector
-from .mask import band_mask, fill_outside, in_band
+from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
 from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
 from .outputs import DEFAULT_IMAGE_FPS, Outputs, refuse_output_over_source
@@ -66,24 +67,17 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
     return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
 
 
-def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
-    """The depth source: the ground plane, the size priors (no map), or a network whose metres the size
-    priors may rescale (:class:`~stream.depth.scaled.ScaledNetworkDepth`)."""
-    if cfg.depth.is_size_prior:
-        return SizePriorDepth(cfg.depth.size_prior)
-    if not cfg.depth.is_network:
-        return GroundPlaneDepth(cfg.depth.ground_plane)
-    network = open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine,
-                               autoscaled=cfg.depth.autoscale.mode != "never")
-    return ScaledNetworkDepth(network)
-
-
-def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
-    """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
-    both build them here, so the baseline runs the same models with the same thread settings."""
-    threads = plan_threads(cfg, cfg.depth.is_network)
+def build_models(cfg: Config, camera: CameraChoice | None = None,
+                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+    """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
+    (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
+    (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
+    build them here, so the baseline runs the same models with the same thread settings."""
+    camera = camera or CameraChoice()
+    choice = choice or select_depth(cfg, camera)
+    threads = plan_threads(cfg, choice.is_network)
     options, _ = engine_options(cfg)
-    depth = build_depth(cfg, threads.depth, options)
+    depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
 
@@ -130,7 +124,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
         extra = {}
         if serial and res.mask is not None:
             t0 = time.perf_counter()
-            image = fill_outside(image, res.mask, cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
@@ -145,6 +139,8 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
             dm, dets = sizing(res.frame, dm, res.detections)
             if band.active and not serial and not no_map and dm.metres is not res.depth.metres:
                 mask = band_mask(dm, band)  # the scale changed the metres the overlay tints by
+        if not no_map:
+            dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
             res = track(res)
@@ -176,6 +172,9 @@ class Summary:
     source: str = ""
     depth_source: str = ""
     depth_kind: str = ""
+    depth_state: str = ""
+    depth_why: str = ""  # why this depth source (depth.source auto, a camera profile's mounting, ...)
+    camera: str = ""  # the camera profile used and how it was chosen, or why there is none
     box_stat: str = ""
     band: str = ""
     threads: ThreadPlan | None = None
@@ -195,6 +194,9 @@ class Summary:
     events: dict[str, int] = field(default_factory=dict)  # event kind -> count
     delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
     delivery_target: str = ""
+    boxes: int = 0  # boxes written, over all frames
+    flagged: int = 0  # of which with a distance flagged unreliable
+    unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
     depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
 
     @property
@@ -229,10 +231,13 @@ def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: De
     stack.callback(depth.close)
 
 
-def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector) -> str:
+def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector, camera: CameraChoice,
+                     choice: DepthChoice) -> str:
     """What really runs the models, into the summary (after they opened: a fallback shows here);
     returns the detector's backend."""
-    summary.depth_source, summary.depth_kind = depth.source, depth.kind
+    summary.depth_source, summary.depth_kind, summary.depth_state = depth.source, depth.kind, depth.state
+    summary.depth_why = choice.why
+    summary.camera = f"{camera.name} ({camera.how})" if camera.profile is not None else camera.how
     summary.providers = {"detect": engine_providers(detector.engine)}
     if getattr(depth, "engine", None) is not None:
         summary.providers["depth"] = engine_providers(depth.engine)
@@ -255,9 +260,15 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
     summary.indices.append(res.frame.index)
     for k, v in res.timings_ms.items():
         summary.timings.setdefault(k, []).append(v)
-    for c in res.detections.class_id:
+    dets = res.detections
+    summary.boxes += len(dets)
+    for c in dets.class_id:
         name = names[c] if c < len(names) else str(c)
         summary.objects[name] = summary.objects.get(name, 0) + 1
+    summary.flagged += int(np.count_nonzero(~dets.depth_reliable))
+    for note in dets.depth_note[~dets.depth_reliable]:
+        for part in str(note).split("; "):
+            summary.unreliable[part] = summary.unreliable.get(part, 0) + 1
 
 
 @dataclass
@@ -279,7 +290,7 @@ class _Events:
 
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             overlay: Overlay, backend: str, events: _Events,
+             overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
              on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
     """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
     ended)."""
@@ -296,8 +307,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
         records = [event_record(e, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text, age_ms=age_ms, backend=backend,
-                                          events=events.take(summary, records)))
+                                          band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
+                                          selected=summary.depth_why, events=events.take(summary, records)))
         _count(summary, res, age_ms, names)
         if on_frame is not None:
             on_frame(summary.frames, total)
@@ -358,25 +369,27 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
-        threads, depth, detector = build_models(cfg)
+        camera = select_camera(cfg, getattr(src, "uri", ""))
+        choice = select_depth(cfg, camera)
+        threads, depth, detector = build_models(cfg, camera, choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
-        backend = _describe_models(summary, cfg, depth, detector)
+        backend = _describe_models(summary, cfg, depth, detector, camera, choice)
         options = replace(cfg.overlay, depth_inset=False) if cfg.depth.is_size_prior else cfg.overlay  # no map to show
         overlay = Overlay(options, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
-        sizing = size_stage(cfg, depth, detector)
+        sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
             src, make_stages(cfg, depth, detector, stat, track, sizing), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, backend,
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
                                   _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src))
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run

@@ -72,7 +72,7 @@ def _run(network, demo_frames, detections, mode: str, stat: str, profile=PROFILE
         for i, (image, d) in enumerate(zip(demo_frames, detections)):
             frame = Frame(image, i, None, 0, "demo")
             if isinstance(network, RescaledOutput):
-                network.current = GroundPlaneDepth(load_config().depth.ground_plane)(frame).metres
+                network.current = GroundPlaneDepth(PROFILE)(frame).metres
             out.append(stage(frame, wrapped(frame), d))
     return stage, out
 
@@ -89,7 +89,7 @@ def test_scale_of_the_ground_planes_metres_divided_by_3_is_found_again(demo_fram
     assert scaling.fit.fit == ("scale-shift" if inverse else "scale")
     at_25m = 1 / (3 * 25.0) if inverse else 25.0 / 3
     assert scaling.fit.apply(np.array([at_25m]))[0] == pytest.approx(25.0, rel=0.15)
-    gp = GroundPlaneDepth(load_config().depth.ground_plane).depth_for_size(576, 768)
+    gp = GroundPlaneDepth(PROFILE).depth_for_size(576, 768)
     errors = []
     for (dm, boxed), d in zip(out[3:], demo_detections[3:]):
         persons = d.class_id == PERSON
@@ -121,7 +121,7 @@ def test_fastdepth_times_3_and_inverted_is_scaled_back_to_the_same_metres(demo_f
     assert three.fit.scale * 3 == pytest.approx(one.fit.scale, rel=1e-4)
     for (_, a), (_, b) in zip(runs["x1"][1], runs["x3"][1]):
         np.testing.assert_allclose(a.depth_m, b.depth_m, rtol=1e-4)
-    gp = GroundPlaneDepth(load_config().depth.ground_plane).depth_for_size(576, 768)
+    gp = GroundPlaneDepth(PROFILE).depth_for_size(576, 768)
     for name in variants:
         errors = []
         for (_, boxed), d in zip(runs[name][1][3:], demo_detections[3:]):
@@ -159,9 +159,8 @@ def test_references_age_out_and_the_fit_becomes_uncalibrated(demo_frames, demo_d
     per frame halves every half-life, so the metres turn uncalibrated instead of keeping an old scale for ever."""
     options = AutoScaleConfig(half_life_frames=5, min_references=2.0)
     auto = AutoScale(options, "metric")
-    stage = SizeStage(load_config().depth, GroundPlaneDepth(load_config().depth.ground_plane), COCO_CLASSES,
-                      profile=PROFILE, box_stat="bottom")
-    gp = GroundPlaneDepth(load_config().depth.ground_plane).depth_for_size(576, 768)
+    stage = SizeStage(load_config().depth, GroundPlaneDepth(PROFILE), COCO_CLASSES, profile=PROFILE, box_stat="bottom")
+    gp = GroundPlaneDepth(PROFILE).depth_for_size(576, 768)
     for d in demo_detections:
         r = stage.ranger(d, 768, 576)
         y = assign_box_depth(d, gp, "bottom").depth_m / 2  # metres off by 2

@@ -26,9 +26,9 @@ def test_size_prior_bench_writes_its_report(tmp_path):
     assert abs(rows["ground plane / 3"]["error"]) < 0.15 and rows["ground plane / 3"]["calibrated"]
     assert rows["fastdepth x 3"]["error"] == pytest.approx(0.0, abs=1e-3)  # the fit follows the factor
     verdicts = {(c["source"], c["scene"].split(" ")[0]): c["verdict"] for c in report["crosscheck"]}
-    assert verdicts[("fastdepth-224", "bundled")] == "out of domain" and verdicts[("ground-plane", "bundled")] == "agrees"
-    assert verdicts[("fastdepth-224", "coco_val2017_000000000139.jpg")] == "agrees"
-    assert verdicts[("fastdepth-224", "coco_val2017_000000001532.jpg")] == "out of domain"
+    assert verdicts[("fastdepth-224-nyu", "bundled")] == "out of domain" and verdicts[("ground-plane", "bundled")] == "agrees"
+    assert verdicts[("fastdepth-224-nyu", "coco_val2017_000000000139.jpg")] == "agrees"
+    assert verdicts[("fastdepth-224-nyu", "coco_val2017_000000001532.jpg")] == "out of domain"
     md = (tmp_path / "size-prior.md").read_text()
     assert "### 1. Size-prior distance vs the ground plane's" in md and "### 3. Cross-check" in md
     assert "size-prior.md" in r.stdout

@@ -153,7 +153,7 @@ def test_persons_on_the_demo_clip_agree_with_the_ground_plane(demo_frames):
     ground; the size priors, with the same camera's focal length and pitch, must agree with it (150 frames:
     median 7.4 %, see README)."""
     cfg = load_config()
-    ground = GroundPlaneDepth(cfg.depth.ground_plane)
+    ground = GroundPlaneDepth(PROFILE, cfg.depth.ground_max_m)
     ranger = SizePriorRanger(cfg.depth.size_prior, COCO_CLASSES, PROFILE)
     assumed = SizePriorRanger(cfg.depth.size_prior, COCO_CLASSES)
     rel, rel_assumed, refs = [], [], 0

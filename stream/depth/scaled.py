@@ -15,7 +15,8 @@ from depthstream.types import DepthKind, DepthMap, Frame
 
 from .autoscale import Output, ScaleFit
 from .base import DepthProvider
-from .network import OnnxDepth, _resize_depth
+from .geometry import map_to_frame
+from .network import OnnxDepth
 
 __all__ = ["Scaling", "ScaledDepthMap", "ScaledNetworkDepth"]
 
@@ -78,12 +79,24 @@ class ScaledNetworkDepth(DepthProvider):
             return output
         return np.full(output.shape, np.nan, np.float32)
 
+    def valid_range(self, scaling: Scaling) -> tuple[float, float] | None:
+        """The metres the map can hold under ``scaling``: the network's own range, that range times the scale
+        of a scale-only fit in force, none stated under a fit with a shift (the network's own range is not in
+        metres then)."""
+        if not scaling.applied:
+            return self.valid_range_m
+        if scaling.fit.fit == "scale" and self.valid_range_m is not None:
+            near, far = self.valid_range_m
+            return (near * scaling.fit.scale, far * scaling.fit.scale)
+        return None
+
     def __call__(self, frame: Frame) -> DepthMap:
-        raw = self.network.raw_output(frame)
+        raw, placement = self.network.raw_output(frame)
         y = self.network.to_metres(raw) if self.gives_metres else _finite(raw)
-        output = _resize_depth(y, frame.height, frame.width)
+        output = map_to_frame(y, placement)
         scaling = self.scaling
-        return ScaledDepthMap(self.metres(output, scaling), self.source, self.kind, output=output)
+        return ScaledDepthMap(self.metres(output, scaling), self.source, self.kind,
+                              valid_range_m=self.valid_range(scaling), state=self.state, output=output)
 
 
 def _finite(raw: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ same statistic the depth map's boxes report.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -55,12 +55,22 @@ from depthstream.types import DepthKind, DepthMap, Detections, Frame
 from .base import DepthProvider
 from .priors import ClassPrior, prior_for
 
-__all__ = ["CameraGeometry", "BoxRanges", "SizePriorRanger", "SizePriorDepth", "camera_geometry", "hidden_below", "IQR_Z"]
+__all__ = ["CameraGeometry", "BoxRanges", "SizePriorRanger", "SizePriorDepth", "camera_geometry", "hidden_below", "IQR_Z",
+           "NOTES"]
 
 IQR_Z = 0.6744897501960817
 """The normal distribution's quartiles lie this many standard deviations from its median."""
 
 SOURCE = "size-prior"
+
+NOTES = {
+    "no prior": "size prior: none for this class",
+    "cut": "size prior: cut by the frame's border",
+    "bound": "size prior: box shortened (sitting, bending or hidden below), only a bound",
+    "spread": "size prior: too uncertain for this class",
+    "assumed": "size prior: focal length assumed (no camera profile with intrinsics)",
+}
+"""Why a size-prior distance is not reliable (``depth_note``): fixed texts, so the summary can count them."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class BoxRanges:
                 estimate when the height is shortened; flagged), or the reason for none: ``no prior``, ``cut``.
     reference:  (N,) bool, usable as a reference for the scale fit and the cross-check.
     reliable:   (N,) bool, a whole distance whose total spread is at most ``max_spread``, from a known focal length.
+    notes:      (N,) str, why a distance is not reliable (fixed texts, :data:`NOTES`; "" when it is).
     geometry:   the camera geometry used.
     """
 
@@ -125,6 +136,7 @@ class BoxRanges:
     basis: np.ndarray
     reference: np.ndarray
     reliable: np.ndarray
+    notes: np.ndarray
     geometry: CameraGeometry
 
     def __len__(self) -> int:
@@ -142,12 +154,11 @@ class BoxRanges:
         return self.distance_m * (np.exp(IQR_Z * s) - np.exp(-IQR_Z * s))
 
     def apply_to(self, dets: Detections) -> Detections:
-        """``dets`` with these distances as their depth: depth_m, depth_spread_m (IQR), depth_reliable; the valid
-        fraction is NaN (no pixels were sampled)."""
-        return replace(
-            dets.with_depth(self.distance_m.astype(np.float32), np.full(len(dets), np.nan, np.float32),
-                            self.spread_m.astype(np.float32)),
-            depth_reliable=self.reliable & np.isfinite(self.distance_m))
+        """``dets`` with these distances as their depth: depth_m, depth_spread_m (IQR), depth_reliable and
+        depth_note; the valid fraction is NaN (no pixels were sampled)."""
+        boxed = dets.with_depth(self.distance_m.astype(np.float32), np.full(len(dets), np.nan, np.float32),
+                                self.spread_m.astype(np.float32))
+        return boxed.with_trust(self.reliable & np.isfinite(self.distance_m), self.notes.copy())
 
 
 class SizePriorRanger:
@@ -187,11 +198,17 @@ class SizePriorRanger:
                 distance[i], spread[i], basis[i], whole[i] = self._one(prior, boxes[i], bool(hidden[i]), geo)
         total = np.hypot(spread, geo.focal_spread)
         with np.errstate(invalid="ignore"):
-            usable = whole & np.isfinite(distance) & (total <= self.options.max_spread)
+            too_wide = np.isfinite(distance) & (total > self.options.max_spread)
+            usable = whole & np.isfinite(distance) & ~too_wide
             reference = usable & (spread <= self.options.reference_max_spread)
-        # An assumed focal length is a guess every distance inherits: usable as a reference (the spread says how
-        # much), never a distance to stand behind.
-        return BoxRanges(distance, spread, geo.focal_spread, basis, reference, usable & (not geo.assumed), geo)
+        notes = np.array([NOTES.get(b, "") for b in basis], dtype=object)
+        notes[too_wide & (notes == "")] = NOTES["spread"]
+        if geo.assumed:
+            # A guess every distance inherits: usable as a reference (the spread says how much), never a distance
+            # to stand behind.
+            for i in np.flatnonzero(np.isfinite(distance)):
+                notes[i] = f"{notes[i]}; {NOTES['assumed']}" if notes[i] else NOTES["assumed"]
+        return BoxRanges(distance, spread, geo.focal_spread, basis, reference, usable & (not geo.assumed), notes, geo)
 
     def _one(self, prior: ClassPrior, box: np.ndarray, hidden: bool, geo: CameraGeometry) -> tuple[float, float, str, bool]:
         """(distance, own spread, basis, whole) of one box: ``whole`` when a dimension seen whole gave it."""

@@ -8,11 +8,13 @@ depth source:
 - ``size-prior`` (:class:`~stream.depth.sizeprior.SizePriorDepth`): the boxes take the priors' distances;
 - a network (:class:`~stream.depth.scaled.ScaledNetworkDepth`): its box values at the reference boxes feed the
   cross-check (when it gives metres) and the scale fit; the fit is **applied** to a relative network without a
-  calibration, with ``depth.autoscale.mode: always`` to any network, and with ``auto`` to a metric one while the
-  cross-check says it is out of its domain; the boxes get their distances from the resulting map;
+  calibration, with ``depth.autoscale.mode: always`` to any network, and with ``auto`` to a metric one while it is
+  out of its domain (the cross-check says so, or the camera profile's scene is not the card's domain); the boxes
+  get their distances from the resulting map;
 - another source with a map (the ground plane): its box distances feed the cross-check.
 
-Every distance the stage cannot stand behind is flagged (``depth_reliable`` False): a size prior too uncertain,
+Every distance the stage cannot stand behind is flagged (``depth_reliable`` False, with a ``depth_note`` saying
+why, :data:`NOTES` and :data:`~stream.depth.sizeprior.NOTES`): a size prior too uncertain,
 only a bound, or under an assumed focal length; a network whose metres need a fit that is uncalibrated, or that is
 fitted to priors under an assumed focal length; a source the cross-check finds out of its domain (its metres stay
 flagged even when scaled: a scale fixes the unit, not the shape of the map). The DepthMap
@@ -40,7 +42,7 @@ from .crosscheck import CrossCheck, Verdict
 from .scaled import Scaling, ScaledNetworkDepth
 from .sizeprior import BoxRanges, SizePriorDepth, SizePriorRanger
 
-__all__ = ["SizeStage"]
+__all__ = ["SizeStage", "NOTES", "flag"]
 
 
 @dataclass
@@ -97,9 +99,9 @@ class SizeStage:
         verdict = self._check(dets.depth_m, ranges)
         self.last = (None, verdict, ranges)
         details["crosscheck"] = verdict.details()
-        state = _join(depth.state, verdict.describe(depth.source) if verdict.verdict != "unknown" else "")
+        state = _join(depth.state, verdict.describe(depth.source) if verdict.disagrees else "")
         if verdict.disagrees:
-            dets = replace(dets, depth_reliable=np.zeros(len(dets), bool))
+            dets = flag(dets, np.ones(len(dets), bool), NOTES["disagrees"])
         return replace(depth, state=state, details={**depth.details, **details}), dets
 
     def _network(self, depth: DepthMap, dets: Detections, ranges: BoxRanges, details: dict) -> tuple[DepthMap, Detections]:
@@ -112,18 +114,23 @@ class SizeStage:
         if self.autoscale is not None:
             fit = self.autoscale.update(values[ref], ranges.distance_m[ref], ranges.spread[ref], ranges.common_spread)
         mode = self.options.autoscale.mode
-        wanted = (not net.gives_metres) or mode == "always" or (mode == "auto" and verdict is not None and verdict.disagrees)
+        disagrees = verdict is not None and verdict.disagrees
+        out_of_domain = disagrees or net.domain_note is not None  # the cross-check, or the profile's scene
+        wanted = (not net.gives_metres) or mode == "always" or (mode == "auto" and out_of_domain)
         scaling = Scaling(fit, wanted and fit.calibrated)
         net.scaling = scaling
         self.counts.calibrated += fit.calibrated
         self.counts.applied += scaling.applied
         self.last = (scaling, verdict, ranges)
-        scaled = replace(depth, metres=net.metres(output, scaling))
+        scaled = replace(depth, metres=net.metres(output, scaling), valid_range_m=net.valid_range(scaling))
         dets = assign_box_depth(dets, scaled, self.box_stat, self.roi)
-        trusted = (not (wanted and not fit.calibrated) and not (verdict is not None and verdict.disagrees)
-                   and not (scaling.applied and ranges.geometry.assumed))
-        if not trusted:
-            dets = replace(dets, depth_reliable=np.zeros(len(dets), bool))
+        every = np.ones(len(dets), bool)
+        if wanted and not fit.calibrated:
+            dets = flag(dets, every, NOTES["uncalibrated"])
+        if disagrees:
+            dets = flag(dets, every, NOTES["out of domain"])
+        if scaling.applied and ranges.geometry.assumed:
+            dets = flag(dets, every, NOTES["assumed"])
         if self.autoscale is not None:
             details["scale"] = fit.details(scaling.applied)
         if verdict is not None:
@@ -151,6 +158,24 @@ class SizeStage:
         if verdict is not None:
             lines.append(f"{verdict.describe(self.depth.source)}; disagreed in {c.disagreed} of {c.frames} frames")
         return lines
+
+
+NOTES = {
+    "uncalibrated": "uncalibrated: too few references of known size for the automatic scale",
+    "out of domain": "out of domain by the size priors' cross-check",
+    "assumed": "scaled by size priors under an assumed focal length (no camera profile with intrinsics)",
+    "disagrees": "disagrees with the size priors' cross-check (another camera's geometry?)",
+}
+"""Why a distance is not reliable (``depth_note``), as this stage says: fixed texts, so the summary can count them."""
+
+
+def flag(dets: Detections, mask: np.ndarray, note: str) -> Detections:
+    """``dets`` with the boxes of ``mask`` flagged unreliable and ``note`` added to their notes (once)."""
+    if not mask.any():
+        return dets
+    notes = np.array([t if not m or note in str(t).split("; ") else (f"{t}; {note}" if t else note)
+                      for t, m in zip(dets.depth_note, mask)], dtype=object)
+    return dets.with_trust(dets.depth_reliable & ~mask, notes)
 
 
 def _scale_words(scaling: Scaling, wanted: bool) -> str:

@@ -20,6 +20,14 @@ def _g(x, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
+def _short(scene: str) -> str:
+    """``coco_val2017_000000001532.jpg (street...)`` -> ``COCO 1532``; ``bundled clip (...)`` -> ``bundled clip``."""
+    name = scene.split(" (")[0]
+    if name.startswith("coco_val2017_"):
+        return f"COCO {int(name[len('coco_val2017_'):].split('.')[0])}"
+    return name
+
+
 def size_prior_markdown(report: dict) -> str:
     lines = _header(report, "Size priors: agreement, automatic scale, cross-check")
     s = report["settings"]
@@ -63,7 +71,7 @@ def size_prior_plot(report: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 5))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1, 1.1, 1]})
     points = report["agreement_points"]
     for cls, colour in (("person", "tab:blue"), ("car", "tab:red"), ("truck", "tab:orange")):
         for ref, marker in ((True, "o"), (False, "x")):
@@ -89,7 +97,7 @@ def size_prior_plot(report: dict, path: Path) -> Path | None:
     ys = range(len(rows))
     c.errorbar([r["ratio"] for r in rows], ys, xerr=[[2 * r["ratio"] * r["spread"] for r in rows]] * 2, fmt="o")
     c.axvspan(1 / (1 + tol), 1 + tol, color="tab:green", alpha=0.15, label="tolerance")
-    c.set_yticks(list(ys), [f"{r['source']}: {r['scene'][:34]}" for r in rows], fontsize=7)
+    c.set_yticks(list(ys), [f"{r['source'].split('-')[0]}: {_short(r['scene'])}" for r in rows], fontsize=7)
     c.set_xscale("log")
     c.set(xlabel="source distance / size-prior distance", title="Cross-check (2 sigma bars)")
     c.legend(fontsize=7)

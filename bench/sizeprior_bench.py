@@ -4,7 +4,8 @@ Three parts, each a table in the report (:mod:`bench.sizeprior_report`) and a pa
 
 1. **agreement** -- on the bundled clip, every box's size-prior distance against the ground plane's (the clip's
    published calibration, ``bottom`` statistic), per class: the median absolute relative difference and the
-   median signed one (the bias), for the reference boxes and for every box that got a distance; once with the
+   median signed one (the bias), for the reference boxes, for every box that got a distance, and for the boxes
+   whose height is shortened (the guards' ``bound``: guarded, and with the height prior alone); once with the
    clip's camera profile and once with the assumed field of view (what a source without a profile gets).
 2. **autoscale** -- depth sources whose metres are deliberately rescaled run through the product's
    :class:`~stream.depth.scaled.ScaledNetworkDepth` and :class:`~stream.depth.sizing.SizeStage`: the ground
@@ -40,7 +41,8 @@ from stream.boxdepth import assign_box_depth
 from stream.depth import GroundPlaneDepth, OnnxDepth
 from stream.depth.geometry import place
 from stream.depth.scaled import ScaledNetworkDepth
-from stream.depth.sizeprior import SizePriorRanger
+from stream.depth.priors import prior_for
+from stream.depth.sizeprior import SizePriorRanger, height_distance
 from stream.depth.sizing import SizeStage
 from stream.detect import YoloxDetector
 
@@ -163,8 +165,9 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
             gp_m = assign_box_depth(dets, gp_map, "bottom").depth_m.astype(float)
             for key, ranger in rangers.items():
                 r = ranger(dets, frame.width, frame.height)
-                agreement[key] += [(names[c], bool(ref), float(d), float(g)) for c, ref, d, g in
-                                   zip(dets.class_id, r.reference, r.distance_m, gp_m)]
+                alone = [_height_alone(names[c], box, r.geometry) for c, box in zip(dets.class_id, dets.xyxy)]
+                agreement[key] += [(names[c], bool(ref), float(d), float(g), str(b), h) for c, ref, d, g, b, h in
+                                   zip(dets.class_id, r.reference, r.distance_m, gp_m, r.basis, alone)]
             gp_stage(frame, gp_map, dets)
             fd_map = fast(frame).metres
             for v in variants:
@@ -191,7 +194,8 @@ def bench_size_prior(cfg: Config, frames: int = 150, photos: bool = True) -> dic
                      "autoscale": _asdict(cfg.depth.autoscale), "crosscheck": _asdict(cfg.depth.crosscheck),
                      "profile": str(DEMO_PROFILE.name)},
         "agreement": {key: _agreement(rows) for key, rows in agreement.items()},
-        "agreement_points": [[c, ref, d, g] for c, ref, d, g in agreement["profile"] if math.isfinite(d) and math.isfinite(g)],
+        "agreement_points": [[c, ref, d, g] for c, ref, d, g, _, _ in agreement["profile"]
+                             if math.isfinite(d) and math.isfinite(g)],
         "autoscale": [_autoscale_row(v, fd1) for v in variants],
         "scale_curves": {v.name: _probe_curve(v, fd1) for v in variants},
         "crosscheck": [{"scene": "bundled clip (street, camera 7 m up)", "source": "fastdepth-224-nyu", **fd1.verdict},
@@ -206,12 +210,25 @@ def _asdict(section) -> dict:
     return dataclasses.asdict(section)
 
 
+def _height_alone(cls: str, box: np.ndarray, geo) -> float:
+    """The distance the class's height prior alone gives a box, whatever its shape (what the guards replace)."""
+    prior = prior_for(cls)
+    if prior is None or prior.height is None:
+        return math.nan
+    return height_distance(prior.height.metres, float(box[1]), float(box[3]), geo)
+
+
 def _agreement(rows: list) -> list[dict]:
+    """Per class: the reference boxes, every box with a distance, and the boxes whose height is shortened (basis
+    ``bound``) -- with the guarded distance, and with the height alone."""
     out = []
+    groups = (("references", lambda r: r[1], 2), ("every distance", lambda r: True, 2),
+              ("shortened boxes, guarded (bound)", lambda r: r[4] == "bound", 2),
+              ("shortened boxes, height alone", lambda r: r[4] == "bound", 5))
     for cls in sorted({r[0] for r in rows}):
-        for label, keep in (("references", lambda r: r[1]), ("every distance", lambda r: True)):
+        for label, keep, column in groups:
             sel = [r for r in rows if r[0] == cls and keep(r)]
-            d = np.array([r[2] for r in sel], float)
+            d = np.array([r[column] for r in sel], float)
             g = np.array([r[3] for r in sel], float)
             rel = _rel(d, g)
             if rel.size:

@@ -55,7 +55,8 @@ from depthstream.types import DepthKind, DepthMap, Detections, Frame
 from .base import DepthProvider
 from .priors import ClassPrior, prior_for
 
-__all__ = ["CameraGeometry", "BoxRanges", "SizePriorRanger", "SizePriorDepth", "camera_geometry", "hidden_below", "IQR_Z",
+__all__ = ["CameraGeometry", "BoxRanges", "SizePriorRanger", "SizePriorDepth", "camera_geometry", "height_distance",
+           "hidden_below", "IQR_Z",
            "NOTES"]
 
 IQR_Z = 0.6744897501960817
@@ -224,7 +225,7 @@ class SizePriorRanger:
             p = prior.prior(dim)
             if p is None or cut[dim]:
                 continue
-            z = _height_distance(p.metres, y1, y2, geo) if dim == "height" else geo.fx * p.metres / w_px
+            z = height_distance(p.metres, y1, y2, geo) if dim == "height" else geo.fx * p.metres / w_px
             if z > 0:
                 estimates[dim] = (z, math.hypot(p.spread, math.sqrt(2) * o.box_error_px / size_px))
         # The height is shortened when the box is not upright (a person sitting or bending) or its bottom is
@@ -259,8 +260,9 @@ def hidden_below(boxes: np.ndarray) -> np.ndarray:
     return inside.any(axis=1)
 
 
-def _height_distance(size_m: float, y1: float, y2: float, geo: CameraGeometry) -> float:
-    """z-depth of the box's centre for an upright object ``size_m`` tall spanning rows y1..y2 (module docstring)."""
+def height_distance(size_m: float, y1: float, y2: float, geo: CameraGeometry) -> float:
+    """z-depth of the box's centre for an upright object ``size_m`` tall spanning rows y1..y2 (module docstring);
+    NaN when the rows span no angle."""
     p = math.radians(geo.pitch_deg)
     cos_p, sin_p = math.cos(p), math.sin(p)
 

@@ -145,6 +145,27 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     return [out / "boards.json"]
 
 
+def cmd_size_prior(args, argv: list[str]) -> list[Path]:
+    from depthstream.schema.config import load_config
+
+    from .report import new_report
+    from .sizeprior_bench import bench_size_prior
+    from .sizeprior_report import size_prior_markdown, size_prior_plot
+
+    results = bench_size_prior(load_config(args.config, args.set), frames=args.frames, photos=not args.no_photos)
+    timing = {"note": "accuracy only; nothing here is timed"}
+    report = new_report("size-prior", argv, results, timing, args.loadavg_before)
+    out = Path(args.out)
+    md = size_prior_markdown(report)
+    paths = _write(report, out, "size-prior", md)
+    if not args.no_plot:
+        png = size_prior_plot(report, out / "size-prior.png")
+        if png is not None:
+            paths.append(png)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_overlay(args, argv: list[str]) -> list[Path]:
     from .overlay_bench import OVERLAY_TIMING, bench_overlay, overlay_markdown
     from .report import new_report
@@ -194,7 +215,8 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
 COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "depth-every": cmd_depth_every,
             "fixed-costs": cmd_fixed_costs, "live-age": cmd_live_age,
             "layouts-agree": cmd_layouts,
-            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
+            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet,
+            "size-prior": cmd_size_prior}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ EPILOG = """examples:
   python -m bench live-age --fps 10 --minutes 10     (frame age vs service time over a 10-minute paced run)
   python -m bench fixed-costs --source demo --rounds 5     (CPU ms per frame of every step besides the models)
   python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
+  python -m bench size-prior --out bench/results/
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
   python -m bench tracks out/demo.jsonl
@@ -192,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera profile with the intrinsics (default: calibrate from these photos)")
     pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
     pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
+    ps = sub.add_parser("size-prior", help="size-prior distances vs the ground plane, automatic scale, cross-check",
+                        description="On the bundled clip (and photos): the size priors' distances against the ground "
+                                    "plane's, the automatic scale of deliberately rescaled sources (ground plane, "
+                                    "FastDepth-224) and the cross-check's verdicts. See bench/sizeprior_bench.py.")
+    ps.add_argument("--frames", type=_positive(int, "--frames", 2), default=150, help="frames of the clip (default 150: all)")
+    ps.add_argument("--no-photos", action="store_true", help="only the clip (skip the cross-check on photos)")
+    ps.add_argument("--config", metavar="YAML")
+    ps.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ps.add_argument("--out", default=DEFAULT_OUT, help=f"folder for size-prior.json / .md / .png (default {DEFAULT_OUT})")
+    ps.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
     po = sub.add_parser("overlay", help="share of the found objects the overlay hides, and its ms per frame",
                         description="Runs the product on the source's frames (as lossless PNGs) and compares each "

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
-DepthKind = Literal["metric", "relative+calibrated", "geometric"]
+DepthKind = Literal["metric", "relative+calibrated", "relative+autoscaled", "geometric", "size-prior"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +169,9 @@ class DepthMap:
             plane, a model's invalid output, beyond the source's range).
     source: what produced it, e.g. ``ground-plane`` or the model card's name.
     kind:   ``metric`` (a network trained in metres), ``relative+calibrated`` (a relative network with a
-            scale/shift calibration), ``geometric`` (computed from the camera's pose, e.g. ground plane).
+            scale/shift calibration), ``relative+autoscaled`` (a relative network scaled by references of known
+            size, see stream/depth/autoscale.py), ``geometric`` (computed from the camera's pose, e.g. ground
+            plane), ``size-prior`` (no map: NaN everywhere, each box's distance comes from its class's size).
     valid_range_m: (near, far) metres the source can measure (a model card's valid range, a ground plane's
             max depth); None = not stated. Distances outside it are flagged, and the overlay's colour scale uses it.
     state:  how far the source can be trusted right now, in words for the HUD and the JSONL, e.g.
@@ -176,6 +179,8 @@ class DepthMap:
     frame_index, pts_s, captured_ns: the frame the map was computed from (its ``Frame`` fields of the same
             names), set by the pipeline's depth stage; a map reused for later frames (``depth.every``) keeps
             them, so :meth:`age` tells how old it is. None: not stamped (a map made outside the pipeline).
+    details: facts behind the metres for the JSONL's ``depth`` object (plain JSON values), e.g. the focal
+            length the size priors used, a fitted scale and its spread, a cross-check's verdict; empty = none.
     """
 
     metres: np.ndarray
@@ -186,6 +191,7 @@ class DepthMap:
     frame_index: int | None = None
     pts_s: float | None = None
     captured_ns: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         m = self.metres

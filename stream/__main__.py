@@ -109,6 +109,7 @@ def format_summary(s) -> str:
         at = ", ".join(f"every {n}: {k}" for n, k in sorted(rate.frames_at.items()))
         lines.append(f"depth rate: {rate.describe()}: the network ran on {rate.runs} frames, {rate.reused} reused its "
                      f"last map (frames processed at {at})")
+    lines += s.depth_notes
     if s.backend:
         lines.append(f"backend: {s.backend}")
     if s.threads is not None:

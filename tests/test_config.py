@@ -106,7 +106,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
                           r"or auto$"),
         ("depth.every=sometimes", r"^depth.every: got 'sometimes', expected an integer in 1..30 .* or auto$"),
         ("depth.every_max=1", r"^depth.every_max: got 1, expected an integer in 2..30$"),
-        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| a model card .yaml \| an .onnx with a card "
+        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],
 )

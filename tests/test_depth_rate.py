@@ -173,7 +173,7 @@ def test_auto_keeps_up_with_a_live_source_without_dropping_the_depth_rate_furthe
     def detect(image):
         return Detections.empty(), {}
 
-    stages = make_stages(cfg, depth, detect, "center_mean", None, rate)
+    stages = make_stages(cfg, depth, detect, "center_mean", rate=rate)
     src = PacedCamera(140, 20.0).open()
     results = list(Pipeline(src, stages, layout="parallel", policy="latest").results())
     ages = [r.depth.age(r.frame)[0] for r in results]

@@ -87,6 +87,11 @@ def pipeline_markdown(report: dict) -> str:
         lim = w["limits"]
         lines.append(f"**{w['name']}** ({_depth_line(w)}; live pace {w['pace_fps']} fps):")
         lines.append(f"- ran on: {_devices(w)}")
+        for name, runs in w["layouts"].items():
+            per = runs["throughput"].get("threads_cpu_ms_per_frame") or {}
+            if per:
+                lines.append(f"- {name}, CPU ms per frame by thread (throughput): "
+                             + ", ".join(f"{k} {_f(v)}" for k, v in per.items()))
         free = ", ".join(f"{k} {_f(v['share_of_free_cores'], 2)}" for k, v in lim["throughput"].items())
         lines.append(f"- cores busy / cores other processes left free: {free}")
         if "parallel_over_serial_latency_limit" in lim:

@@ -18,7 +18,7 @@ from stream.app import build_models, engine_providers, run
 from stream.depth.select import select_camera
 from stream.sources import Source, open_source
 
-from .env import machine_busy_s, process_cpu_s
+from .env import machine_busy_s, process_cpu_s, thread_cpu_s
 from .stats import steady_fps, summarise
 
 # Report names of the stages, in pipeline order -> the keys the pipeline records in timings_ms.
@@ -154,13 +154,32 @@ class _Clock:
     stamps: list[float] = field(default_factory=list)
     cpu_start: tuple[float, float, float | None] | None = None  # (perf_counter, own CPU s, machine CPU s)
     cpu_end: tuple[float, float, float | None] | None = None
+    threads_start: dict[str, float] = field(default_factory=dict)  # thread name -> CPU s (bench.env.thread_cpu_s)
+    threads_end: dict[str, float] = field(default_factory=dict)
 
     def tick(self, done: int, total: int | None = None) -> None:
         self.stamps.append(time.perf_counter())
         if done == max(1, self.warmup):
             self.cpu_start = _cpu_sample()
+            self.threads_start = thread_cpu_s()
         if done == self.total:
             self.cpu_end = _cpu_sample()
+            self.threads_end = thread_cpu_s()
+
+    def threads_ms_per_frame(self, frames: int) -> dict[str, float]:
+        """CPU ms per measured frame of each thread between the two samples, busiest first; ``ended or unnamed``:
+        the process's CPU time no thread alive at the last sample accounts for (threads that ended before it, such
+        as the reader at the end of the source)."""
+        if not (self.threads_start and self.threads_end and self.cpu_start and self.cpu_end) or frames < 1:
+            return {}
+        per = {name: 1e3 * (cpu - self.threads_start.get(name, 0.0)) / frames
+               for name, cpu in self.threads_end.items()}
+        total = 1e3 * (self.cpu_end[1] - self.cpu_start[1]) / frames
+        rest = total - sum(per.values())
+        out = {name: round(ms, 2) for name, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05}
+        if rest >= 0.05:
+            out["ended or unnamed"] = round(rest, 2)
+        return out
 
     def window(self) -> tuple[float, float, float | None]:
         """(wall s, this process's CPU s, other processes' CPU s) between the two CPU samples (other
@@ -294,6 +313,7 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
     wall, cpu, others = clock.window()
     info = {
         "mode": "live" if pace_fps else "throughput",
+        "threads_cpu_ms_per_frame": clock.threads_ms_per_frame(frames),
         "layout": layout,
         "policy": summary.policy,
         "source_loops": src.loops,

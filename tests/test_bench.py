@@ -204,6 +204,7 @@ def test_pipeline_run_has_every_field(pipeline_report):
             tp, live = w["layouts"][name]["throughput"], w["layouts"][name]["live"]
             assert tp["policy"] == "block" and live["policy"] == "latest" and live["pace_fps"] == 25.0
             assert tp["frames"] == 3 and "encode" not in tp["stages"] and "encode" in live["stages"]
+            assert isinstance(tp["threads_cpu_ms_per_frame"], dict)  # 3 frames: often under the clock's tick
             assert all(math.isfinite(v) for v in live["latency_ms"].values())
         assert set(w["ratios"]["overhead"]) == {"serial", "parallel"}
         assert set(w["ratios"]["parallel_over_serial"]) == {"fps", "latency_p50", "latency_p95"}
@@ -486,3 +487,29 @@ def test_live_age_reports_each_window_against_the_service_time(tmp_path):
     assert o["met"] == (o["age_p99_over_service"] <= 2.0) and o["p99_slope_ms_per_min"] is not None
     assert report["settings"]["devices"]["depth"]["ran_on"] == "CPUExecutionProvider"
     assert "| from s | processed |" in (tmp_path / "live-age.md").read_text()
+
+
+@pytest.mark.timeout(30)
+def test_thread_cpu_names_python_threads_and_counts_their_cpu():
+    from bench.env import process_cpu_s, thread_cpu_s
+
+    import threading
+
+    done = threading.Event()
+
+    def spin():
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.2:  # 0.2 s of this thread's own CPU
+            pass
+        done.wait(10)
+
+    t = threading.Thread(target=spin, name="bench-spinner")
+    t.start()
+    try:
+        while t.is_alive() and thread_cpu_s().get("bench-spinner", 0.0) < 0.15:
+            time.sleep(0.05)
+        cpu = thread_cpu_s()
+    finally:
+        done.set()
+        t.join()
+    assert 0.15 <= cpu["bench-spinner"] <= process_cpu_s() and "MainThread" in cpu

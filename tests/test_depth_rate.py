@@ -164,25 +164,26 @@ class SlowDepth(DepthProvider):
 
 @pytest.mark.timeout(60)
 def test_auto_keeps_up_with_a_live_source_without_dropping_the_depth_rate_further_than_needed():
-    # depth takes 65 ms, the camera gives a frame every 50 ms: every frame cannot keep up (about a quarter of
-    # the frames dropped), every 2nd frame (33 ms a frame on average) can
+    # depth takes 140 ms, the camera gives a frame every 100 ms: every frame cannot keep up (about 30 % of the
+    # frames dropped), every 2nd frame (70 ms a frame on average) can, with 30 ms to spare on a busy machine;
+    # windows of 2 s (20 frames: one late frame now and then is within the tolerance)
     cfg = load_config(sets=["depth.every=auto", "depth.every_max=4"])
-    depth = SlowDepth(0.065)
-    rate = DepthRate("auto", 4, live=True, window_s=0.5)
+    depth = SlowDepth(0.14)
+    rate = DepthRate("auto", 4, live=True, window_s=2.0)
 
     def detect(image):
         return Detections.empty(), {}
 
     stages = make_stages(cfg, depth, detect, "center_mean", rate=rate)
-    src = PacedCamera(140, 20.0).open()
+    src = PacedCamera(120, 10.0).open()
     results = list(Pipeline(src, stages, layout="parallel", policy="latest").results())
     ages = [r.depth.age(r.frame)[0] for r in results]
     at = rate.frames_at
     assert at[1] < at[2] + at[3] and at[4] == 0, at  # mostly every 2nd (3rd after a slow spell), never every_max
     assert depth.calls == rate.runs < len(results) and max(ages) >= 1
-    # after the first windows the pipeline keeps up: few of the later frames are dropped
-    late = [r.frame.index for r in results if r.frame.index >= 70]
-    assert len(late) >= 0.8 * 70, f"{len(late)} of the last 70 frames processed, counts {at}"
+    # after the first window the pipeline keeps up, but for the one window that tries every frame again
+    late = [r.frame.index for r in results if r.frame.index >= 20]
+    assert len(late) >= 0.85 * 100, f"{len(late)} of the last 100 frames processed, counts {at}"
 
 
 @pytest.mark.timeout(300)

@@ -9,7 +9,8 @@ interleaved in every round so that a slow phase of a busy machine falls on all o
 - ``detect_post``: decoding the detector's raw output and NMS (the output computed once per frame beforehand);
 - ``depth_pre`` / ``depth_post``: the depth network's input (colour, resize, layout) and its output back to
   metres on the frame (:class:`stream.depth.OnnxDepth`), the network's output computed once beforehand;
-- ``mask``: the band's mask from the depth map;
+- ``mask``: the band's mask from the depth map; ``serial_mask`` / ``fill``: the serial layout's growth of it and
+  the hiding of what lies outside (``mask.fill``, a blur by default);
 - ``box_depth``: each box's distance and reliability flags;
 - ``overlay``: :meth:`stream.overlay.Overlay.draw` (tint, inset, boxes, HUD, labels);
 - ``encode:PRESET``: :class:`stream.sinks.Mp4Sink` writing the annotated frames with libx264 at each preset of
@@ -40,7 +41,7 @@ from stream.boxtrust import flag_boxes
 from stream.depth.cardcheck import output_map
 from stream.depth.geometry import map_to_frame
 from stream.depth.select import select_camera
-from stream.mask import band_mask
+from stream.mask import band_mask, fill_outside, serial_mask
 from stream.overlay import Overlay
 from stream.sinks import Mp4Sink
 from stream.sources import open_source
@@ -116,12 +117,16 @@ def bench_fixed_costs(*, source: str, frames: int, rounds: int, presets: Sequenc
         results = [Result(frame=f, depth=m, mask=band_mask(m, cfg.band), detections=assign_box_depth(d, m, stat))
                    for f, m, d in zip(clip, maps, dets)]
         drawn = [overlay.draw(r, fps=10.0, band_text=cfg.band.describe()) for r in results]
+        masks = [r.mask for r in results]
+        grown = [serial_mask(m, cfg, depth) for m in masks]
         steps: dict[str, Callable[[int], None]] = {
             "detect_pre": lambda i: detector.prepare(clip[i].image),
             "detect_post": detect_post,
             "depth_pre": lambda i: depth.preprocess(clip[i].image),
             "depth_post": depth_post,
             "mask": lambda i: band_mask(maps[i], cfg.band),
+            "serial_mask": lambda i: serial_mask(masks[i], cfg, depth),
+            "fill": lambda i: fill_outside(clip[i].image, grown[i], cfg.mask),
             "box_depth": box,
             "overlay": lambda i: overlay.draw(results[i], fps=10.0, band_text=cfg.band.describe()),
         }

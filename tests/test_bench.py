@@ -466,8 +466,8 @@ def test_fixed_costs_times_every_step_of_the_product(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "fixed-costs.json").read_text())
     steps = report["steps"]
-    assert set(steps) == {"decode", "detect_pre", "detect_post", "depth_pre", "depth_post", "mask", "box_depth",
-                          "overlay", "encode:ultrafast", "encode:veryfast"}
+    assert set(steps) == {"decode", "detect_pre", "detect_post", "depth_pre", "depth_post", "mask", "serial_mask", "fill",
+                          "box_depth", "overlay", "encode:ultrafast", "encode:veryfast"}
     assert all(len(s["rounds"]) == 2 and s["cpu_ms_per_frame"] >= 0 for s in steps.values())
     # a slower preset writes a smaller file at the same quality
     assert steps["encode:veryfast"]["kb_per_frame"] < steps["encode:ultrafast"]["kb_per_frame"]

@@ -156,25 +156,35 @@ class _Clock:
     cpu_end: tuple[float, float, float | None] | None = None
     threads_start: dict[str, float] = field(default_factory=dict)  # thread name -> CPU s (bench.env.thread_cpu_s)
     threads_end: dict[str, float] = field(default_factory=dict)
+    threads_cpu: tuple[float, float] = (0.0, 0.0)  # this process's CPU s at the two thread samples
+
+    @property
+    def threads_at(self) -> int:
+        """The result after which threads are sampled the second time: before the last results, whose workers
+        may have ended already (they stop once the end of the source has passed them)."""
+        return max(max(1, self.warmup) + 1, self.total - min(20, (self.total - self.warmup) // 4))
 
     def tick(self, done: int, total: int | None = None) -> None:
         self.stamps.append(time.perf_counter())
         if done == max(1, self.warmup):
             self.cpu_start = _cpu_sample()
-            self.threads_start = thread_cpu_s()
+            self.threads_start, self.threads_cpu = thread_cpu_s(), (self.cpu_start[1], 0.0)
+        if done == self.threads_at:
+            self.threads_end = thread_cpu_s()
+            self.threads_cpu = (self.threads_cpu[0], process_cpu_s())
         if done == self.total:
             self.cpu_end = _cpu_sample()
-            self.threads_end = thread_cpu_s()
 
-    def threads_ms_per_frame(self, frames: int) -> dict[str, float]:
-        """CPU ms per measured frame of each thread between the two samples, busiest first; ``ended or unnamed``:
-        the process's CPU time no thread alive at the last sample accounts for (threads that ended before it, such
-        as the reader at the end of the source)."""
-        if not (self.threads_start and self.threads_end and self.cpu_start and self.cpu_end) or frames < 1:
+    def threads_ms_per_frame(self) -> dict[str, float]:
+        """CPU ms per frame of each thread between its two samples (:attr:`threads_at`), busiest first; ``ended or
+        unnamed``: the process's CPU time no thread alive at the second sample accounts for (threads that ended
+        before it)."""
+        frames = self.threads_at - max(1, self.warmup)
+        if not (self.threads_start and self.threads_end) or frames < 1:
             return {}
         per = {name: 1e3 * (cpu - self.threads_start.get(name, 0.0)) / frames
                for name, cpu in self.threads_end.items()}
-        total = 1e3 * (self.cpu_end[1] - self.cpu_start[1]) / frames
+        total = 1e3 * (self.threads_cpu[1] - self.threads_cpu[0]) / frames
         rest = total - sum(per.values())
         out = {name: round(ms, 2) for name, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05}
         if rest >= 0.05:
@@ -313,7 +323,7 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
     wall, cpu, others = clock.window()
     info = {
         "mode": "live" if pace_fps else "throughput",
-        "threads_cpu_ms_per_frame": clock.threads_ms_per_frame(frames),
+        "threads_cpu_ms_per_frame": clock.threads_ms_per_frame(),
         "layout": layout,
         "policy": summary.policy,
         "source_loops": src.loops,

@@ -10,14 +10,13 @@ thread at any time. A source that holds a decoder (FFmpeg, OpenCV) must never fr
 progress, so a ``close()`` that arrives during a read is deferred to the end of that read
 (:meth:`Source._reading`). Reads of live sources are bounded by timeouts (the config section ``source``),
 so a deferred close always happens. Credentials never leave the sources unredacted: ``source_id`` and
-every message use :func:`redact`.
+every message use :func:`~depthstream.redact.redact` (re-exported here).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,18 +25,12 @@ from typing import Iterator
 
 import numpy as np
 
+from depthstream.redact import redact
 from depthstream.types import Frame
 
+__all__ = ["IMAGE_EXTS", "Outage", "Source", "redact"]
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-_SECRET_QUERY = re.compile(r"(?i)([?&;](?:user|username|pass|passwd|password|pwd|token|key|auth|secret)=)[^&;\s]*")
-
-
-def redact(text: str) -> str:
-    """Hide credentials in a URL or in a message holding URLs: ``rtsp://user:pw@host/x`` ->
-    ``rtsp://***@host/x``, and ``?user=a&password=b`` -> ``?user=***&password=***``."""
-    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", str(text)))
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 
+from depthstream.errors import ConfigError
+
 from .adapter import read_yaml_mapping, validate
 from .fields import Allowed, SetByLoader, Text, integer, number
 
 DETECTOR_LAYOUTS = ("yolox", "ultralytics", "yolov5", "end2end")
 PLACEMENTS = ("centre", "top-left")
 
-Multiple32 = Annotated[int, Strict(), Field(gt=0, multiple_of=32)]
+Multiple32 = Annotated[int, Strict(), Field(gt=0, le=8192, multiple_of=32)]
 PixelScale = number(gt=0, le=1, note="1 for 0..255, 0.00392156862745098 for /255")
 PadValue = integer(ge=0, le=255)
 
@@ -60,7 +62,7 @@ class DetectorCard:
     model: Text | None = None
     input: Text | None = None
     output: Text | None = None
-    size: Annotated[tuple[Multiple32, Multiple32], Allowed("[height, width], two positive multiples of 32")] | None = None
+    size: Annotated[tuple[Multiple32, Multiple32], Allowed("[height, width], two positive multiples of 32, at most 8192")] | None = None
     colour: Literal["rgb", "bgr"] | None = None
     scale: PixelScale | None = None
     letterbox: Literal["centre", "top-left"] | None = None
@@ -71,11 +73,21 @@ class DetectorCard:
     path: Annotated[Path | None, SetByLoader()] = None
 
 
-def load_detector_card(path: str | Path) -> DetectorCard:
-    """Read and validate a detector sidecar; every problem is one ConfigError naming the file, key and value."""
+DEPTH_CARD_KEYS = ("kind", "mean", "std", "max_depth_m", "calibration")  # keys only a depth model card has
+
+
+def load_detector_card(path: str | Path, *, model: Path | None = None) -> DetectorCard:
+    """Read and validate a detector sidecar; every problem is one ConfigError naming the file, key and value.
+    A depth model card (a depth network given as the detector ``model``) is refused as such."""
     path = Path(path)
     where = f"detector sidecar {path}"
     data = read_yaml_mapping(path, where)
+    depth_keys = [k for k in DEPTH_CARD_KEYS if k in data]
+    if "task" not in data and depth_keys:
+        raise ConfigError(
+            f"detect.model (--detector) {model or path} is a depth network: {path} is a depth model card (it has "
+            f"{', '.join(depth_keys[:3])}), not a detector sidecar; give it with --depth-model, and give --detector a "
+            f"YOLO-family detector (e.g. models/yolox_nano.onnx)")
     return validate(DetectorCard, {**data, "path": path}, where=f"{where}: ")
 
 
@@ -84,5 +96,5 @@ def find_sidecar(model: Path) -> DetectorCard | None:
     for suffix in (".yaml", ".yml"):
         p = Path(model).with_suffix(suffix)
         if p.is_file():
-            return load_detector_card(p)
+            return load_detector_card(p, model=Path(model))
     return None

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -49,7 +51,8 @@ class VideoFileSource(Source):
                 raise SourceError(f"cannot open {self.source_id} as a video: the file is empty (0 bytes)")
         t0 = time.monotonic()
         try:
-            container = av.open(self.uri, options=self._options, timeout=self._timeouts if self.network else None)
+            container = av.open(_ffmpeg_url(self.uri) if self.network else self.uri, options=self._options,
+                                timeout=self._timeouts if self.network else None)
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(self._open_failure(exc, time.monotonic() - t0)) from exc
         if not container.streams.video:
@@ -73,6 +76,9 @@ class VideoFileSource(Source):
         if elapsed_s >= self._timeouts[0] * 0.95:
             return (f"no answer from {self.source_id} within {self._timeouts[0]:g} s (source.open_timeout_s): "
                     "the server accepted the connection but sent no video; check the URL's path and the server")
+        host = _unknown_host(self.uri)
+        if host is not None:
+            return f"cannot connect to {self.source_id}: host '{host}' not found (DNS); check the host name, or give its IP address"
         return f"cannot open {self.source_id}: {reason}"
 
     @property
@@ -145,3 +151,26 @@ def _ff_message(exc: Exception) -> str:
     return redact(text.splitlines()[0])
 
 
+
+
+def _ffmpeg_url(url: str) -> str:
+    """The URL with its scheme in lower case (schemes are case-insensitive; FFmpeg's protocol names are not)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}"
+
+
+def _unknown_host(url: str) -> str | None:
+    """The URL's host when it is a name that does not resolve (FFmpeg says only "Input/output error"), else None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return host
+    except OSError:
+        return None
+    return None

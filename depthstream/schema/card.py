@@ -85,7 +85,7 @@ def _model_path(value: Any, info: ValidationInfo) -> Any:
 Positive = number(gt=0)
 PixelScale = number(gt=0, note="e.g. 0.00392156862745098 for 1/255")
 MaxDepth = number(gt=0, noun="metres")
-Pixels = Annotated[int, Strict(), Field(gt=0)]
+Pixels = Annotated[int, Strict(), Field(gt=0, le=8192)]
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -101,7 +101,7 @@ class ModelCard:
     input: Text
     output: Text
     layout: Literal["nchw", "nhwc"]
-    size: Annotated[tuple[Pixels, Pixels], Allowed("[height, width], two positive integers of pixels (e.g. [256, 256])")]
+    size: Annotated[tuple[Pixels, Pixels], Allowed("[height, width], two positive integers of pixels, at most 8192 (e.g. [256, 256])")]
     colour: Literal["rgb", "bgr"]
     scale: PixelScale
     mean: Annotated[tuple[FiniteNumber, FiniteNumber, FiniteNumber],

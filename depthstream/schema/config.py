@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
 from depthstream.store import DEFAULT_CONFIG
 
-from .adapter import all_keys, fields_of, read_yaml_mapping, unknown_key, validate
-from .fields import Allowed, FilePath, Flag, Metres, Text, integer, number
+from .adapter import all_keys, fields_of, load_yaml, read_yaml_mapping, unknown_key, validate
+from .fields import MAX_TEXT, Allowed, FilePath, Flag, OutputPath, Text, fits_file_system, integer, number
 
 SCHEMA = ConfigDict(extra="forbid")
 
@@ -37,16 +37,22 @@ QueueSeconds = number(gt=0, le=5, noun="seconds")
 Fraction01 = number(ge=0, le=1)
 BoxFraction = number(gt=0, le=1, noun="a fraction")
 InsetFraction = number(ge=0.05, le=0.5, noun="a fraction")
-Count = integer(ge=0)
-Attempts = integer(ge=0, note="0 = do not reconnect")
+MaxFrames = integer(ge=0, le=1_000_000_000, note="0 = the whole source")
+Threads = integer(ge=0, le=256, note="0 = every core")
+DepthThreads = integer(ge=0, le=256, note="0 = a share of pipeline.threads")
+Attempts = integer(ge=0, le=10_000, note="0 = do not reconnect")
 QueueSize = integer(ge=1, le=256)
-MaxBoxes = integer(ge=1)
+MaxBoxes = integer(ge=1, le=10_000)
 Crf = integer(ge=0, le=51, note="lower = better quality")
-PositiveMetres = number(gt=0, noun="metres")
+PositiveMetres = number(gt=0, le=10_000, noun="metres")
+FarMetres = number(gt=0, le=1_000_000, noun="metres")
 Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
-FocalPixels = number(gt=0, noun="pixels")
-Pixels = number(noun="a number of pixels")
+FocalPixels = number(gt=0, le=1_000_000, noun="pixels")
+Pixels = number(ge=-1_000_000, le=1_000_000, noun="pixels")
+BandMetres = number(gt=0, le=10_000, text="a positive number of metres (at most 10000)")
+MAX_CAMERA_INDEX = 1023
+BLUR_KSIZE_MAX = 99  # a Gaussian kernel this wide already costs tens of ms a frame on a CPU; wider ones cost seconds
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -78,16 +84,31 @@ def _backend(text: str) -> str:
 
 def _odd(value: int) -> int:
     if value % 2 == 0:
-        raise ValueError("an odd integer >= 3")
+        raise ValueError(f"an odd integer in 3..{BLUR_KSIZE_MAX}")
     return value
+
+
+def _camera_index(value: Any) -> Any:
+    """``uri: 0`` in a YAML file (an integer) is camera 0, as ``--source 0`` is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_CAMERA_INDEX:
+            raise ValueError(f"a camera index in 0..{MAX_CAMERA_INDEX}, or a video file, a folder or glob of images, "
+                             f"a URL or demo")
+        return str(value)
+    return value
+
+
+def _source_uri(value: str) -> str:
+    """A path's names must fit the file system; a URL or a GStreamer pipeline is not a path."""
+    return value if "://" in value or any(c.isspace() for c in value) else fits_file_system(value)
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class SourceConfig:
     """``source``: what to read, and how live sources are opened, read and reopened."""
 
-    uri: Text = "demo"
-    max_frames: Count = 0
+    uri: Annotated[Text, BeforeValidator(_camera_index), AfterValidator(_source_uri)] = "demo"
+    max_frames: MaxFrames = 0
     open_timeout_s: Seconds = 5.0  # connecting (and reading a stream's header) may take this long
     read_timeout_s: Seconds = 5.0  # no frame for this long: the feed is lost
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
@@ -103,12 +124,12 @@ class PipelineConfig:
     layout: Literal["serial", "parallel"] = "parallel"
     queue_size: QueueSize = 4
     policy: Literal["auto", "block", "latest"] = "auto"
-    threads: Count = 0
+    threads: Threads = 0
     timeout_s: QueueSeconds = 0.1
 
 
-ClassName = Annotated[str, Strict(), Field(min_length=1)]
-ClassId = Annotated[int, Strict(), Field(ge=0)]
+ClassName = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
+ClassId = Annotated[int, Strict(), Field(ge=0, le=9_999)]
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -123,8 +144,8 @@ class DetectConfig:
     model: FilePath = "models/yolox_nano.onnx"
     conf: Fraction01 = 0.3
     iou: Fraction01 = 0.45
-    classes: Annotated[tuple[ClassName | ClassId, ...],
-                       Allowed("a list of class names or ids (e.g. [person, car]; [] = all)")] = ()
+    classes: Annotated[tuple[ClassName | ClassId, ...], Field(max_length=1_000),
+                       Allowed("a list of class names or ids (at most 1000; e.g. [person, car]; [] = all)")] = ()
     max_det: MaxBoxes = 100
 
     @field_validator("classes")
@@ -170,7 +191,7 @@ class GroundPlaneConfig:
     vfov_deg: Degrees180 | None = None
     focal_px: FocalPixels | None = 1194.6
     cy_px: Pixels | None = 282.6
-    max_depth_m: PositiveMetres = 100.0
+    max_depth_m: FarMetres = 100.0
 
     @model_validator(mode="after")
     def _one_focal(self) -> "GroundPlaneConfig":
@@ -187,11 +208,11 @@ class GroundPlaneConfig:
 class DepthConfig:
     """``depth``: where metres come from and how a box gets its distance."""
 
-    source: Annotated[str, Strict(), Field(min_length=1),
+    source: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), AfterValidator(fits_file_system),
                       Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
-    box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
+    box_stat: Annotated[str, Strict(), Field(max_length=40), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
     roi: BoxFraction = 0.4
-    threads: Count = 0
+    threads: DepthThreads = 0
     ground_plane: GroundPlaneConfig = GroundPlaneConfig()
 
     @property
@@ -204,8 +225,8 @@ class DepthConfig:
 class BandConfig:
     """``band``: the distances kept, in metres along the optical axis: ``further_than < d < closer_than``."""
 
-    closer_than: Metres | None = None
-    further_than: Metres | None = None
+    closer_than: BandMetres | None = None
+    further_than: BandMetres | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> "BandConfig":
@@ -235,7 +256,8 @@ class MaskConfig:
     """``mask``: how the serial layout blanks pixels outside the band before detection."""
 
     fill: Literal["black", "grey", "blur"] = "grey"
-    blur_ksize: Annotated[int, Strict(), Field(ge=3), AfterValidator(_odd), Allowed("an odd integer >= 3")] = 31
+    blur_ksize: Annotated[int, Strict(), Field(ge=3, le=BLUR_KSIZE_MAX), AfterValidator(_odd),
+                          Allowed(f"an odd integer in 3..{BLUR_KSIZE_MAX}")] = 31
 
 
 Byte = Annotated[int, Strict(), Field(ge=0, le=255)]
@@ -257,8 +279,8 @@ class OverlayConfig:
 class OutputConfig:
     """``output``: the annotated MP4 (or image folder), the JSONL and the window."""
 
-    mp4: Text | None = None
-    jsonl: Text | None = None
+    mp4: OutputPath | None = None
+    jsonl: OutputPath | None = None
     show: Flag = False
     crf: Crf = 23
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
@@ -268,7 +290,7 @@ class OutputConfig:
 class EngineConfig:
     """``engine``: how the models run."""
 
-    backend: Annotated[str, Strict(), AfterValidator(_backend), Allowed(BACKEND_FORMS)] = "auto"
+    backend: Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(_backend), Allowed(BACKEND_FORMS)] = "auto"
     fp16: Flag = True
     cache_dir: FilePath | None = None
 
@@ -326,7 +348,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def parse_set(item: str) -> tuple[str, Any]:
-    """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML."""
+    """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML (``5e-1`` is a number)."""
     if "=" not in item:
         raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
     key, raw = item.split("=", 1)
@@ -334,7 +356,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     if key not in config_keys():
         raise ConfigError("--set: " + unknown_key(Config, key, NOUN))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: cannot read value {raw!r}: {str(exc).splitlines()[0]}") from exc
     return key, value

@@ -229,7 +229,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
         res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
         age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text, age_ms=age_ms, backend=backend))
+                                          band_text=band_text, age_ms=age_ms, backend=backend,
+                                          file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
         if on_frame is not None:
             on_frame(summary.frames, total)

@@ -380,6 +380,29 @@ def test_a_folder_of_images_gives_a_folder_of_annotated_images(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_each_jsonl_line_of_an_image_glob_names_its_file(tmp_path):
+    """python -m stream on a glob of photos in two folders: each JSONL line says which file it is (issue 11)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for folder, name in (("a", "basketball1.png"), ("b", "basketball2.png"), ("b", "messi5.jpg")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        shutil.copy(DATA / name, tmp_path / folder / name)
+    (tmp_path / "a" / "messi5.jpg").write_bytes((DATA / "messi5.jpg").read_bytes())  # the same name in both folders
+    jsonl = tmp_path / "out.jsonl"
+    r = subprocess.run([sys.executable, "-m", "stream", "--source", str(tmp_path / "*" / "*.*"), "--jsonl", str(jsonl),
+                        "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    expected = sorted(str(p) for p in tmp_path.glob("*/*.*"))
+    assert [rec["file"] for rec in records] == expected and [rec["index"] for rec in records] == [0, 1, 2, 3]
+
+
+@pytest.mark.timeout(120)
 def test_a_video_to_a_folder_numbers_the_frames(tmp_path):
     from stream.app import run
 

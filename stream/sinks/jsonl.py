@@ -12,6 +12,7 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       "index": 42,                      # frame index from the source (int, monotonic; gaps = dropped frames)
       "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
       "source": "data/clip.mp4",        # the source as given, credentials redacted
+      "file": "photos/a/img_001.jpg",   # image sources only: the file this line is about, as the glob/folder matched it
       "depth": {"source": "depth-anything-v2-metric-indoor-small",   # what produced the depth map
                 "kind": "metric",       # "metric" | "relative+calibrated" | "geometric"
                 "unit": "m"},
@@ -150,12 +151,13 @@ def frame_record(
     age_ms: float | None,
     extra_timings: dict[str, float] | None = None,
     backend: str | None = None,
+    file: str | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
     extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
     backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
-    out when None.
+    out when None. file: the image file of this frame (image sources); the key is left out when None.
     """
     frame = result.frame
     detections: list[dict[str, Any]] = []
@@ -179,6 +181,7 @@ def frame_record(
         "index": int(frame.index),
         "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
         "source": frame.source_id,
+        **({"file": file} if file is not None else {}),
         "depth": {"source": depth_source, "kind": depth_kind, "unit": "m"},
         "band": band_text,
         "detections": detections,

@@ -74,6 +74,10 @@ class Source(abc.ABC):
         name for image sources; None: the writer numbers the frames)."""
         return None
 
+    def frame_file(self, index: int) -> str | None:
+        """The file frame ``index`` was read from, as matched (image sources; None for a video or a feed)."""
+        return None
+
     def open(self) -> "Source":
         return self
 

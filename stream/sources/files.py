@@ -135,6 +135,9 @@ class ImagesSource(Source):
     def frame_name(self, index: int) -> str | None:
         return self.paths[index].name if 0 <= index < len(self.paths) else None
 
+    def frame_file(self, index: int) -> str | None:
+        return str(self.paths[index]) if 0 <= index < len(self.paths) else None
+
     def read(self) -> Frame | None:
         if self._index >= len(self.paths):
             return None

@@ -5,6 +5,7 @@ connection and then say nothing. Nothing here leaves the loopback interface."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from depthstream.errors import SourceError
@@ -22,10 +24,11 @@ from stream.pipeline import Pipeline, Stages
 from depthstream.schema.config import SourceConfig
 from stream.sources import open_source
 
-from conftest import ROOT
+from conftest import DEMO, ROOT
 
 SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi (GStreamer's bindings) is a Debian package, not in the venv
+# python3-gi (GStreamer's bindings) is a Debian package, not in the venv: the server runs under Debian's python3.
+SYSTEM_PYTHON = os.environ.get("DEPTHSTREAM_RTSP_PYTHON", "/usr/bin/python3")
 
 
 def free_port() -> int:
@@ -83,11 +86,31 @@ class RtspServer:
         self.proc.send_signal(signal.SIGCONT)
 
 
+REQUIRED = bool(os.environ.get("DEPTHSTREAM_REQUIRE_RTSP"))  # set by make test (and so CI): a missing server fails
+
+
 @pytest.fixture(scope="session")
 def rtsp_available() -> None:
     missing = _server_missing()
+    if missing and REQUIRED:
+        pytest.fail(f"the RTSP test server cannot run: {missing}")
     if missing:
         pytest.skip(f"no RTSP server: {missing}")
+
+
+@pytest.fixture(scope="session")
+def clip_frames() -> list[np.ndarray]:
+    """Every frame of the clip the server serves, BGR, decoded from the file by PyAV (the reference)."""
+    with av.open(str(DEMO)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def assert_frames_are_the_clips(frames, clip_frames, first: int = 0) -> None:
+    """Each frame read from the server is the clip's frame of the same position (the same H.264 bitstream through
+    the same decoder: equal to within rounding), counted from clip frame ``first``."""
+    for n, frame in enumerate(frames):
+        diff = np.abs(frame.image.astype(np.int16) - clip_frames[first + n]).mean()
+        assert diff < 1.0, f"frame {n} differs from the clip's frame {first + n} by {diff:.1f} grey levels on average"
 
 
 @pytest.fixture
@@ -167,12 +190,13 @@ def _wait_for(predicate, timeout_s: float, step_s: float = 0.05) -> float:
 
 
 @pytest.mark.timeout(60)
-def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server):
+def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server, clip_frames):
     server = rtsp_server()
     with open_source(server.url(), SourceConfig(open_timeout_s=10)) as src:
         assert src.live and src.fps == 10
         frames = [src.read() for _ in range(20)]
     assert all(f.image.shape == (576, 768, 3) for f in frames)
+    assert_frames_are_the_clips(frames, clip_frames)
     assert [f.index for f in frames] == list(range(20))
     times = [f.pts_s for f in frames if f.pts_s is not None]
     assert len(times) >= 18 and times == sorted(times)
@@ -215,6 +239,23 @@ def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_pa
 
 
 @pytest.mark.timeout(60)
+def test_after_the_server_restarts_the_frames_are_the_clip_again(rtsp_server, clip_frames):
+    server = rtsp_server()
+    src = open_source(server.url(), SourceConfig(open_timeout_s=10, read_timeout_s=2, reconnect_backoff_s=0.2))
+    with src:
+        before = [src.read() for _ in range(5)]
+        server.kill()
+        server.start()  # a new session: the clip from its start
+        after = [src.read() for _ in range(15)]
+    # Frames already on their way when the server died come first; then the index jumps over the outage.
+    gap = next(n for n in range(1, len(after)) if after[n].index - after[n - 1].index > 1)
+    assert_frames_are_the_clips(before + after[:gap], clip_frames)
+    assert len(src.outages) == 1 and src.outages[0].recovered
+    assert len(after) - gap >= 10
+    assert_frames_are_the_clips(after[gap:], clip_frames)  # the new session plays the clip from its start
+
+
+@pytest.mark.timeout(60)
 def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
     server = rtsp_server()
     src = open_source(server.url(), SourceConfig(open_timeout_s=10, read_timeout_s=1, reconnect_attempts=0))
@@ -250,6 +291,18 @@ def test_stop_returns_within_1s_while_ffmpeg_is_blocked_in_a_read(rtsp_server):
         reader.join(2 * 2 + 2)
         assert not reader.is_alive()
     src.close()
+
+
+@pytest.mark.timeout(120)
+def test_under_make_test_a_server_that_cannot_run_fails_the_tests(tmp_path):
+    """make test sets DEPTHSTREAM_REQUIRE_RTSP: without GStreamer's RTSP server the RTSP tests fail, never skip."""
+    env = {**os.environ, "DEPTHSTREAM_REQUIRE_RTSP": "1", "DEPTHSTREAM_RTSP_PYTHON": str(tmp_path / "no-python3")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{Path(__file__).name}::test_reads_the_clip_from_a_real_rtsp_server"],
+                       cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=110)
+    assert r.returncode == 1, r.stdout
+    assert "the RTSP test server cannot run" in r.stdout and "no-python3 not found" in r.stdout
+    assert "1 error" in r.stdout and "skipped" not in r.stdout
 
 
 # -- servers that accept and then say nothing ----------------------------------------------------------

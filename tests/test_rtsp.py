@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -203,9 +204,20 @@ def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server, clip_frames):
     assert frames[0].source_id == server.url()
 
 
+@pytest.mark.timeout(60)
+def test_a_url_scheme_in_capitals_is_the_same_stream(rtsp_server, clip_frames):
+    server = rtsp_server()
+    url = server.url().replace("rtsp://", "RTSP://")
+    with open_source(url, SourceConfig(open_timeout_s=10)) as src:
+        frames = [src.read() for _ in range(5)]
+    assert_frames_are_the_clips(frames, clip_frames)
+    assert frames[0].source_id == url
+
+
 @pytest.mark.timeout(120)
 def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_path):
-    server = rtsp_server(user="viewer", password="pa55word")
+    # An @ in the password: FFmpeg logs in with everything up to the last @; no part of it may be shown.
+    server = rtsp_server(user="viewer", password="pa@55word")
     mp4, jsonl = tmp_path / "rtsp.mp4", tmp_path / "rtsp.jsonl"
     cli = subprocess.Popen(
         [sys.executable, "-m", "stream", "--source", server.url(), "--output", str(mp4), "--jsonl", str(jsonl)],
@@ -234,7 +246,7 @@ def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_pa
     assert frames == len(recs)  # playable, one frame per processed frame, through the outage
     assert "lost rtsp://***@127.0.0.1" in err and "reconnected to rtsp://***@127.0.0.1" in err
     everything = out + err + jsonl.read_text()
-    assert "pa55word" not in everything and "viewer" not in everything
+    assert "pa@55word" not in everything and "55word" not in everything and "viewer" not in everything
     assert err.strip().splitlines()[-1].startswith("interrupted; outputs closed")
 
 
@@ -264,10 +276,46 @@ def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
             src.read()
         server.pause()
         t0 = time.monotonic()
-        with pytest.raises(SourceError, match=r"lost rtsp://127.0.0.1:\d+/demo: no frame from rtsp://127.0.0.1:\d+/demo for 1 s \(source.read_timeout_s\)"):
+        with pytest.raises(SourceError, match=r"lost rtsp://127.0.0.1:\d+/demo: no frame from rtsp://127.0.0.1:\d+/demo for 1\.\d s \(source.read_timeout_s is 1\)"):
             while True:  # frames already on their way may still come
                 src.read()
         assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.timeout(90)
+def test_a_stalled_stream_gives_no_stale_frame_as_fresh_and_is_lost_after_the_timeout_it_states(rtsp_server, tmp_path):
+    """The server stops sending (SIGSTOP) mid-stream. No frame written later may claim to be young (a frame the
+    decoder still held was written 5 s late with age_ms 23), and the feed is declared lost after
+    source.read_timeout_s, as the message says (it took twice that)."""
+    server = rtsp_server()
+    jsonl = tmp_path / "stall.jsonl"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--source", server.url(), "--jsonl", str(jsonl), "--set", "source.read_timeout_s=2",
+         "--set", "source.reconnect_attempts=0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(_lines(jsonl)) >= 10, 60)
+        server.pause()
+        paused = time.monotonic()
+        before = len(_lines(jsonl))
+        appeared: list[float] = []  # seconds after the pause at which each later line was first seen
+        while cli.poll() is None and time.monotonic() - paused < 30:
+            appeared += [time.monotonic() - paused] * (len(_lines(jsonl)) - before - len(appeared))
+            time.sleep(0.02)
+        lost_after = time.monotonic() - paused
+    finally:
+        server.resume()
+        if cli.poll() is None:
+            cli.kill()
+        out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 1, err
+    late = _lines(jsonl)[before:]
+    for seen_at, record in zip(appeared, late):
+        if seen_at > 1.0:  # received before the pause: it is at least this old when written
+            assert record["age_ms"] >= (seen_at - 0.3) * 1000, (seen_at, record["age_ms"])
+    assert lost_after < 2 + 1.5, f"lost {lost_after:.1f} s after the server stopped, read_timeout_s is 2"
+    last = err.strip().splitlines()[-1]
+    stated = float(re.search(r"no frame from rtsp://127.0.0.1:\d+/demo for (\d+\.\d) s \(source.read_timeout_s is 2\)", last).group(1))
+    assert 2 <= stated <= lost_after + 0.1, last
 
 
 @pytest.mark.timeout(60)
@@ -332,6 +380,169 @@ def test_nobody_listening_is_a_clear_error_at_once():
     assert r.stderr.splitlines() == [
         f"error: cannot connect to {url.replace('cam:hunter2@', '***@')}: connection refused (is the server running, and is the port right?)"
     ]
+
+
+# -- feeds that connect and then give no frame (issue 11, finding 6) -------------------------------------
+
+
+class StreamingHttpServer:
+    """An endless HTTP response on 127.0.0.1 (no length: a live feed), made by ``body(connection_number, write)``
+    for each connection; ``write`` raises once the client has gone."""
+
+    def __init__(self, content_type: str, body) -> None:
+        import http.server
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                with server.lock:
+                    server.connections += 1
+                    number = server.connections
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.end_headers()
+
+                def write(data: bytes) -> None:
+                    if server.stopping.is_set():
+                        raise ConnectionAbortedError("server stopping")
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+                try:
+                    body(number, write)
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                    pass
+
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.stopping = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cam"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="streaming-http")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def _mjpeg_part(jpeg: bytes) -> bytes:
+    return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+
+
+BROKEN_JPEG = b"\xff\xd8\xff\xe0" + b"\x00not a picture" * 100 + b"\xff\xd9"
+
+
+def _mjpeg(good_frames: list[bytes], *, good_connections: int):
+    """MJPEG at 20 fps: the first ``good_connections`` connections get ``good_frames`` and are then closed; every
+    later one (or all, with 0) gets broken JPEGs until the client goes."""
+    def body(number: int, write) -> None:
+        if number <= good_connections:
+            for jpeg in good_frames:
+                write(_mjpeg_part(jpeg))
+                time.sleep(0.05)
+            return
+        while True:
+            write(_mjpeg_part(BROKEN_JPEG))
+            time.sleep(0.05)
+
+    return body
+
+
+@pytest.fixture
+def streaming_http():
+    servers: list[StreamingHttpServer] = []
+
+    def make(content_type: str, body) -> StreamingHttpServer:
+        servers.append(StreamingHttpServer(content_type, body))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def demo_jpegs() -> list[bytes]:
+    import cv2
+
+    with av.open(str(DEMO)) as c:
+        return [cv2.imencode(".jpg", f.to_ndarray(format="bgr24"))[1].tobytes()
+                for f, _ in zip(c.decode(video=0), range(15))]
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_of_broken_frames_from_the_start_is_one_error_at_once(streaming_http):
+    server = streaming_http("multipart/x-mixed-replace; boundary=frame", _mjpeg([], good_connections=0))
+    t0 = time.monotonic()
+    r = run_cli("--source", server.url, "--set", "source.read_timeout_s=2", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"error: connected to {server.url}, but no frame came from it (decoding {server.url} failed at frame 0: Invalid "
+        "data found when processing input); check that the URL gives a video stream")
+    assert time.monotonic() - t0 < 20 and server.connections == 1  # not reopened: a wrong URL fails at once
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_that_turns_to_garbage_ends_after_its_reconnect_attempts(streaming_http, demo_jpegs, tmp_path):
+    """Each reopen of such a feed succeeds and then no frame decodes: the attempts must still count."""
+    server = streaming_http("multipart/x-mixed-replace; boundary=frame", _mjpeg(demo_jpegs, good_connections=1))
+    jsonl = tmp_path / "feed.jsonl"
+    r = run_cli("--source", server.url, "--jsonl", str(jsonl), "--set", "source.reconnect_attempts=3",
+                "--set", "source.reconnect_backoff_s=0.1", "--set", "source.read_timeout_s=2",
+                "--set", "pipeline.policy=block", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert re.fullmatch(rf"error: lost {re.escape(server.url)} and could not reconnect: 3 attempts in \d+\.\d s failed "
+                        rf"\(last: decoding {re.escape(server.url)} failed at frame \d+: Invalid data found when processing "
+                        rf"input\); check the camera or server, or raise source.reconnect_attempts",
+                        r.stderr.splitlines()[-1]), r.stderr
+    assert server.connections == 4  # the first, and three reopen attempts
+    assert len(_lines(jsonl)) == len(demo_jpegs)  # every good frame was processed
+
+
+def _ts_without_video_frames(path: Path) -> bytes:
+    """MPEG-TS that declares an H.264 stream and carries only audio: packets flow, no video frame ever comes."""
+    import io
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as dst:
+        video = dst.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = dst.add_stream("mp2", rate=16000)
+        audio.layout = "mono"
+        for n in range(100):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, n * 1152
+            for packet in audio.encode(frame):
+                dst.mux(packet)
+    return buf.getvalue()
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_whose_packets_hold_no_video_frame_cannot_hang_a_read(streaming_http, tmp_path):
+    data = _ts_without_video_frames(tmp_path)
+
+    def body(number: int, write) -> None:
+        while True:  # about 7 s of audio, again and again, at about real time
+            for start in range(0, len(data), 188 * 50):
+                write(data[start:start + 188 * 50])
+                time.sleep(0.05)
+
+    server = streaming_http("video/mp2t", body)
+    t0 = time.monotonic()
+    r = run_cli("--source", server.url, "--set", "source.read_timeout_s=2", timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    assert re.fullmatch(rf"error: connected to {re.escape(server.url)}, but no frame came from it \(no frame from "
+                        rf"{re.escape(server.url)} for 2\.\d s \(source.read_timeout_s is 2\)\); check that the URL "
+                        rf"gives a video stream", r.stderr.splitlines()[-1]), r.stderr
+    assert took < 20
 
 
 # -- a file served over HTTP is read like a file ----------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Every source has the same small interface, so the pipeline (and tests, with a fake) can inject any
 producer: ``open()``, ``read() -> Frame | None`` (None: the source has ended), ``close()``, and the
-facts the sinks need (``fps``, ``live``, ``frame_count``). ``read()`` stamps ``captured_ns`` right after
-decoding; every latency is measured from it.
+facts the sinks need (``fps``, ``live``, ``frame_count``). ``read()`` stamps ``captured_ns`` with when the
+frame arrived (a network stream: when the packet that carried it came in; otherwise right after decoding);
+every latency and frame age is measured from it.
 
 Threads: ``read()`` is called by one thread (the pipeline's reader); ``close()`` may be called from any
 thread at any time. A source that holds a decoder (FFmpeg, OpenCV) must never free it under a read in
@@ -114,8 +115,9 @@ class Source(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _frame(self, image: np.ndarray, pts_s: float | None) -> Frame:
-        frame = Frame(np.ascontiguousarray(image), self._index, pts_s, time.monotonic_ns(), self.source_id)
+    def _frame(self, image: np.ndarray, pts_s: float | None, captured_ns: int | None = None) -> Frame:
+        """The next Frame; ``captured_ns``: when its data arrived (default: now)."""
+        frame = Frame(np.ascontiguousarray(image), self._index, pts_s, captured_ns or time.monotonic_ns(), self.source_id)
         self._index += 1
         return frame
 

@@ -144,12 +144,36 @@ def test_colorize_depth_rejects_bad_input() -> None:
         colorize_depth(np.zeros((2, 2), np.float32), 0.0)
 
 
-def test_hud_wraps_on_a_small_frame() -> None:
-    frame = Frame(image=np.full((60, 80, 3), 200, np.uint8), index=0, pts_s=None, captured_ns=0, source_id="t")
+def _hud_on_grey(height: int, width: int) -> np.ndarray:
+    """The HUD alone (no depth, no boxes) on a grey (200) frame; its 4 lines: fps, no depth, band, timings."""
+    frame = Frame(image=np.full((height, width, 3), 200, np.uint8), index=0, pts_s=None, captured_ns=0, source_id="t")
     result = Result(frame=frame, timings_ms={"capture": 0.1, "depth": 3.1, "detect": 12.0, "assign": 0.2})
     out = draw(result, NAMES, fps=29.97, band_text="between 3 m and 8 m", options=OverlayConfig())
-    assert out.shape == (60, 80, 3)
-    assert np.any(out != 200)
+    assert out.shape == (height, width, 3)
+    return out[..., 0]
+
+
+def _text_rows(grey: np.ndarray) -> int:
+    """Rows of white text (bands of image rows holding text pixels, separated by rows without)."""
+    rows = np.nonzero((grey > 200).any(axis=1))[0]
+    return 0 if rows.size == 0 else 1 + int((np.diff(rows) > 1).sum())
+
+
+def test_hud_wraps_on_a_narrow_frame() -> None:
+    wide, narrow = _hud_on_grey(240, 640), _hud_on_grey(240, 80)
+    assert _text_rows(wide) == 4  # one row per line where they fit
+    assert _text_rows(narrow) > 4  # wrapped, not cut off at the right edge
+    for grey in (wide, narrow):
+        assert (grey[:6] == 200).all() and (grey[:, :6] == 200).all()  # the 6 px margin stays as it was
+        text_cols = np.nonzero((grey > 200).any(axis=0))[0]
+        panel_cols = np.nonzero((grey == 90).any(axis=0))[0]  # the panel darkens the frame to 45 %
+        assert panel_cols.min() <= text_cols.min() and text_cols.max() <= panel_cols.max() < grey.shape[1]
+
+
+def test_hud_on_a_tiny_frame_keeps_to_the_frame() -> None:
+    grey = _hud_on_grey(60, 80)
+    assert 1 <= _text_rows(grey) <= 3  # only the rows that fit in 60 px are drawn
+    assert (grey[:6] == 200).all() and (grey[:, :6] == 200).all() and grey[6:, 6:72].mean() < 120
 
 
 def test_mask_of_wrong_shape_is_rejected() -> None:
@@ -159,7 +183,7 @@ def test_mask_of_wrong_shape_is_rejected() -> None:
 
 @pytest.mark.parametrize(("item", "match"), [
     ("overlay.tint_alpha=1.5", r"^overlay\.tint_alpha: got 1\.5, expected a number in \[0, 1\]$"),
-    ("overlay.inset_max_m=0", r"^overlay\.inset_max_m: got 0, expected metres > 0$"),
+    ("overlay.inset_max_m=0", r"^overlay\.inset_max_m: got 0, expected metres in \(0, 10000\]$"),
     ("overlay.tint_bgr=[0, 0, 300]", r"^overlay\.tint_bgr: got \[0, 0, 300\], expected three integers 0\.\.255 \(B, G, R\)$"),
     ("overlay.tint_bgr=[1]", r"^overlay\.tint_bgr: got \[1\], expected three integers 0\.\.255 \(B, G, R\)$"),
     ("overlay.inset_fraction=0.9", r"^overlay\.inset_fraction: got 0\.9, expected a fraction in \[0\.05, 0\.5\]$"),

@@ -157,6 +157,8 @@ CASES = [
     Case("detector-name-too-long", ("--detector", "{ws}/" + "d" * 300 + ".onnx"), 2,
          r"^error: detect.model: got .*, expected .*every name is at most 255 bytes \(ddd.*\.onnx is 305\)"),
     # -- values without an upper bound, and documents that expand (finding 13) ------------------------------
+    Case("config-too-large", ("--config", "{ws}/huge.yaml"), 2,
+         r"^error: config file .*/huge.yaml: larger than 1024 KiB; expected a YAML file of a few kB \(is it the right file\?\)$"),
     Case("yaml-alias-bomb", ("--config", "{ws}/laughs.yaml"), 2,
          r"^error: .*/laughs.yaml: source.uri: got \[\[.*\.\.\..*\], expected a non-empty string"),
     Case("blur-kernel-huge", ("--set", "mask.blur_ksize=100001"), 2,
@@ -233,6 +235,7 @@ def _make_workspace(ws: Path) -> None:
     (ws / "binary_sidecar").mkdir()
     shutil.copy(ws / "relu.onnx", ws / "binary_sidecar" / "model.onnx")
     (ws / "binary_sidecar" / "model.yaml").write_bytes(bytes(range(0x80, 0x100)) * 4)
+    (ws / "huge.yaml").write_text("# padding\n" * 200_000)
     # 372 bytes that expand to 10^8 strings: the value's whole repr was once the error line (580 MB)
     anchors = ["&a0 [x,x,x,x,x,x,x,x,x,x]"] + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
     (ws / "laughs.yaml").write_text("source:\n  uri: [" + ", ".join(anchors) + "]\n")

@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from depthstream.errors import guarded_main
+from depthstream.errors import ConfigError, guarded_main
 
 DEFAULT_OUT = "bench/results"
 
@@ -22,6 +22,10 @@ EPILOG = """examples:
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
+  python -m bench overlay --source demo --closer-than 30
+  python -m bench overlay --source demo --size 640x360 --stem overlay-640
+  python -m bench tracks out/demo.jsonl
+  python -m bench contact-sheet out/demo.jsonl --source demo --frames 100 --out out/sheets
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
 
@@ -127,7 +131,52 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera profile with the intrinsics (default: calibrate from these photos)")
     pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
     pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
+    po = sub.add_parser("overlay", help="share of the found objects the overlay hides, and its ms per frame",
+                        description="Runs the product on the source's frames (as lossless PNGs) and compares each "
+                                    "annotated frame with its source inside every reported box. See "
+                                    "bench/overlay_bench.py.")
+    po.add_argument("--source", default="demo", help="demo (default), a video file, a folder or glob of images")
+    po.add_argument("--size", type=_size, default=None, metavar="WxH",
+                    help="scale every frame to this size first, e.g. 640x360 or 1920x1080 (default: as decoded)")
+    po.add_argument("--frames", type=_positive(int, "--frames", 0), default=0, help="at most this many frames (default 0 = all)")
+    po.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-6), default=None, metavar="M",
+                    help="the distance band, metres (default: no band)")
+    po.add_argument("--further-than", type=_positive(float, "--further-than", 1e-6), default=None, metavar="M")
+    po.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
+    po.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    po.add_argument("--keep", metavar="DIR", default=None, help="keep the source and annotated frames in this new folder")
+    po.add_argument("--out", default=DEFAULT_OUT, help=f"folder for the report (default {DEFAULT_OUT})")
+    po.add_argument("--stem", default="overlay", help="report file names: STEM.json, STEM.md (default overlay)")
+
+    pt = sub.add_parser("tracks", help="per track: share of consecutive-frame distance changes above 10 %%, raw and filtered; the events",
+                        description="Reads the JSONL of a python -m stream run. See bench/tracks.py.")
+    pt.add_argument("jsonl", nargs="+", help="JSONL files of python -m stream runs")
+    pt.add_argument("--threshold", type=_positive(float, "--threshold", 1e-6), default=0.10,
+                    help="a change counts when it is above this share of the earlier distance (default 0.10)")
+    pt.add_argument("--out", default=DEFAULT_OUT, help=f"folder for tracks.json / .md (default {DEFAULT_OUT})")
+
+    pc = sub.add_parser("contact-sheet", help="grids of frames with every box's track id, to count identity switches by eye",
+                        description="Draws the boxes of a python -m stream run's JSONL on the frames of its source.")
+    pc.add_argument("jsonl", help="the JSONL of a python -m stream run")
+    pc.add_argument("--source", default="demo", help="the run's --source (default demo)")
+    pc.add_argument("--start", type=_positive(int, "--start", 0), default=0, help="first frame index (default 0)")
+    pc.add_argument("--frames", type=_positive(int, "--frames", 1), default=100, help="frames drawn (default 100)")
+    pc.add_argument("--cols", type=_positive(int, "--cols", 1), default=4)
+    pc.add_argument("--rows", type=_positive(int, "--rows", 1), default=4)
+    pc.add_argument("--scale", type=_positive(float, "--scale", 0.05), default=0.5, help="cell size / frame size (default 0.5)")
+    pc.add_argument("--crop", default=None, metavar="X1,Y1,X2,Y2", help="show only this part of each frame (frame pixels)")
+    pc.add_argument("--out", required=True, help="folder for the PNG sheets")
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    from .overlay_bench import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _write(report: dict, out: Path, stem: str, markdown: str) -> list[Path]:
@@ -203,7 +252,54 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     return [out / "boards.json"]
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd}
+def cmd_overlay(args, argv: list[str]) -> list[Path]:
+    from .overlay_bench import OVERLAY_TIMING, bench_overlay, overlay_markdown
+    from .report import new_report
+
+    results = bench_overlay(source=args.source, size=args.size, frames=args.frames, closer_than=args.closer_than,
+                            further_than=args.further_than, config=args.config, sets=args.set,
+                            keep=Path(args.keep) if args.keep else None)
+    report = new_report("overlay", argv, results, dict(OVERLAY_TIMING), args.loadavg_before)
+    md = overlay_markdown(report)
+    paths = _write(report, Path(args.out), args.stem, md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_tracks(args, argv: list[str]) -> list[Path]:
+    from .report import new_report
+    from .tracks import jumps, read_jsonl, series_by_track, tracks_markdown
+
+    results, parts = [], []
+    for name in args.jsonl:
+        frames, events = read_jsonl(Path(name))
+        stats = jumps(series_by_track(frames), args.threshold)
+        results.append({"jsonl": name, **stats, "events": events})
+        parts.append(tracks_markdown(Path(name), stats, events))
+    report = new_report("tracks", argv, {"runs": results}, {}, args.loadavg_before)
+    md = "\n\n".join(parts)
+    paths = _write(report, Path(args.out), "tracks", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
+    from .tracks import contact_sheets
+
+    crop = None
+    if args.crop:
+        try:
+            crop = tuple(int(v) for v in args.crop.split(","))
+        except ValueError:
+            crop = ()
+        if len(crop) != 4 or not (0 <= crop[0] < crop[2] and 0 <= crop[1] < crop[3]):
+            raise ConfigError(f"--crop {args.crop!r}: expected X1,Y1,X2,Y2 in frame pixels with X1 < X2 and Y1 < Y2, e.g. 200,100,500,350")
+    return contact_sheets(args.source, Path(args.jsonl), Path(args.out), args.start, args.frames, args.cols, args.rows,
+                          args.scale, crop)
+
+
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd,
+            "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,11 +62,18 @@ MODEL_RAN = {**MODEL_ROW, "threads": None, "providers": None, "input_shapes": No
              "latency_ms": STAT, "throughput_fps": None, "cpu_cores_busy": None, "other_processes_cores_busy": None}
 DEPTH_METRICS = {k: None for k in ("abs_rel", "sq_rel", "rmse_m", "rmse_log", "log10", "delta_1", "delta_2", "delta_3",
                                    "seed_equal_share")}
+OVERLAY_SHARE = {k: None for k in ("frames", "boxes", "hidden", "hidden_share", "mean_painted_share")}
 SCHEMAS = {
     "pipeline": {**_HEAD, "settings": None, "workloads": [WORKLOAD]},
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
     "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
               "metrics": DEPTH_METRICS, "per_image": [None]},
+    "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
+                "draw_ms": None,
+                "per_frame": [None]},
+    "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
+                                  "filtered_jumps": None, "raw_share": None, "filtered_share": None,
+                                  "per_track": None, "events": None}]},
 }
 
 

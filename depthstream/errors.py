@@ -59,6 +59,11 @@ class OutputPathError(SinkError):
     exit_code = 2
 
 
+class DeliveryError(StreamError, OSError):
+    """An event could not be delivered to the user's command or HTTP endpoint (``--on-event``); counted and
+    logged, never a reason to stop the pipeline."""
+
+
 class PipelineError(StreamError, RuntimeError):
     """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""
 

@@ -57,6 +57,10 @@ def _col(values, dtype, n: int, name: str, fill: float | None = None) -> np.ndar
     return arr
 
 
+# The per-track float32 columns of Detections (see its docstring), NaN until a tracker fills them.
+_TRACK_COLUMNS = ("depth_filtered_m", "depth_filtered_std_m", "speed_mps", "speed_std_mps", "ttc_s", "ttc_std_s")
+
+
 @dataclass(frozen=True, eq=False)
 class Detections:
     """Boxes of one frame, as a struct of arrays (all of length N).
@@ -73,6 +77,16 @@ class Detections:
                       True by default. The JSONL and the overlay flag such boxes.
     track_id:         (N,) int64, the box's track across frames; -1 = not tracked.
 
+    Per track (``stream.track``), NaN for an untracked box or before the filter has enough of its track:
+    depth_filtered_m:     (N,) float32 metres, the track's distance after outlier rejection and smoothing
+                          (``depth_m`` stays the raw per-frame value).
+    depth_filtered_std_m: (N,) float32 metres, one standard deviation of ``depth_filtered_m``.
+    speed_mps:            (N,) float32 metres per second, rate of change of the distance: negative = approaching.
+    speed_std_mps:        (N,) float32 metres per second, one standard deviation of ``speed_mps``.
+    ttc_s:                (N,) float32 seconds, time to contact at the current speed (distance / approach speed)
+                          while the distance falls; NaN when it does not.
+    ttc_std_s:            (N,) float32 seconds, one standard deviation of ``ttc_s`` (first-order propagation).
+
     Filter like numpy: ``dets[dets.depth_m < 2]``.
     """
 
@@ -84,6 +98,12 @@ class Detections:
     depth_spread_m: np.ndarray = field(default=None)  # type: ignore[assignment]
     depth_reliable: np.ndarray = field(default=None)  # type: ignore[assignment]
     track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_filtered_m: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_filtered_std_m: np.ndarray = field(default=None)  # type: ignore[assignment]
+    speed_mps: np.ndarray = field(default=None)  # type: ignore[assignment]
+    speed_std_mps: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ttc_s: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ttc_std_s: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32)
@@ -101,6 +121,8 @@ class Detections:
         set_(self, "depth_spread_m", _col(self.depth_spread_m, np.float32, n, "depth_spread_m"))
         set_(self, "depth_reliable", _col(self.depth_reliable, bool, n, "depth_reliable", fill=True))
         set_(self, "track_id", _col(self.track_id, np.int64, n, "track_id", fill=-1))
+        for name in _TRACK_COLUMNS:
+            set_(self, name, _col(getattr(self, name), np.float32, n, name))
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -122,6 +144,7 @@ class Detections:
             self.depth_spread_m[index],
             self.depth_reliable[index],
             self.track_id[index],
+            **{name: getattr(self, name)[index] for name in _TRACK_COLUMNS},
         )
 
     def with_depth(self, depth_m, valid_frac, spread_m) -> "Detections":
@@ -161,6 +184,39 @@ class DepthMap:
             return np.isfinite(self.metres) & (self.metres > 0)
 
 
+EventKind = Literal["entered", "left", "approaching"]
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    """Something that happened to one track, once (``stream.track.events``).
+
+    kind:        ``entered`` / ``left`` the distance band (with hysteresis and a minimum duration), or
+                 ``approaching`` (time to contact below the configured value).
+    reason:      why, in a few words, e.g. ``lost`` when a track ended while inside the band.
+    track_id:    the track (as ``Detections.track_id``); class_id its latest box's class.
+    frame_index: the frame on which it was decided; time_s that frame's time on the track clock
+                 (media time for files, capture time for live feeds), seconds.
+    depth_m, depth_std_m, speed_mps, speed_std_mps, ttc_s, ttc_std_s: the track's filtered values then,
+                 in the units of the ``Detections`` columns of the same names (NaN: not known).
+    reliable:    False when the depth source flagged the latest distance as one we cannot stand behind.
+    """
+
+    kind: EventKind
+    track_id: int
+    class_id: int
+    frame_index: int
+    time_s: float
+    depth_m: float
+    depth_std_m: float
+    speed_mps: float
+    speed_std_mps: float
+    ttc_s: float
+    ttc_std_s: float
+    reliable: bool = True
+    reason: str = ""
+
+
 @dataclass(frozen=True, eq=False)
 class Result:
     """Everything known about one frame as it travels through the stages.
@@ -168,6 +224,7 @@ class Result:
     mask: (H, W) bool, True where the pixel lies inside the asked distance band (None: no band asked,
           or depth not computed yet).
     timings_ms: stage name -> milliseconds spent on this frame in that stage.
+    events: what happened to tracks on this frame (``TrackEvent``), in the order decided.
     """
 
     frame: Frame
@@ -175,6 +232,7 @@ class Result:
     mask: np.ndarray | None = None
     detections: Detections | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    events: tuple[TrackEvent, ...] = ()
 
     def timed(self, stage: str, ms: float, **changes) -> "Result":
         """A copy with ``changes`` applied and ``stage``'s time recorded."""

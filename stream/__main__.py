@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", type=_backend, metavar="BACKEND", help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT (a Triton server, gRPC) (default: config engine.backend; python -m engines info lists this machine's)")
     p.add_argument("--detector", metavar="ONNX", help="a YOLO-family detector: YOLOX, Ultralytics v8/11/26, YOLOv5/v7 or end-to-end YOLO26/v10 (python -m export detector writes one with its sidecar; default: config detect.model)")
     p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
+    p.add_argument("--on-event", metavar="TARGET", help="deliver each track event (entered / left the band, approaching) as JSON: an http(s):// URL gets a POST, anything else is a command run with the event on its standard input (default: config events.on_event)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
     return p
 
@@ -112,6 +113,15 @@ def format_summary(s) -> str:
 
         lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   "
                      f"p99 {np.percentile(s.ages_ms, 99):.1f}  (decode -> written)")
+    if s.tracks is not None:
+        rejected, measured = s.distances_rejected
+        share = f" ({100 * rejected / measured:.1f} %)" if measured else ""
+        events = ", ".join(f"{k} {v}" for k, v in sorted(s.events.items())) or "none"
+        lines.append(f"tracks: {s.tracks}   distances rejected as outliers: {rejected} of {measured}{share}   events: {events}")
+    if s.delivery is not None:
+        d = s.delivery
+        lines.append(f"events delivered to {s.delivery_target}: {d.delivered} ok, {d.failed} failed, "
+                     f"{d.dropped} dropped (queue full), {d.abandoned} not sent at the end")
     if s.objects:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
         lines.append(f"objects in band (boxes over all frames): {objs}")
@@ -176,6 +186,7 @@ def _main(args: argparse.Namespace) -> int:
             "depth.source": args.depth_model,
             "detect.model": args.detector,
             "engine.backend": args.backend,
+            "events.on_event": args.on_event,
         }
         cfg = load_config(args.config, args.set, overrides)
         from .app import run

@@ -26,11 +26,14 @@ from .boxdepth import assign_box_depth
 from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
-from .overlay import draw
-from .pipeline import Interrupted, Pipeline, RunStats, Stages
-from .outputs import Outputs, refuse_output_over_source
+from .overlay import Overlay
+from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
+from .outputs import DEFAULT_IMAGE_FPS, Outputs, refuse_output_over_source
 from .sinks import frame_record
 from .sources import Source, open_source
+from .track import TrackStage, band_metres
+from .track.deliver import delivery_target
+from .track.records import event_record
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,11 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str) -> Stages:
+def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
+                track: TrackStage | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
-    serial layout), finish (per-box depth, then the band keeps the boxes inside it)."""
+    serial layout), finish (per-box depth, then ``track``: tracks, filtered distances, events, then the band
+    keeps the boxes inside it, by the tracks' filtered distances)."""
     serial = cfg.pipeline.layout == "serial"
     band = cfg.band
 
@@ -120,9 +125,12 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        res = res.timed("box_depth", _ms(t0), detections=dets)
+        if track is not None:
+            res = track(res)
         if band.active:
-            dets = dets[in_band(dets.depth_m, band)]
-        return res.timed("box_depth", _ms(t0), detections=dets)
+            res = replace(res, detections=res.detections[in_band(band_metres(res.detections), band)])
+        return res
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
 
@@ -152,6 +160,11 @@ class Summary:
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
+    tracks: int | None = None  # track ids handed out (None: tracking off)
+    distances_rejected: tuple[int, int] = (0, 0)  # (raw distances rejected as outliers, raw distances of tracked boxes)
+    events: dict[str, int] = field(default_factory=dict)  # event kind -> count
+    delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
+    delivery_target: str = ""
 
     @property
     def fps(self) -> float:
@@ -162,7 +175,7 @@ class Summary:
 
 
 # Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
-MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "overlay", "encode")
+MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "track", "overlay", "encode")
 
 
 class _Fps:
@@ -216,21 +229,44 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
         summary.objects[name] = summary.objects.get(name, 0) + 1
 
 
+@dataclass
+class _Events:
+    """Where a run's track events go: the frame's JSONL line (while tracking), the delivery worker (with a
+    target), the summary's counts."""
+
+    tracking: bool
+    dispatcher: Dispatcher | None
+
+    def take(self, summary: Summary, records: list[dict]) -> list[dict] | None:
+        """Hand a frame's event records to the delivery worker (never waits) and count them; returns what the
+        frame's JSONL line carries (None: tracking is off, the line has no ``events``)."""
+        for event in records:
+            if self.dispatcher is not None:
+                self.dispatcher.submit(event)
+            summary.events[event["event"]] = summary.events.get(event["event"], 0) + 1
+        return records if self.tracking else None
+
+
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             names, backend: str, on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
-    """Every result: overlay, outputs, summary. Returns why the run stopped early (None: the pipeline ended)."""
+             overlay: Overlay, backend: str, events: _Events,
+             on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+    """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
+    ended)."""
+    names = overlay.class_names
     fps_meter = _Fps()
     band_text = cfg.band.describe() if cfg.band.active else None
     for res in pipeline.results():
         fps = fps_meter.tick()
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
-        image = draw(shown, names, fps=fps, band_text=band_text, options=cfg.overlay)
+        image = overlay.draw(shown, fps=fps, band_text=band_text)
         res = outputs.write_image(res.timed("overlay", _ms(t0)), image)
         age_ms = (time.monotonic_ns() - res.frame.captured_ns) / 1e6
+        records = [event_record(e, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
+                                band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                           band_text=band_text, age_ms=age_ms, backend=backend,
-                                          file=outputs.src.frame_file(res.frame.index)))
+                                          events=events.take(summary, records), file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
         if on_frame is not None:
             on_frame(summary.frames, total)
@@ -239,7 +275,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
     return None
 
 
-def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None, outputs_paths: list[str], src: Source) -> None:
+def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None, outputs_paths: list[str], src: Source,
+                   track: TrackStage | None) -> None:
     stats: RunStats = pipeline.stats
     summary.wall_s = stats.wall_s
     summary.dropped = stats.dropped
@@ -248,6 +285,31 @@ def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None,
     outages = getattr(src, "outages", [])
     summary.outages = len(outages)
     summary.outage_s = sum(o.duration_s for o in outages)
+    if track is not None:
+        summary.tracks = track.stats.tracks
+        summary.distances_rejected = (track.stats.rejected, track.stats.measured)
+
+
+def _track_stage(cfg: Config, src: Source) -> TrackStage | None:
+    """The track step (None with ``track.enabled: false``, and for a folder of unrelated pictures, whose boxes
+    belong to no track across them: each picture stands alone, as the overlay lays it out)."""
+    if not cfg.track.enabled:
+        return None
+    if src.stills:
+        log.info("tracks: off, the source's pictures are unrelated (%s)", src.source_id)
+        return None
+    return TrackStage(cfg.track, cfg.events, cfg.band, live=src.live, fps=float(src.fps or DEFAULT_IMAGE_FPS))
+
+
+def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary, deliver) -> Dispatcher | None:
+    """The event-delivery worker for ``--on-event`` (None without a target); closed by ``stack``, which gives
+    it ``events.drain_s`` to deliver what is still queued."""
+    if deliver is None:
+        return None
+    dispatcher = stack.enter_context(Dispatcher("event delivery", deliver, maxsize=cfg.events.queue_size,
+                                                drain_s=cfg.events.drain_s))
+    summary.delivery, summary.delivery_target = dispatcher.stats, deliver.name
+    return dispatcher
 
 
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
@@ -257,6 +319,8 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     ``on_frame(done, total)`` is called after each written frame (progress bars).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
+    # A delivery target that cannot work is a usage error before anything opens.
+    deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, cfg.source)
     refuse_output_over_source(cfg, src)
     summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
@@ -270,17 +334,20 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         backend = _describe_models(summary, cfg, depth, detector)
+        overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
+        track = _track_stage(cfg, src)
+        dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, stat, track), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, detector.class_names, backend, on_frame,
-                                  _frame_total(cfg, src))
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, backend,
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src))
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise
         finally:
-            _close_summary(summary, pipeline, stopped_by, outputs.paths, src)
+            _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
     return summary

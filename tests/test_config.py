@@ -58,6 +58,8 @@ def test_set_overrides_and_parses_yaml_values():
     assert cfg.detect.conf == 0.4
     assert cfg.detect.classes == ("person", "car")
     assert cfg.overlay.hud is False
+    assert load_config().overlay.depth_inset == "auto"
+    assert load_config(sets=["overlay.depth_inset=true", "overlay.timings=true"]).overlay.depth_inset is True
 
 
 def test_flags_override_set():
@@ -81,7 +83,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("dtect.conf=0.4", r"unknown config key 'dtect.conf' \(did you mean 'detect.conf'\?\)"),
         ("detect.zzzzzz=1", r"unknown config key 'detect.zzzzzz' \(valid keys: detect.model, detect.conf, detect.iou, "
                             r"detect.classes, detect.max_det\)$"),
-        ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, depth, band, mask, overlay, "
+        ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, depth, band, track, events, mask, overlay, "
                       r"output, engine\)$"),
         ("detect.conf=1.5", r"detect.conf: got 1.5, expected a number in \[0, 1\]"),
         ("detect.conf=abc", r"detect.conf: got 'abc', expected a number in \[0, 1\]"),
@@ -89,6 +91,9 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("pipeline.queue_size=0", r"pipeline.queue_size: got 0, expected an integer in 1..256"),
         ("mask.blur_ksize=4", r"mask.blur_ksize: got 4, expected an odd integer in 3..99"),
         ("overlay.hud=maybe", r"overlay.hud: got 'maybe', expected true or false"),
+        ("overlay.depth_inset=sometimes", r"overlay.depth_inset: got 'sometimes', expected true or false or auto"),
+        ("overlay.timings=yes please", r"overlay.timings: got 'yes please', expected true or false"),
+        ("overlay.inset_max_m=40", r"unknown config key 'overlay.inset_max_m'"),
         ("detect.conf", r"--set expects key=value"),
         ("overlay.tint_bgr=[1]", r"^overlay.tint_bgr: got \[1\], expected three integers 0..255 \(B, G, R\)$"),
         ("band.closer_than=-3", r"^band.closer_than: got -3, expected a positive number of metres \(at most 10000\) or null$"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -238,6 +239,14 @@ def test_frame_record_schema(tmp_path: Path) -> None:
         "depth_m": 1.235,
         "depth_valid_frac": 0.9,
         "depth_spread_m": 0.2,
+        "depth_reliable": True,
+        "track_id": None,
+        "depth_filtered_m": None,
+        "depth_filtered_std_m": None,
+        "speed_mps": None,
+        "speed_std_mps": None,
+        "ttc_s": None,
+        "ttc_std_s": None,
     }
     assert second["class"] == "class 5" and second["class_id"] == 5
     assert second["depth_m"] is None and second["depth_spread_m"] is None
@@ -247,6 +256,21 @@ def test_frame_record_schema(tmp_path: Path) -> None:
     with JsonlSink(out) as sink:
         sink.write(rec)
     assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c)) == rec
+
+
+def test_frame_record_carries_track_columns() -> None:
+    res = make_result()
+    dets = dataclasses.replace(res.detections, track_id=[4, -1], depth_reliable=[False, True],
+                               depth_filtered_m=[1.2, np.nan], depth_filtered_std_m=[0.0512, np.nan],
+                               speed_mps=[-0.81234, np.nan], speed_std_mps=[0.1, np.nan], ttc_s=[1.4772, np.nan],
+                               ttc_std_s=[0.3, np.nan])
+    rec = frame_record(dataclasses.replace(res, detections=dets), ["person"], depth_source="fake", depth_kind="metric",
+                       band_text=None, age_ms=None)
+    first, second = rec["detections"]
+    assert first["track_id"] == 4 and first["depth_reliable"] is False
+    assert (first["depth_m"], first["depth_filtered_m"], first["depth_filtered_std_m"]) == (1.235, 1.2, 0.051)
+    assert (first["speed_mps"], first["speed_std_mps"], first["ttc_s"], first["ttc_std_s"]) == (-0.812, 0.1, 1.477, 0.3)
+    assert second["track_id"] is None and second["depth_filtered_m"] is None and second["ttc_s"] is None
 
 
 def test_frame_record_without_detections() -> None:

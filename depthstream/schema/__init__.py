@@ -1,6 +1,7 @@
 """The one validation layer: a pydantic schema per document, and one adapter to our error messages.
 
-- :mod:`~depthstream.schema.config`: the configuration (``config.yaml``, ``--config``, ``--set``, flags).
+- :mod:`~depthstream.schema.config`: the configuration (``config.yaml``, ``--config``, ``--set``, flags);
+  :mod:`~depthstream.schema.loading` layers those sources.
 - :mod:`~depthstream.schema.card`: depth model cards.
 - :mod:`~depthstream.schema.sidecar`: detector sidecars.
 - :mod:`~depthstream.schema.camera`: camera profiles (:mod:`~depthstream.schema.camera_yaml` writes them with

@@ -1,4 +1,5 @@
-"""The configuration of ``python -m stream``: its schema (types, bounds, defaults) and how it is loaded.
+"""The configuration of ``python -m stream``: its schema (every key, type, bound, default and enumeration) and
+how it is loaded (the layering itself: :mod:`depthstream.schema.loading`).
 
 Layers, later wins: the project's ``config.yaml`` (every default, documented there; a test keeps it equal
 to the defaults below), ``--config FILE`` (only the keys it sets), ``--set key=value`` (dotted keys,
@@ -12,12 +13,10 @@ Components receive these validated, frozen objects and do not check them again.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
@@ -25,7 +24,8 @@ from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
 from depthstream.store import DEFAULT_CONFIG
 
-from .adapter import all_keys, fields_of, load_yaml, read_yaml_mapping, unknown_key, validate
+from . import loading
+from .adapter import all_keys
 from .fields import MAX_TEXT, Allowed, FilePath, Flag, OutputPath, Text, fits_file_system, integer, number
 
 SCHEMA = ConfigDict(extra="forbid")
@@ -46,11 +46,24 @@ MaxBoxes = integer(ge=1, le=10_000)
 Crf = integer(ge=0, le=51, note="lower = better quality")
 PositiveMetres = number(gt=0, le=10_000, noun="metres")
 FarMetres = number(gt=0, le=1_000_000, noun="metres")
+BandMetres = number(gt=0, le=10_000, text="a positive number of metres (at most 10000)")
+OpenFraction = number(gt=0, lt=1)
+Share = number(gt=0, le=1, noun="a fraction")
+Gain = number(gt=0, le=1)
+Factor = number(ge=1, le=100)
+Window = integer(ge=2, le=100)
+Accel = number(gt=0, le=100, noun="metres per second squared")
+Speed = number(gt=0, le=1000, noun="metres per second")
+MarginMetres = number(ge=0, le=1000, noun="metres")
+ShortSeconds = number(gt=0, le=60, noun="seconds")
+HoldSeconds = number(ge=0, le=60, noun="seconds")
+TtcSeconds = number(gt=0, le=600, noun="seconds")
+DrainSeconds = number(ge=0, le=600, noun="seconds")
+EventQueue = integer(ge=1, le=10000)
 Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
 FocalPixels = number(gt=0, le=1_000_000, noun="pixels")
 Pixels = number(ge=-1_000_000, le=1_000_000, noun="pixels")
-BandMetres = number(gt=0, le=10_000, text="a positive number of metres (at most 10000)")
 MAX_CAMERA_INDEX = 1023
 BLUR_KSIZE_MAX = 99  # a Gaussian kernel this wide already costs tens of ms a frame on a CPU; wider ones cost seconds
 
@@ -252,6 +265,48 @@ class BandConfig:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class TrackConfig:
+    """``track``: track ids across frames and each track's filtered distance, speed and time to contact
+    (:mod:`stream.track`; what each key does: config.yaml)."""
+
+    enabled: Flag = True
+    high_conf: Fraction01 = 0.5
+    iou: OpenFraction = 0.15
+    lost_s: ShortSeconds = 1.0
+    kalman_gain: Gain = 1.0
+    window: Window = 5
+    outlier_rel: Share = 0.2
+    noise_rel: Share = 0.05
+    unreliable_factor: Factor = 3.0
+    accel_mps2: Accel = 1.0
+    speed_prior_mps: Speed = 1.5
+    max_speed_mps: Speed = 20.0
+
+
+ON_EVENT_FORMS = "an http(s):// URL or a command line"
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError(ON_EVENT_FORMS)
+    return text
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class EventsConfig:
+    """``events``: when a track's event is given, and where it is delivered (``--on-event``, :mod:`stream.track`)."""
+
+    margin_m: MarginMetres = 0.3
+    min_duration_s: HoldSeconds = 0.5
+    approach_ttc_s: TtcSeconds = 3.0
+    on_event: Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(_not_blank),
+                        Allowed(ON_EVENT_FORMS)] | None = None
+    deliver_timeout_s: ShortSeconds = 2.0
+    queue_size: EventQueue = 64
+    drain_s: DrainSeconds = 5.0
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class MaskConfig:
     """``mask``: how the serial layout blanks pixels outside the band before detection."""
 
@@ -265,14 +320,20 @@ Byte = Annotated[int, Strict(), Field(ge=0, le=255)]
 
 @dataclass(frozen=True, config=SCHEMA)
 class OverlayConfig:
-    """``overlay``: what is drawn on the annotated frames."""
+    """``overlay``: what is drawn on the annotated frames (:mod:`stream.overlay`).
+
+    depth_inset: ``auto`` draws the depth inset on frames whose shorter side has at least
+    ``stream.overlay.INSET_MIN_SIDE`` pixels; ``timings``: per-stage milliseconds in the HUD; ``scores``:
+    the detector's score in each label.
+    """
 
     tint_bgr: Annotated[tuple[Byte, Byte, Byte], Allowed("three integers 0..255 (B, G, R)")] = (40, 40, 160)
     tint_alpha: Fraction01 = 0.45
-    depth_inset: Flag = True
-    inset_fraction: InsetFraction = 0.25
-    inset_max_m: PositiveMetres = 40.0
+    depth_inset: Flag | Literal["auto"] = "auto"
+    inset_fraction: InsetFraction = 0.2
     hud: Flag = True
+    timings: Flag = False
+    scores: Flag = False
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -304,6 +365,8 @@ class Config:
     detect: DetectConfig = DetectConfig()
     depth: DepthConfig = DepthConfig()
     band: BandConfig = BandConfig()
+    track: TrackConfig = TrackConfig()
+    events: EventsConfig = EventsConfig()
     mask: MaskConfig = MaskConfig()
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
@@ -318,63 +381,12 @@ def config_keys() -> list[str]:
     return all_keys(Config)
 
 
-# -- loading -----------------------------------------------------------------------------------
-
-
-def read_config_file(path: Path) -> dict:
-    return read_yaml_mapping(path, f"config file {path}", missing=f"config file not found: {path}")
-
-
-def _empty_sections(data: dict, schema: type = Config) -> dict:
-    """Sections written as an empty key (``band:``, YAML null) keep their defaults."""
-    out = dict(data)
-    for name, field in fields_of(schema).items():
-        if field.section is not None and name in out:
-            out[name] = {} if out[name] is None else (
-                _empty_sections(out[name], field.section) if isinstance(out[name], dict) else out[name])
-    return out
-
-
-def _validate(data: dict, where: str, base_dir: Path, partial: bool = False) -> Config:
-    return validate(Config, _empty_sections(data), where=where, noun=NOUN,
-                    context={"base_dir": base_dir, "partial": partial})
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+# -- loading (the mechanics: :mod:`depthstream.schema.loading`) ------------------------------------
 
 
 def parse_set(item: str) -> tuple[str, Any]:
-    """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML (``5e-1`` is a number)."""
-    if "=" not in item:
-        raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
-    key, raw = item.split("=", 1)
-    key = key.strip()
-    if key not in config_keys():
-        raise ConfigError("--set: " + unknown_key(Config, key, NOUN))
-    try:
-        value = load_yaml(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: cannot read value {raw!r}: {str(exc).splitlines()[0]}") from exc
-    return key, value
-
-
-def _nest(key: str, value: Any) -> dict:
-    out: dict = value
-    for part in reversed(key.split(".")):
-        out = {part: out}
-    return out
-
-
-def _only(full: dict, given: dict) -> dict:
-    """The part of ``full`` whose keys appear in ``given`` (so a user file only overrides what it sets)."""
-    out = {}
-    for k, v in given.items():
-        out[k] = _only(full[k], v) if isinstance(v, dict) and isinstance(full.get(k), dict) else full[k]
-    return out
+    """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML."""
+    return loading.parse_set(Config, item, NOUN)
 
 
 def load_config(
@@ -384,22 +396,4 @@ def load_config(
 ) -> Config:
     """Defaults from the project's config.yaml, then ``path``, then ``--set`` items, then ``overrides``
     (dotted key -> value, from CLI flags; None = not given; paths there are relative to the working directory)."""
-    data = read_config_file(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else {}
-    layered = dataclasses.asdict(_validate(data, f"{DEFAULT_CONFIG.name}: ", DEFAULT_CONFIG.parent))
-    if path is not None:
-        path = Path(path)
-        user = _empty_sections(read_config_file(path))
-        where = f"{path}: "
-        # The user's file on its own first, so that its errors name the file that holds them.
-        _validate(user, where, path.parent, partial=True)
-        user_cfg = _validate(_merge(data, user), where, path.parent, partial=True)
-        layered = _merge(layered, _only(dataclasses.asdict(user_cfg), user))
-    cli: dict = {}
-    for item in sets:
-        key, value = parse_set(item)
-        cli = _merge(cli, _nest(key, value))
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            cli = _merge(cli, _nest(key, value))
-    return _validate(_merge(layered, cli), "", Path.cwd())
-
+    return loading.load_layers(Config, DEFAULT_CONFIG, path, sets, overrides, noun=NOUN)

@@ -2,9 +2,9 @@
 
 Layouts (every arrow is a bounded queue; every box a thread running plain, synchronous stages):
 
-    serial:    capture -> [depth + mask] -> [fill outside band, detect, per-box depth, band filter] -> caller
+    serial:    capture -> [depth + mask] -> [fill outside band, detect, per-box depth, track, band filter] -> caller
     parallel:  capture -> split -> [depth + mask]  \\
-                                 -> [detect]        -> [join by index, per-box depth, band filter] -> caller
+                                 -> [detect]        -> [join by index, per-box depth, track, band filter] -> caller
 
 Both layouts pipeline across frames (frame n+1 can be in depth while frame n is detected); the
 parallel one also runs depth and detection of the *same* frame at once, so a frame's latency tends to
@@ -34,10 +34,13 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
 
 - :mod:`.queues`: the bounded, stop-aware queues and the reader's one-frame handoff.
 - :mod:`.layouts`: :class:`Pipeline` (the threads of each layout), :class:`Stages`, signals.
+- :mod:`.dispatch`: :class:`Dispatcher`, besides the layouts: one worker thread behind a bounded queue that never
+  blocks its caller, which delivers track events (``--on-event``) off the pipeline's threads.
 """
 
+from .dispatch import DispatchStats, Dispatcher
 from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages, interrupt_running
 from .queues import EOS, BoundedQueue, Stopped
 
 __all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "interrupt_running", "BoundedQueue", "Stopped", "EOS",
-           "STAGE_GRACE_S"]
+           "STAGE_GRACE_S", "Dispatcher", "DispatchStats"]

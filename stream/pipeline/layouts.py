@@ -48,7 +48,7 @@ class Stages:
 
     depth: Callable[[Result], Result]  # frame -> depth map (+ band mask)
     detect: Callable[[Result], Result]  # detections on the frame (serial: on the masked frame)
-    finish: Callable[[Result], Result]  # per-box depth, band filter
+    finish: Callable[[Result], Result]  # per-box depth, track, band filter (one thread, in frame order)
 
 
 @dataclass

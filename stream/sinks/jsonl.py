@@ -24,12 +24,21 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
          "score": 0.873,                # detector confidence 0..1, 3 decimals
          "depth_m": 1.734,              # the box's distance in metres (3 decimals), null: no valid depth
          "depth_valid_frac": 0.962,     # share of the sampled pixels with valid depth (3 decimals) or null
-         "depth_spread_m": 0.211}       # interquartile range of the sampled depths, metres, or null
+         "depth_spread_m": 0.211,       # interquartile range of the sampled depths, metres, or null
+         "depth_reliable": true,        # false: the depth source flagged this distance as an estimate
+         "track_id": 7,                 # the box's track (stable across frames), null when untracked
+         "depth_filtered_m": 1.702,     # the track's distance after outlier rejection and smoothing (the band
+         "depth_filtered_std_m": 0.04,  #   decision uses it), and its standard deviation; null when untracked
+         "speed_mps": -1.21,            # rate of change of the distance, m/s, negative = approaching, and its
+         "speed_std_mps": 0.09,         #   standard deviation; null until the track has track.window distances
+         "ttc_s": 1.41,                 # time to contact while approaching (else null), s, and its std
+         "ttc_std_s": 0.12}
       ],
       "timings_ms": {"depth": 3.12, "detect": 11.95},   # stage -> milliseconds (0.01 ms), in stage order
       "age_ms": 35.27,                  # capture-to-output latency of this frame in ms (0.01), or null
-      "backend": "ort-cpu"              # the inference backend that ran the detector (python -m stream writes it)
-    }
+      "backend": "ort-cpu",             # the inference backend that ran the detector (python -m stream writes it)
+      "events": [...]                   # while tracking: the track events decided on this frame (entered, left,
+    }                                   #   approaching), each as stream/track/records.py describes; often []
 """
 
 from __future__ import annotations
@@ -151,13 +160,17 @@ def frame_record(
     age_ms: float | None,
     extra_timings: dict[str, float] | None = None,
     backend: str | None = None,
+    events: Sequence[dict[str, Any]] | None = None,
     file: str | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
     extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
     backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
-    out when None. file: the image file of this frame (image sources); the key is left out when None.
+    out when None.
+    events: the event records of this frame (``stream.track.records.event_record``); the key is left out
+    when None (tracking off).
+    file: the image file of this frame (image sources); the key is left out when None.
     """
     frame = result.frame
     detections: list[dict[str, Any]] = []
@@ -174,6 +187,14 @@ def frame_record(
                     "depth_m": _round_or_none(dets.depth_m[i], 3),
                     "depth_valid_frac": _round_or_none(dets.depth_valid_frac[i], 3),
                     "depth_spread_m": _round_or_none(dets.depth_spread_m[i], 3),
+                    "depth_reliable": bool(dets.depth_reliable[i]),
+                    "track_id": int(dets.track_id[i]) if dets.track_id[i] >= 0 else None,
+                    "depth_filtered_m": _round_or_none(dets.depth_filtered_m[i], 3),
+                    "depth_filtered_std_m": _round_or_none(dets.depth_filtered_std_m[i], 3),
+                    "speed_mps": _round_or_none(dets.speed_mps[i], 3),
+                    "speed_std_mps": _round_or_none(dets.speed_std_mps[i], 3),
+                    "ttc_s": _round_or_none(dets.ttc_s[i], 3),
+                    "ttc_std_s": _round_or_none(dets.ttc_std_s[i], 3),
                 }
             )
     timings = {**result.timings_ms, **(extra_timings or {})}
@@ -190,4 +211,6 @@ def frame_record(
     }
     if backend is not None:
         record["backend"] = backend
+    if events is not None:
+        record["events"] = list(events)
     return record

@@ -47,6 +47,7 @@ class Outage:
 
 class Source(abc.ABC):
     live: bool = False
+    stills: bool = False  # True: the frames are unrelated pictures (photos), not one scene over time
 
     def __init__(self, uri: str) -> None:
         self.uri = uri

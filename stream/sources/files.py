@@ -169,6 +169,8 @@ class VideoFileSource(Source):
 class ImagesSource(Source):
     """A folder of images (sorted by name) or a glob pattern."""
 
+    stills = True
+
     def __init__(self, uri: str, paths: list[Path]) -> None:
         super().__init__(uri)
         self.paths = paths

@@ -103,9 +103,9 @@ CASES = [
     Case("fifo-as-source", ("--source", "{ws}/pipe.mp4"), 2,
          r"^error: --source .*/pipe.mp4 is a named pipe \(FIFO\), not a video file; give a video file, a folder or glob"),
     Case("depth-network-as-detector", ("--detector", "{ws}/depthnet/net.onnx"), 2,
-         r"^error: detect.model \(--detector\) .*/depthnet/net.onnx is a depth network: .*/depthnet/net.yaml is a depth "
-         r"model card \(it has kind, mean, std\), not a detector sidecar; give it with --depth-model, and give --detector "
-         r"a YOLO-family detector \(e.g. models/yolox_nano.onnx\)$"),
+         r"^error: detector sidecar .*/depthnet/net.yaml: is a depth model card \(kind: metric\), not a detector sidecar: "
+         r".*/depthnet/net.onnx is a depth network; give it with --depth-model \(depth.source\), and give --detector a "
+         r"YOLO-family detector \(e.g. models/yolox_nano.onnx\)$"),
     Case("camera-zero-from-a-config-file", ("--config", "{ws}/camera0.yaml"), 2,
          r"^error: no camera 0: /dev/video0 does not exist", skip=_camera_skip(0)),
     # -- models ------------------------------------------------------------------------------------------

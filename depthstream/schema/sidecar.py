@@ -82,12 +82,10 @@ def load_detector_card(path: str | Path, *, model: Path | None = None) -> Detect
     path = Path(path)
     where = f"detector sidecar {path}"
     data = read_yaml_mapping(path, where)
-    depth_keys = [k for k in DEPTH_CARD_KEYS if k in data]
-    if "task" not in data and depth_keys:
-        raise ConfigError(
-            f"detect.model (--detector) {model or path} is a depth network: {path} is a depth model card (it has "
-            f"{', '.join(depth_keys[:3])}), not a detector sidecar; give it with --depth-model, and give --detector a "
-            f"YOLO-family detector (e.g. models/yolox_nano.onnx)")
+    if "task" not in data and ("kind" in data or "output_layout" in data):
+        raise ConfigError(f"{where}: is a depth model card (kind: {data.get('kind', '?')}), not a detector sidecar: "
+                          f"{model or path} is a depth network; give it with --depth-model (depth.source), and give "
+                          f"--detector a YOLO-family detector (e.g. models/yolox_nano.onnx)")
     return validate(DetectorCard, {**data, "path": path}, where=f"{where}: ")
 
 

@@ -104,7 +104,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=-1", r"^source.uri: got -1, expected a camera index in 0..1023, or a video file, a folder or glob of "
                           r"images, a URL or demo$"),
-        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| a model card .yaml \| an .onnx with a card "
+        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],
 )

@@ -317,7 +317,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                           band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
-                                          selected=summary.depth_why, events=events.take(summary, records)))
+                                          selected=summary.depth_why, events=events.take(summary, records),
+                                          file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
         if on_result is not None:
             on_result(res, age_ms)

@@ -284,17 +284,21 @@ class Detector:
 
     def boxes(self, outputs: dict[str, np.ndarray], geometry: Geometry, image_hw: tuple[int, int]) -> Detections:
         """The engine's outputs for a frame of ``image_hw`` = (H, W) prepared with ``geometry`` -> Detections in
-        frame pixels (decoded, class filter, NMS, at most ``max_det``)."""
+        frame pixels (decoded, boxes wholly in the letterbox padding dropped, class filter, NMS, at most
+        ``max_det``)."""
         boxes, scores, class_ids = self.decode(np.asarray(outputs[self._output_name][0], dtype=np.float32))
+        h, w = image_hw
+        in_frame = geometry.to_frame(boxes, w, h)
+        # A box wholly in the letterbox padding has nothing of the frame in it (zero width or height once clipped).
+        sel = (in_frame[:, 2] > in_frame[:, 0]) & (in_frame[:, 3] > in_frame[:, 1])
         if self.class_filter is not None:
-            sel = np.isin(class_ids, self.class_filter)
-            boxes, scores, class_ids = boxes[sel], scores[sel], class_ids[sel]
+            sel &= np.isin(class_ids, self.class_filter)
+        boxes, scores, class_ids, in_frame = boxes[sel], scores[sel], class_ids[sel], in_frame[sel]
         if self.layout == "end2end":  # one box per object already: best first, no NMS
             keep = np.argsort(-scores, kind="stable")[: self.options.max_det]
         else:
             keep = class_aware_nms(boxes, scores, class_ids, self.options.iou)[: self.options.max_det]
-        h, w = image_hw
-        return Detections(geometry.to_frame(boxes[keep], w, h), scores[keep], class_ids[keep])
+        return Detections(in_frame[keep], scores[keep], class_ids[keep])
 
     def __call__(self, image: np.ndarray) -> tuple[Detections, dict[str, float]]:
         """BGR uint8 (H, W, 3) -> (Detections in frame pixels, {'detect_pre'|'detect_infer'|'detect_post': ms})."""

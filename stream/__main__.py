@@ -1,16 +1,23 @@
 """``python -m stream``: detect objects and tell how far away they are, on a video, camera or stream.
 
 Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated
-(SIGTERM). Both signals close the outputs first: the MP4 is playable and holds every processed frame.
+(SIGTERM). Both signals close the outputs first, at any moment of a run: the MP4 is playable and holds the same
+frames as the JSONL (:mod:`stream.signals`).
 """
 
 from __future__ import annotations
+
+import sys
+
+from . import signals
+
+if __name__ == "__main__":
+    signals.install(armed=False)  # before the imports below: a signal during them is noted, main() then exits
 
 import argparse
 import logging
 import math
 import signal
-import sys
 import threading
 
 from engines.backends import BACKENDS
@@ -108,10 +115,8 @@ def format_summary(s) -> str:
             if stage in s.timings:
                 p50, p95 = s.percentiles(stage)
                 lines.append(f"  {stage:<12} {p50:7.1f} {p95:7.1f}")
-        import numpy as np
-
-        lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   "
-                     f"p99 {np.percentile(s.ages_ms, 99):.1f}  (decode -> written)")
+        p50, p95, p99 = s.age_percentiles()
+        lines.append(f"  {'frame age':<12} {p50:7.1f} {p95:7.1f}   p99 {p99:.1f}  (decode -> written)")
     if s.tracks is not None:
         rejected, measured = s.distances_rejected
         share = f" ({100 * rejected / measured:.1f} %)" if measured else ""
@@ -131,39 +136,43 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
-
-    signum = signal.SIGTERM
-
-
-def _on_signal(signum, frame) -> None:
-    """Ctrl-C / SIGTERM. While frames flow, the pipeline stops at the next frame boundary (no frame is
-    left half written); otherwise (loading models, connecting) or on a second signal, raise at once."""
-    first = not getattr(_on_signal, "fired", False)
-    _on_signal.fired = True
-    pipeline = sys.modules.get("stream.pipeline")  # not imported yet: no pipeline can be running
-    if first and pipeline is not None and pipeline.interrupt_running(signum):
-        return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """The CLI. ``program``: this process is ``python -m stream`` and ends when it returns, so the signal handler
+    stays (a signal after the run only is noted) instead of being put back as for a call from Python."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["calibrate"]:  # python -m stream calibrate ...: camera profiles (stream/calibrate/cli.py)
         from .calibrate.cli import main as calibrate_main
 
         return calibrate_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = None
     if threading.current_thread() is not threading.main_thread():
-        return _main(args)
-    _on_signal.fired = False
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return _main(build_parser().parse_args(argv))
+    signals.install()
     try:
+        signals.arm()  # a signal noted while this module was imported: exit now
+        args = build_parser().parse_args(argv)
         return _main(args)
+    except KeyboardInterrupt as exc:  # before the run started
+        return _interrupted(exc, args, None)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.disarm() if program else signals.restore()
+
+
+def _interrupted(exc: BaseException | None, args: argparse.Namespace | None, summary) -> int:
+    """Ctrl-C / SIGTERM: the summary of what was done (if frames were written), one line on stderr, 130 / 143."""
+    signum = signals.received() or getattr(exc, "signum", signal.SIGINT)
+    quiet = args is not None and args.quiet
+    if summary is not None and summary.frames and not quiet:
+        sys.stdout.write(format_summary(summary) + "\n")
+    if summary is not None and summary.frames:
+        paths = [p for p in (args.output, args.jsonl) if p] if args is not None else []
+        out = f"; outputs closed: {' '.join(paths)}" if paths else ""
+    else:
+        out = "; nothing written" if args is not None and (args.output or args.jsonl) else ""
+    word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    when = "" if summary is not None and summary.frames else " before the first frame"
+    sys.stderr.write(f"{word}{when}{out}\n")
+    return signals.EXIT_CODES.get(signum, 130)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -191,23 +200,25 @@ def _main(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             progress = tqdm(unit="frame", dynamic_ncols=True, leave=False)
-        summary = run(cfg, on_frame=_progress_callback(progress) if progress is not None else None)
-    except StreamError as exc:
-        _close(progress)
-        sys.stderr.write(f"error: {exc}\n")
-        return exc.exit_code
+        summary = run(cfg, on_frame=_progress_callback(progress) if progress is not None else None,
+                      inputs={"the config file": args.config} if args.config else None)
     except KeyboardInterrupt as exc:
         _close(progress)
-        summary = getattr(exc, "summary", None)  # set when the signal came while frames flowed
-        if summary is not None and not args.quiet:
-            sys.stdout.write(format_summary(summary) + "\n")
-        out = f"; outputs closed: {args.output or ''} {args.jsonl or ''}".rstrip() if (args.output or args.jsonl) else ""
-        if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM:
-            sys.stderr.write(f"terminated (SIGTERM){out}\n")
-            return 143
-        sys.stderr.write(f"interrupted{out}\n")
-        return 130
+        return _interrupted(exc, args, getattr(exc, "summary", None))  # summary: set when frames flowed
+    except StreamError as exc:
+        _close(progress)
+        if signals.received():  # it failed because the signal cut something short
+            return _interrupted(exc, args, None)
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except Exception as exc:
+        if not signals.received():
+            raise
+        _close(progress)
+        return _interrupted(exc, args, None)  # e.g. an import interrupted inside a C extension
     _close(progress)
+    if signals.received():  # while the outputs were being finished: they are whole, the run was still interrupted
+        return _interrupted(None, args, summary)
     if not args.quiet:
         sys.stdout.write(format_summary(summary) + "\n")
     return 0
@@ -228,4 +239,4 @@ def _close(progress) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(program=True))

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import cv2
-import numpy as np
+from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
+from depthstream.errors import SourceError
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
@@ -28,7 +29,7 @@ from .detect import Detector
 from .mask import band_mask, fill_outside, in_band
 from .overlay import Overlay
 from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
-from .outputs import DEFAULT_IMAGE_FPS, Outputs, refuse_output_over_source
+from .outputs import DEFAULT_IMAGE_FPS, Outputs, claim_outputs
 from .sinks import frame_record
 from .sources import Source, open_source
 from .track import TrackStage, band_metres
@@ -135,9 +136,19 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
 
 
+def sketch() -> LogCollapsingLowestDenseDDSketch:
+    """A quantile sketch (DDSketch): any quantile within 1 % of the true value, in at most 2048 bins however many
+    values it is given, so a run's summary keeps constant memory (a day at 30 fps is 2.6 million frames)."""
+    return LogCollapsingLowestDenseDDSketch(relative_accuracy=0.01, bin_limit=2048)
+
+
 @dataclass
 class Summary:
-    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects."""
+    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects.
+
+    Per-frame numbers (stage timings, frame ages) go into quantile sketches, never into lists: its size does not
+    grow with the run. Who needs every frame's numbers (the benchmarks) passes ``on_result`` to :func:`run`.
+    """
 
     frames: int = 0
     wall_s: float = 0.0
@@ -154,9 +165,8 @@ class Summary:
     stopped_by: str = ""
     dropped: int = 0
     outputs: list[str] = field(default_factory=list)
-    timings: dict[str, list[float]] = field(default_factory=dict)
-    ages_ms: list[float] = field(default_factory=list)
-    indices: list[int] = field(default_factory=list)  # frame index of each result (gaps = dropped frames)
+    timings: dict[str, LogCollapsingLowestDenseDDSketch] = field(default_factory=dict)  # stage -> its ms
+    ages_ms: LogCollapsingLowestDenseDDSketch = field(default_factory=sketch)  # decode -> written, each frame
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
@@ -171,7 +181,12 @@ class Summary:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
     def percentiles(self, stage: str, qs=(50, 95)) -> list[float]:
-        return [float(np.percentile(self.timings[stage], q)) for q in qs]
+        """The stage's milliseconds at the percentiles ``qs`` (within 1 %)."""
+        return [float(self.timings[stage].get_quantile_value(q / 100)) for q in qs]
+
+    def age_percentiles(self, qs=(50, 95, 99)) -> list[float]:
+        """The frame age (decode -> written) in ms at the percentiles ``qs`` (within 1 %)."""
+        return [float(self.ages_ms.get_quantile_value(q / 100)) for q in qs]
 
 
 # Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
@@ -220,10 +235,12 @@ def _frame_total(cfg: Config, src: Source) -> int | None:
 
 def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
     summary.frames += 1
-    summary.ages_ms.append(age_ms)
-    summary.indices.append(res.frame.index)
+    summary.ages_ms.add(age_ms)
     for k, v in res.timings_ms.items():
-        summary.timings.setdefault(k, []).append(v)
+        stage = summary.timings.get(k)
+        if stage is None:
+            stage = summary.timings[k] = sketch()
+        stage.add(v)
     for c in res.detections.class_id:
         name = names[c] if c < len(names) else str(c)
         summary.objects[name] = summary.objects.get(name, 0) + 1
@@ -249,7 +266,8 @@ class _Events:
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
              overlay: Overlay, backend: str, events: _Events,
-             on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
+             on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             on_result: Callable[[Result, float], None] | None = None) -> str | None:
     """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
     ended)."""
     names = overlay.class_names
@@ -268,6 +286,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                           band_text=band_text, age_ms=age_ms, backend=backend,
                                           events=events.take(summary, records)))
         _count(summary, res, age_ms, names)
+        if on_result is not None:
+            on_result(res, age_ms)
         if on_frame is not None:
             on_frame(summary.frames, total)
         if not outputs.show(image):
@@ -312,20 +332,24 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
     return dispatcher
 
 
-def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
+def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
+        on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
-    ``on_frame(done, total)`` is called after each written frame (progress bars).
-    KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
+    ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result, age_ms)``
+    too, with the frame's result and its age (the benchmarks keep every frame's numbers; the summary does not).
+    ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
+    KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
+    fails mid-way (a file cut short) still gives every frame read before it, then its error is raised.
     """
     # A delivery target that cannot work is a usage error before anything opens.
     deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, cfg.source)
-    refuse_output_over_source(cfg, src)
     summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
+        claim_outputs(cfg, src, stack, inputs)  # no output is an input or another output, nor written by another run
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
         threads, depth, detector = build_models(cfg)
         stat = box_stat_for(cfg, depth)
@@ -344,9 +368,14 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         stopped_by = None
         try:
             stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, backend,
-                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src))
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), on_result)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
+            raise
+        except SourceError as exc:
+            if summary.frames and outputs.paths:  # a source that failed mid-way: say what the outputs still hold
+                frames = f"{summary.frames} frame" + ("s" if summary.frames != 1 else "")
+                exc.args = (f"{exc} (the outputs hold the {frames} before it)",)
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)

@@ -15,8 +15,9 @@ Queue policies: ``block`` (files: every frame is processed, capture waits for ro
 ``in_flight`` frames are between capture and the caller and every queue holds one frame, so the
 pipeline never falls behind the camera and a frame's age stays at the pipeline's own latency). Every
 put/get waits at most ``timeout_s`` before checking the stop event; a worker's exception stops every
-thread and is re-raised in the caller's thread. Ctrl-C / SIGTERM (``interrupt_running``) stop the
-pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
+thread and is re-raised in the caller's thread; a source's read error ends the stream like its end, so the frames
+read before it still reach the caller, then ``results()`` raises it. Ctrl-C / SIGTERM (:mod:`stream.signals`) stop
+the pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
 
 Capture is two threads, so that ``stop()`` never waits on a read:
 
@@ -39,8 +40,8 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
 """
 
 from .dispatch import DispatchStats, Dispatcher
-from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages, interrupt_running
-from .queues import EOS, BoundedQueue, Stopped
+from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages
+from .queues import EOS, BoundedQueue, Slots, Stopped
 
-__all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "interrupt_running", "BoundedQueue", "Stopped", "EOS",
+__all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "BoundedQueue", "Slots", "Stopped", "EOS",
            "STAGE_GRACE_S", "Dispatcher", "DispatchStats"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -13,8 +14,9 @@ from typing import Callable, Iterator
 from depthstream.errors import PipelineError, StreamError
 from depthstream.types import Result
 
+from .. import signals
 from ..sources import Source
-from .queues import EOS, BoundedQueue, Handoff, Stopped
+from .queues import EOS, BoundedQueue, Handoff, Slots, Stopped
 
 log = logging.getLogger("stream.pipeline")
 
@@ -29,18 +31,6 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
-
-_running: list["Pipeline"] = []  # pipelines whose results() runs in the main thread, where signals arrive
-
-
-def interrupt_running(signum: int) -> bool:
-    """For a signal handler: ask the pipeline running in the main thread to stop at the next frame
-    boundary (``results()`` then raises :class:`Interrupted`). False when none is running: the handler
-    should then raise KeyboardInterrupt itself (e.g. while the models load)."""
-    if not _running:
-        return False
-    _running[-1]._interrupt(signum)
-    return True
 
 @dataclass
 class Stages:
@@ -92,7 +82,8 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._reader: threading.Thread | None = None
         self._stopping = False  # set by stop(): failures after it (a read cut short by close) are not errors
-        self._signum: int | None = None  # set by interrupt_running()
+        self._signum: int | None = None  # set when Ctrl-C / SIGTERM stops the run (stream.signals)
+        self._source_error: BaseException | None = None  # the reader's: raised after the frames read before it
         # latest: every queue holds one frame, so a frame waits behind at most one other at each stage
         # and its age stays near the pipeline's own latency; deeper queues would only add old frames.
         size = 1 if policy == "latest" else queue_size
@@ -105,9 +96,10 @@ class Pipeline:
         self._handoff = Handoff(policy, self.stop_event, timeout_s)
         # latest: at most ``in_flight`` frames between capture and the caller (one in the models, one
         # being drawn and written); the capture thread takes the newest frame only when one is done.
-        self._tokens = threading.Semaphore(in_flight) if policy == "latest" else None
+        self._slots = Slots(in_flight) if policy == "latest" else None
         self._timeout = timeout_s
-        self._captured = BoundedQueue("captured", size, policy, self.stop_event, timeout_s)
+        self._captured = BoundedQueue("captured", size, policy, self.stop_event, timeout_s,
+                                      on_drop=self._slots.release if self._slots is not None else None)
         self._out = mk("results")
         if layout == "serial":
             self._depth_in = self._captured
@@ -140,10 +132,18 @@ class Pipeline:
         return t
 
     def _read(self) -> None:
-        """The reader thread: ``source.read()`` and nothing else that can block for long."""
+        """The reader thread: ``source.read()`` and nothing else that can block for long. A read that fails
+        ends the stream like its end does: the frames read before it go through the pipeline first, then
+        ``results()`` raises the error (a video cut short still gives every frame it has)."""
         while not self.stop_event.is_set():
             t0 = time.perf_counter()
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except Exception as exc:  # noqa: BLE001 - re-raised by results() after the frames before it
+                if self._stopping:
+                    return
+                self._source_error = exc
+                frame = None
             if frame is None:
                 self._handoff.offer(EOS)
                 return
@@ -155,12 +155,14 @@ class Pipeline:
                 if self.max_frames and self.stats.frames_in >= self.max_frames:
                     self.stats.stopped_by = f"--max-frames {self.max_frames}"
                     break
-                if self._tokens is not None:
-                    while not self._tokens.acquire(timeout=self._timeout):
+                if self._slots is not None:
+                    while not self._slots.acquire(self._timeout):
                         if self.stop_event.is_set():
                             raise Stopped
                 item = self._handoff.take()
                 if item is EOS:
+                    if self._slots is not None:
+                        self._slots.release()
                     break
                 self.stats.frames_in += 1
                 self._captured.put(item)
@@ -221,11 +223,22 @@ class Pipeline:
         self._signum = signum
         self.stop_event.set()
 
+    @property
+    def in_flight(self) -> int:
+        """Frames between capture and the caller (``latest`` policy; 0 for ``block``, which does not count them)."""
+        return self._slots.in_use if self._slots is not None else 0
+
+    @property
+    def queue_drops(self) -> dict[str, int]:
+        """Frames dropped (``latest``) at each place that drops: the reader's handoff and the first queue."""
+        return {"handoff": self._handoff.dropped, "captured": self._captured.dropped}
+
     def results(self) -> Iterator[Result]:
         start = time.perf_counter()
+        # Signals reach the main thread: while its results() runs there, Ctrl-C / SIGTERM stop the pipeline at the
+        # next frame boundary instead of raising in the middle of the caller's work.
         in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            _running.append(self)
+        on_signal = signals.stop_on_signal(self._interrupt) if in_main else contextlib.nullcontext()
         self._reader = self._spawn("reader", self._read, daemon=True)
         self._spawn("capture", self._capture)
         if self.layout == "serial":
@@ -236,21 +249,24 @@ class Pipeline:
             self._spawn("depth", self._map(self.stages.depth, self._depth_in, self._depth_out))
             self._spawn("detect", self._map(self.stages.detect, self._detect_in, self._detect_out))
             self._spawn("join", self._join)
+        ended = False
         try:
-            while True:
-                try:
-                    item = self._out.get()
-                except Stopped:
-                    break
-                if item is EOS:
-                    break
-                yield item
-                if self._tokens is not None:
-                    self._tokens.release()  # the caller is done with it: the next newest frame may enter
+            with on_signal:
+                while True:
+                    try:
+                        item = self._out.get()
+                    except Stopped:
+                        break
+                    if item is EOS:
+                        ended = True
+                        break
+                    yield item
+                    if self._slots is not None:
+                        self._slots.release()  # the caller is done with it: the next newest frame may enter
         finally:
             self.stop()
-            # A worker still running is inside one stage call (a model's inference): wait for it, so
-            # that the caller may close the models as soon as we return.
+            # A worker still running is inside one stage call (a model's inference): wait for it, so that the
+            # caller may close the models as soon as we return.
             for t in self._threads:
                 t.join(STAGE_GRACE_S)
             alive = [t.name for t in self._threads if t.is_alive()]
@@ -258,12 +274,13 @@ class Pipeline:
                 log.warning("threads still running %.0f s after stop: %s", STAGE_GRACE_S, ", ".join(alive))
             self.stats.wall_s = time.perf_counter() - start
             self.stats.dropped = self._handoff.dropped + self._captured.dropped
-            if in_main:
-                _running.remove(self)
         if self._signum is not None:
             self.stats.stopped_by = signal.Signals(self._signum).name
             raise Interrupted(self._signum)
         self._raise_worker_error()
+        if ended and self._source_error is not None:
+            self.stats.stopped_by = "source error"
+            raise self._source_error
 
     def stop(self, timeout_s: float = 1.0) -> bool:
         """Stop every thread; returns within ``timeout_s`` even while ``source.read()`` blocks forever.

@@ -35,6 +35,7 @@ class VideoFileSource(Source):
         self._stream = None
         self._frames = None
         self._fps: Fraction | None = None
+        self._times = PresentationTimes()
 
     def open(self) -> "VideoFileSource":
         import av
@@ -60,6 +61,7 @@ class VideoFileSource(Source):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self._fps = Fraction(rate) if rate else None
         self._frames = container.decode(self._stream)
+        self._times = PresentationTimes()
         if self.network and not self.uri.lower().startswith(("rtsp://", "rtsps://")):
             self.live = not (container.duration and container.duration > 0)  # a file over HTTP has one
         return self
@@ -107,7 +109,7 @@ class VideoFileSource(Source):
                 if self.network and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
                     raise SourceError(f"no frame from {self.source_id} for {self._timeouts[1]:g} s (source.read_timeout_s)") from exc
                 raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
-            return self._frame(frame.to_ndarray(format="bgr24"), float(frame.time) if frame.time is not None else None)
+            return self._frame(frame.to_ndarray(format="bgr24"), self._times.seconds(frame))
 
     def _release(self) -> None:
         container, self._container, self._stream, self._frames = self._container, None, None, None
@@ -139,6 +141,38 @@ class ImagesSource(Source):
         if image is None:
             raise SourceError(f"cannot read image {path} (corrupt, or not an image)")
         return self._frame(image, None)
+
+
+class PresentationTimes:
+    """A decoded frame's presentation time as FFmpeg's own tools take it (libavcodec's ``best_effort_timestamp``):
+    its pts, unless the pts have gone backwards more often than the decode times (dts). A container without
+    presentation times (an AVI with B-frames) gives each frame the pts of the packet in decode order, which jump
+    back and forth; the dts there increase with every frame. The frames the decoder lets out at the end have no
+    dts: they continue the dts by the last step."""
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        self._dts_step = 0
+
+    def seconds(self, frame) -> float | None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            if self._last_dts is not None:
+                self.faulty_dts += dts <= self._last_dts
+                self._dts_step = dts - self._last_dts
+            self._last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or (dts is None and self._last_dts is None)):
+            best = pts
+        elif dts is None and self._last_dts is not None and self._dts_step > 0:
+            best = self._last_dts = self._last_dts + self._dts_step
+        else:
+            best = dts
+        return None if best is None or frame.time_base is None else float(best * frame.time_base)
 
 
 def _ff_message(exc: Exception) -> str:

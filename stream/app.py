@@ -333,13 +333,15 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
 
 
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
-        on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None) -> Summary:
+        on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None,
+        detector: Detector | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
     ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result, age_ms)``
     too, with the frame's result and its age (the benchmarks keep every frame's numbers; the summary does not).
     ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
+    ``detector`` runs instead of ``cfg.detect.model`` (the soak benchmark's instant stand-in, ``bench/soak.py``).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
     fails mid-way (a file cut short) still gives every frame read before it, then its error is raised.
     """
@@ -351,7 +353,11 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     with contextlib.ExitStack() as stack:
         claim_outputs(cfg, src, stack, inputs)  # no output is an input or another output, nor written by another run
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
-        threads, depth, detector = build_models(cfg)
+        if detector is None:
+            threads, depth, detector = build_models(cfg)
+        else:
+            threads = plan_threads(cfg, cfg.depth.is_network)
+            depth = build_depth(cfg, threads.depth, engine_options(cfg)[0])
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)

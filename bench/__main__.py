@@ -21,7 +21,8 @@ EPILOG = """examples:
   python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
-  python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
+  python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
+  python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
   python -m bench tracks out/demo.jsonl
@@ -95,10 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "NAME_depth.png side by side; 16-bit depth, metres = value / --depth-scale, 0 = none.")
     pd.add_argument("--data", required=True, help="folder of RGB-D pairs")
     pd.add_argument("--depth-model", metavar="CARD", default=None,
-                    help="a depth model card .yaml (default: config depth.source)")
-    pd.add_argument("--fastdepth", metavar="ONNX", default=None,
-                    help="evaluate FastDepth-224 (fastdepth_224_nyu.onnx) run directly: its uint8 NHWC tensors do not "
-                         "fit today's model cards")
+                    help="a depth model card .yaml (default: config depth.source; auto = the bundled FastDepth-224; "
+                         "a ground plane: --set depth.source=ground-plane --set camera.profile=FILE)")
     pd.add_argument("--depth-scale", type=_positive(float, "--depth-scale", 1e-9), default=1000.0,
                     help="depth PNG units per metre (default 1000: millimetres; TUM RGB-D uses 5000)")
     pd.add_argument("--preset", choices=["nyu", "kitti"], default=None,
@@ -118,6 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--config", metavar="YAML")
     pd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pd.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth.json / .md (default {DEFAULT_OUT})")
+
+    pl = sub.add_parser("layouts-agree", help="objects found by the serial and by the parallel layout, per class",
+                        description="Per frame, the product's stages of both layouts on the same depth map; boxes "
+                                    "matched one to one (same class, IoU >= 0.5). See bench/layouts_agree.py.")
+    pl.add_argument("--source", nargs="+", default=["demo"], metavar="SRC",
+                    help="sources, each measured on its own (default: demo)")
+    pl.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--further-than", type=_positive(float, "--further-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: config depth.source)")
+    pl.add_argument("--camera", metavar="PROFILE", default=None, help="a camera profile (default: config camera.profile, "
+                    "else the source's own)")
+    pl.add_argument("--max-frames", type=_positive(int, "--max-frames", 0), default=0, metavar="N",
+                    help="frames per source (default 0: all)")
+    pl.add_argument("--config", metavar="YAML")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pl.add_argument("--out", default=DEFAULT_OUT, help=f"folder for layouts.json / .md (default {DEFAULT_OUT})")
 
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "
@@ -233,10 +248,24 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     results, timing = bench_depth(data=Path(args.data), depth_model=args.depth_model, depth_scale=args.depth_scale,
                                   align=args.align, preset=args.preset, min_depth=args.min_depth,
                                   max_depth=args.max_depth, crop=args.crop, seed_decimals=args.seed_decimals,
-                                  config=args.config, sets=args.set, fastdepth=args.fastdepth)
+                                  config=args.config, sets=args.set)
     report = new_report("depth", argv, results, timing, args.loadavg_before)
     md = depth_markdown(report)
     paths = _write(report, Path(args.out), "depth", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_layouts(args, argv: list[str]) -> list[Path]:
+    from .layouts_agree import LAYOUTS_TIMING, bench_layouts, layouts_markdown
+    from .report import new_report
+
+    results = bench_layouts(args.source, config=args.config, sets=args.set, closer_than=args.closer_than,
+                            further_than=args.further_than, depth_model=args.depth_model, camera=args.camera,
+                            max_frames=args.max_frames)
+    report = new_report("layouts", argv, results, dict(LAYOUTS_TIMING), args.loadavg_before)
+    md = layouts_markdown(report)
+    paths = _write(report, Path(args.out), "layouts", md)
     sys.stdout.write(md + "\n")
     return paths
 
@@ -298,8 +327,8 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
                           args.scale, crop)
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd,
-            "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "layouts-agree": cmd_layouts,
+            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
 
 
 def main(argv: list[str] | None = None) -> int:

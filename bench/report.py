@@ -1,6 +1,6 @@
 """Benchmark reports: one JSON document per benchmark, its Markdown tables and the pipeline plot.
 
-Every report carries ``schema``, ``kind`` (pipeline | models | depth), ``created_utc``, the exact
+Every report carries ``schema``, ``kind`` (pipeline | models | depth | layouts), ``created_utc``, the exact
 ``command``, the ``env`` block (:mod:`bench.env`) and the benchmark's own blocks. :data:`SCHEMAS` lists
 the fields each kind must have; :func:`validate` checks a report against it before it is written, so a
 report that misses a field never reaches a reader.
@@ -74,6 +74,8 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,
+                                                    "mask": None, "classes": None, "totals": None}]},
 }
 
 

@@ -117,8 +117,11 @@ class InstantDetector:
 def run_product(cam: SyntheticCamera, out: Path, instant: bool) -> tuple[list[tuple[int, float]], dict]:
     from stream.app import run
 
+    from stream.depth.select import BUNDLED_PROFILE
+
+    # the synthetic camera hands out the bundled clip's frames: its camera profile is theirs (ground-plane depth)
     cfg = load_config(overrides={"output.mp4": str(out.with_suffix(".mp4")), "output.jsonl": str(out.with_suffix(".jsonl")),
-                                 "pipeline.policy": "latest"})
+                                 "pipeline.policy": "latest", "camera.profile": str(BUNDLED_PROFILE)})
     summary = run(cfg, source=cam, detector=InstantDetector() if instant else None)
     results = [(r["index"], r["age_ms"]) for r in map(json.loads, out.with_suffix(".jsonl").read_text().splitlines())]
     return results, {"summary_frames": summary.frames, "age_p50_p95_p99_ms": [round(v, 1) for v in summary.age_percentiles()]}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import cv2
+import numpy as np
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from engines.backends import Choice, EngineOptions, resolve_options
@@ -24,9 +25,11 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
-from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .boxtrust import flag_boxes
+from .depth import DepthProvider, GroundPlaneDepth
+from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .detect import Detector
-from .mask import band_mask, fill_outside, in_band
+from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
 from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
 from .outputs import DEFAULT_IMAGE_FPS, Outputs, claim_outputs
@@ -63,18 +66,17 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
     return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
 
 
-def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
-    if not cfg.depth.is_network:
-        return GroundPlaneDepth(cfg.depth.ground_plane)
-    return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
-
-
-def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
-    """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
-    both build them here, so the baseline runs the same models with the same thread settings."""
-    threads = plan_threads(cfg, cfg.depth.is_network)
+def build_models(cfg: Config, camera: CameraChoice | None = None,
+                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+    """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
+    (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
+    (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
+    build them here, so the baseline runs the same models with the same thread settings."""
+    camera = camera or CameraChoice()
+    choice = choice or select_depth(cfg, camera)
+    threads = plan_threads(cfg, choice.is_network)
     options, _ = engine_options(cfg)
-    depth = build_depth(cfg, threads.depth, options)
+    depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
 
@@ -117,7 +119,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
         extra = {}
         if serial and res.mask is not None:
             t0 = time.perf_counter()
-            image = fill_outside(image, res.mask, cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
@@ -126,6 +128,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
+        dets = flag_boxes(dets, res.depth, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         res = res.timed("box_depth", _ms(t0), detections=dets)
         if track is not None:
             res = track(res)
@@ -157,6 +160,9 @@ class Summary:
     source: str = ""
     depth_source: str = ""
     depth_kind: str = ""
+    depth_state: str = ""
+    depth_why: str = ""  # why this depth source (depth.source auto, a camera profile's mounting, ...)
+    camera: str = ""  # the camera profile used and how it was chosen, or why there is none
     box_stat: str = ""
     band: str = ""
     threads: ThreadPlan | None = None
@@ -175,6 +181,9 @@ class Summary:
     events: dict[str, int] = field(default_factory=dict)  # event kind -> count
     delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
     delivery_target: str = ""
+    boxes: int = 0  # boxes written, over all frames
+    flagged: int = 0  # of which with a distance flagged unreliable
+    unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
 
     @property
     def fps(self) -> float:
@@ -213,10 +222,13 @@ def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: De
     stack.callback(depth.close)
 
 
-def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector) -> str:
+def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector, camera: CameraChoice,
+                     choice: DepthChoice) -> str:
     """What really runs the models, into the summary (after they opened: a fallback shows here);
     returns the detector's backend."""
-    summary.depth_source, summary.depth_kind = depth.source, depth.kind
+    summary.depth_source, summary.depth_kind, summary.depth_state = depth.source, depth.kind, depth.state
+    summary.depth_why = choice.why
+    summary.camera = f"{camera.name} ({camera.how})" if camera.profile is not None else camera.how
     summary.providers = {"detect": engine_providers(detector.engine)}
     if getattr(depth, "engine", None) is not None:
         summary.providers["depth"] = engine_providers(depth.engine)
@@ -241,9 +253,15 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
         if stage is None:
             stage = summary.timings[k] = sketch()
         stage.add(v)
-    for c in res.detections.class_id:
+    dets = res.detections
+    summary.boxes += len(dets)
+    for c in dets.class_id:
         name = names[c] if c < len(names) else str(c)
         summary.objects[name] = summary.objects.get(name, 0) + 1
+    summary.flagged += int(np.count_nonzero(~dets.depth_reliable))
+    for note in dets.depth_note[~dets.depth_reliable]:
+        for part in str(note).split("; "):
+            summary.unreliable[part] = summary.unreliable.get(part, 0) + 1
 
 
 @dataclass
@@ -265,7 +283,7 @@ class _Events:
 
 
 def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             overlay: Overlay, backend: str, events: _Events,
+             overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
              on_frame: Callable[[int, int | None], None] | None, total: int | None,
              on_result: Callable[[Result, float], None] | None = None) -> str | None:
     """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
@@ -283,8 +301,8 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
         records = [event_record(e, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text, age_ms=age_ms, backend=backend,
-                                          events=events.take(summary, records)))
+                                          band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
+                                          selected=summary.depth_why, events=events.take(summary, records)))
         _count(summary, res, age_ms, names)
         if on_result is not None:
             on_result(res, age_ms)
@@ -353,17 +371,19 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     with contextlib.ExitStack() as stack:
         claim_outputs(cfg, src, stack, inputs)  # no output is an input or another output, nor written by another run
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
+        camera = select_camera(cfg, getattr(src, "uri", ""))
+        choice = select_depth(cfg, camera)
         if detector is None:
-            threads, depth, detector = build_models(cfg)
+            threads, depth, detector = build_models(cfg, camera, choice)
         else:
-            threads = plan_threads(cfg, cfg.depth.is_network)
-            depth = build_depth(cfg, threads.depth, engine_options(cfg)[0])
+            threads = plan_threads(cfg, choice.is_network)
+            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg)[0], choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
-        backend = _describe_models(summary, cfg, depth, detector)
+        backend = _describe_models(summary, cfg, depth, detector, camera, choice)
         overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
@@ -373,7 +393,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, backend,
+            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
                                   _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), on_result)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run

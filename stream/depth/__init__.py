@@ -8,12 +8,13 @@ NaN where the provider cannot give a depth. Two families:
   described by a model card (:mod:`depthstream.schema.card`).
 
 Providers are pure computation: no threads, no I/O except loading the model in ``open()``. They receive
-validated settings (a :class:`~depthstream.schema.config.GroundPlaneConfig`, a
-:class:`~depthstream.schema.card.ModelCard`) and do not check them again.
+validated settings (a :class:`~depthstream.schema.camera.CameraProfile`, a
+:class:`~depthstream.schema.card.ModelCard`) and do not check them again. Which provider a run uses is
+decided by :mod:`stream.depth.select` from the config and the source's camera profile.
 """
 
 from .base import DepthProvider
 from .ground import GroundPlaneDepth, ground_plane_z
-from .network import OnnxDepth, open_depth_model
+from .network import OnnxDepth, find_card, open_depth_model
 
-__all__ = ["DepthProvider", "GroundPlaneDepth", "ground_plane_z", "OnnxDepth", "open_depth_model"]
+__all__ = ["DepthProvider", "GroundPlaneDepth", "ground_plane_z", "OnnxDepth", "find_card", "open_depth_model"]

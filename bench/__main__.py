@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
   python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
   python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
+  python -m bench size-prior --out bench/results/
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
   python -m bench tracks out/demo.jsonl
@@ -146,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera profile with the intrinsics (default: calibrate from these photos)")
     pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
     pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
+    ps = sub.add_parser("size-prior", help="size-prior distances vs the ground plane, automatic scale, cross-check",
+                        description="On the bundled clip (and photos): the size priors' distances against the ground "
+                                    "plane's, the automatic scale of deliberately rescaled sources (ground plane, "
+                                    "FastDepth-224) and the cross-check's verdicts. See bench/sizeprior_bench.py.")
+    ps.add_argument("--frames", type=_positive(int, "--frames", 2), default=150, help="frames of the clip (default 150: all)")
+    ps.add_argument("--no-photos", action="store_true", help="only the clip (skip the cross-check on photos)")
+    ps.add_argument("--config", metavar="YAML")
+    ps.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ps.add_argument("--out", default=DEFAULT_OUT, help=f"folder for size-prior.json / .md / .png (default {DEFAULT_OUT})")
+    ps.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
     po = sub.add_parser("overlay", help="share of the found objects the overlay hides, and its ms per frame",
                         description="Runs the product on the source's frames (as lossless PNGs) and compares each "
@@ -281,6 +293,27 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     return [out / "boards.json"]
 
 
+def cmd_size_prior(args, argv: list[str]) -> list[Path]:
+    from depthstream.schema.config import load_config
+
+    from .report import new_report
+    from .sizeprior_bench import bench_size_prior
+    from .sizeprior_report import size_prior_markdown, size_prior_plot
+
+    results = bench_size_prior(load_config(args.config, args.set), frames=args.frames, photos=not args.no_photos)
+    timing = {"note": "accuracy only; nothing here is timed"}
+    report = new_report("size-prior", argv, results, timing, args.loadavg_before)
+    out = Path(args.out)
+    md = size_prior_markdown(report)
+    paths = _write(report, out, "size-prior", md)
+    if not args.no_plot:
+        png = size_prior_plot(report, out / "size-prior.png")
+        if png is not None:
+            paths.append(png)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_overlay(args, argv: list[str]) -> list[Path]:
     from .overlay_bench import OVERLAY_TIMING, bench_overlay, overlay_markdown
     from .report import new_report
@@ -328,7 +361,8 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
 
 
 COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "layouts-agree": cmd_layouts,
-            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet}
+            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet,
+            "size-prior": cmd_size_prior}
 
 
 def main(argv: list[str] | None = None) -> int:

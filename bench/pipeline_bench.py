@@ -225,6 +225,7 @@ def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[
         }
     depth_info: dict[str, object] = {"source": workload.depth_source, "note": workload.note}
     _, depth, _ = build_models(cfg, select_camera(cfg, uri))
+    depth = getattr(depth, "network", depth)  # a network the size priors may rescale (stream.depth.scaled)
     if isinstance(depth, OnnxDepth):
         depth_info.update(model=str(depth.card.model), input_size=list(depth.card.size), kind=depth.card.kind)
     return {

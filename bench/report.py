@@ -68,6 +68,8 @@ SCHEMAS = {
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
     "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
               "metrics": DEPTH_METRICS, "per_image": [None]},
+    "size-prior": {**_HEAD, "settings": None, "agreement": {"profile": [None], "assumed": [None]},
+                   "agreement_points": [None], "autoscale": [None], "scale_curves": None, "crosscheck": [None]},
     "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
                 "draw_ms": None,
                 "per_frame": [None]},

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
-DepthKind = Literal["metric", "relative+calibrated", "geometric"]
+DepthKind = Literal["metric", "relative+calibrated", "relative+autoscaled", "geometric", "size-prior"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,11 +169,15 @@ class DepthMap:
             plane, a model's invalid output, beyond the source's range).
     source: what produced it, e.g. ``ground-plane`` or the model card's name.
     kind:   ``metric`` (a network trained in metres), ``relative+calibrated`` (a relative network with a
-            scale/shift calibration), ``geometric`` (computed from the camera's pose, e.g. ground plane).
+            scale/shift calibration), ``relative+autoscaled`` (a relative network scaled by references of known
+            size, see stream/depth/autoscale.py), ``geometric`` (computed from the camera's pose, e.g. ground
+            plane), ``size-prior`` (no map: NaN everywhere, each box's distance comes from its class's size).
     valid_range_m: (near, far) metres the source can measure (a model card's valid range, a ground plane's
             max depth); None = not stated. Distances outside it are flagged, and the overlay's colour scale uses it.
     state:  how far the source can be trusted right now, in words for the HUD and the JSONL, e.g.
             ``indoor, metric`` or ``uncalibrated``; empty = nothing to add.
+    details: facts behind the metres for the JSONL's ``depth`` object (plain JSON values), e.g. the focal
+            length the size priors used, a fitted scale and its spread, a cross-check's verdict; empty = none.
     """
 
     metres: np.ndarray
@@ -180,6 +185,7 @@ class DepthMap:
     kind: DepthKind
     valid_range_m: tuple[float, float] | None = None
     state: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         m = self.metres

@@ -111,6 +111,7 @@ def format_summary(s) -> str:
         f"depth: {s.depth_source} ({s.depth_state or s.depth_kind}; {s.depth_why}), box distance = {s.box_stat}   "
         f"band: {s.band}",
     ]
+    lines += s.depth_notes
     if s.backend:
         lines.append(f"backend: {s.backend}")
     if s.threads is not None:

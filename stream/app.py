@@ -21,13 +21,16 @@ from ddsketch import LogCollapsingLowestDenseDDSketch
 from engines.backends import Choice, EngineOptions, resolve_options
 
 from depthstream.errors import SourceError
+from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
 from .boxtrust import flag_boxes
 from .depth import DepthProvider, GroundPlaneDepth
+from .depth.scaled import ScaledNetworkDepth
 from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
+from .depth.sizing import SizeStage
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
@@ -90,6 +93,8 @@ def engine_providers(engine) -> list[str]:
 def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     """``auto``: the ground-contact strip for ground-plane depth (an upright object's own pixels show
     the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
+    if cfg.depth.is_size_prior:
+        return "size-prior"  # no map: each box's own size gives its distance
     if cfg.depth.box_stat == "auto":
         return "bottom" if isinstance(depth, GroundPlaneDepth) else "center_mean"
     return cfg.depth.box_stat
@@ -100,18 +105,20 @@ def _ms(t0: float) -> float:
 
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
-                track: TrackStage | None = None) -> Stages:
+                track: TrackStage | None = None, sizing: SizeStage | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
-    serial layout), finish (per-box depth, then ``track``: tracks, filtered distances, events, then the band
-    keeps the boxes inside it, by the tracks' filtered distances)."""
+    serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
+    ``track``: tracks, filtered distances, events, then the band keeps the boxes inside it, by the tracks'
+    filtered distances)."""
     serial = cfg.pipeline.layout == "serial"
     band = cfg.band
+    no_map = cfg.depth.is_size_prior
 
     def depth_stage(res: Result) -> Result:
         t0 = time.perf_counter()
         dm = depth(res.frame)
         t1 = time.perf_counter()
-        mask = band_mask(dm, band) if band.active else None
+        mask = band_mask(dm, band) if band.active and not no_map else None
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
@@ -127,9 +134,16 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
 
     def finish_stage(res: Result) -> Result:
         t0 = time.perf_counter()
-        dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
-        dets = flag_boxes(dets, res.depth, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
-        res = res.timed("box_depth", _ms(t0), detections=dets)
+        dm, mask = res.depth, res.mask
+        if sizing is None:
+            dets = assign_box_depth(res.detections, dm, stat, cfg.depth.roi)
+        else:
+            dm, dets = sizing(res.frame, dm, res.detections)
+            if band.active and not serial and not no_map and dm.metres is not res.depth.metres:
+                mask = band_mask(dm, band)  # the scale changed the metres the overlay tints by
+        if not no_map:
+            dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
+        res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
             res = track(res)
         if band.active:
@@ -143,6 +157,16 @@ def sketch() -> LogCollapsingLowestDenseDDSketch:
     """A quantile sketch (DDSketch): any quantile within 1 % of the true value, in at most 2048 bins however many
     values it is given, so a run's summary keeps constant memory (a day at 30 fps is 2.6 million frames)."""
     return LogCollapsingLowestDenseDDSketch(relative_accuracy=0.01, bin_limit=2048)
+
+
+def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: CameraProfile | None = None) -> SizeStage | None:
+    """The size priors' stage for a run: always with the size-prior source or a network (scale, cross-check);
+    with another source (the ground plane) only when a camera profile gives the focal length: checking a
+    camera's geometry against an assumed field of view would say nothing."""
+    if not (cfg.depth.is_size_prior or isinstance(depth, ScaledNetworkDepth) or profile is not None):
+        return None
+    return SizeStage(cfg.depth, depth, detector.class_names, profile=profile, box_stat=box_stat_for(cfg, depth),
+                     roi=cfg.depth.roi)
 
 
 @dataclass
@@ -184,6 +208,7 @@ class Summary:
     boxes: int = 0  # boxes written, over all frames
     flagged: int = 0  # of which with a distance flagged unreliable
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
+    depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
 
     @property
     def fps(self) -> float:
@@ -384,11 +409,13 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
         backend = _describe_models(summary, cfg, depth, detector, camera, choice)
-        overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
+        options = replace(cfg.overlay, depth_inset=False) if cfg.depth.is_size_prior else cfg.overlay  # no map to show
+        overlay = Overlay(options, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
+        sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track), layout=cfg.pipeline.layout, policy=policy,
+            src, make_stages(cfg, depth, detector, stat, track, sizing), layout=cfg.pipeline.layout, policy=policy,
             queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
         )
         stopped_by = None
@@ -405,4 +432,5 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
+            summary.depth_notes = sizing.summary() if sizing is not None else []
     return summary

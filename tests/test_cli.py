@@ -45,10 +45,13 @@ def test_demo_clip_end_to_end(tmp_path, layout):
     assert [rec["index"] for rec in lines] == list(range(150))
     assert lines[10]["pts_s"] == pytest.approx(1.0)
     # the bundled clip has its own camera profile, so its ground plane is the depth source, and every line says so
-    assert all(rec["depth"] == {"source": "ground-plane", "kind": "geometric", "unit": "m",
-                                "state": "geometric, pets2009-view001", "valid_range_m": [0.0, 100.0],
-                                "camera": "pets2009-view001",
-                                "selected": "auto: camera profile 'pets2009-view001' has a mounting"} for rec in lines)
+    source = {"source": "ground-plane", "kind": "geometric", "unit": "m", "state": "geometric, pets2009-view001",
+              "valid_range_m": [0.0, 100.0], "camera": "pets2009-view001",
+              "selected": "auto: camera profile 'pets2009-view001' has a mounting"}
+    assert all({k: rec["depth"][k] for k in source} == source for rec in lines)
+    # the size priors check the clip's geometry with the same profile's focal length: they agree
+    assert lines[-1]["depth"]["size_prior"]["focal_px"] == 1194.6
+    assert lines[-1]["depth"]["crosscheck"]["verdict"] == "agrees"
     assert "camera profile: pets2009-view001 (the bundled clip's own: vtest_pets2009.camera.yaml)" in r.stdout
     boxes = [d for rec in lines for d in rec["detections"]]
     assert len(boxes) > 300

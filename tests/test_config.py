@@ -102,7 +102,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
-        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| a model card .yaml \| an .onnx with a card "
+        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],
 )

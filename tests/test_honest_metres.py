@@ -31,9 +31,14 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-BUNDLED_NETWORK = {"source": "fastdepth-224-nyu", "kind": "metric", "unit": "m", "state": "indoor, metric",
-                   "valid_range_m": [0.5, 10.0], "camera": None,
+BUNDLED_NETWORK = {"source": "fastdepth-224-nyu", "kind": "metric", "unit": "m", "camera": None,
                    "selected": "auto: no camera profile, so the bundled depth network"}
+IN_ITS_DOMAIN = {"state": "indoor, metric", "valid_range_m": [0.5, 10.0]}
+
+
+def source_of(depth: dict) -> dict:
+    """The depth block's account of its source (the size priors' focal length, scale and cross-check aside)."""
+    return {k: depth[k] for k in BUNDLED_NETWORK}
 
 
 @pytest.mark.timeout(120)
@@ -43,7 +48,8 @@ def test_close_up_people_get_the_bundled_network_and_plausible_metres(tmp_path, 
     code, _, err = stream(capsys, "--source", str(photo), "--jsonl", str(jsonl))
     assert code == 0, err
     (rec,) = records(jsonl)
-    assert rec["depth"] == BUNDLED_NETWORK  # never the bundled clip's camera 7 m up
+    assert source_of(rec["depth"]) == BUNDLED_NETWORK  # never the bundled clip's camera 7 m up
+    assert {k: rec["depth"][k] for k in IN_ITS_DOMAIN} == IN_ITS_DOMAIN  # no cross-check disagreement: not rescaled
     people = [d for d in rec["detections"] if d["class"] == "person"]
     assert len(people) >= 2
     # people a metre or a few away (the issue: two men in a close-up read 11 m under the clip's geometry)
@@ -57,7 +63,7 @@ def test_closer_than_2_on_an_indoor_photo_runs_on_the_bundled_network(tmp_path, 
     code, _, err = stream(capsys, "--source", str(BASKETBALL), "--closer-than", "2", "--jsonl", str(jsonl))
     assert code == 0, err
     (rec,) = records(jsonl)
-    assert rec["depth"] == BUNDLED_NETWORK and rec["band"] == "closer than 2 m"
+    assert source_of(rec["depth"]) == BUNDLED_NETWORK and rec["band"] == "closer than 2 m"
     assert [d["class"] for d in rec["detections"]] == ["person", "person"]  # both people stand within 2 m
     assert all(d["depth_m"] < 2 for d in rec["detections"])
 
@@ -99,7 +105,9 @@ def test_the_bundled_clip_by_its_bytes_gets_its_profile_and_a_resized_copy_does_
             dst.mux(p)
     code, _, err = stream(capsys, "--source", str(small), "--jsonl", str(jsonl))
     assert code == 0, err
-    assert records(jsonl)[0]["depth"] == BUNDLED_NETWORK
+    assert source_of(records(jsonl)[0]["depth"]) == BUNDLED_NETWORK
+    # with no profile to say it is a street, the size priors' cross-check finds the indoor network out of its domain
+    assert records(jsonl)[0]["depth"]["crosscheck"]["verdict"] == "out of domain"
     # given its profile, the smaller copy gets the ground plane, the intrinsics scaled to 384x288
     code, _, err = stream(capsys, "--source", str(small), "--camera", str(PROFILE), "--jsonl", str(jsonl))
     assert code == 0, err
@@ -139,7 +147,7 @@ def test_the_indoor_network_on_the_street_clip_is_flagged_everywhere(tmp_path, c
     out = capsys.readouterr().out
     assert code == 0
     recs = records(jsonl)
-    assert recs[0]["depth"]["state"] == "indoor model on an outdoor scene: out of domain"
+    assert recs[0]["depth"]["state"].startswith("indoor model on an outdoor scene: out of domain")
     boxes = [d for r in recs for d in r["detections"]]
     assert boxes and not any(d["depth_reliable"] for d in boxes)
     assert all("fastdepth-224-nyu is an indoor model, camera 'pets2009-view001' films an outdoor scene" in d["depth_note"]

@@ -60,6 +60,13 @@ Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
 FocalPixels = number(gt=0, noun="pixels")
 Pixels = number(noun="a number of pixels")
+Spread = number(gt=0, le=1, noun="a relative spread (1 sigma / value)")
+Tolerance = number(gt=0, le=5, noun="a relative difference")
+BorderPixels = number(ge=0, le=50, noun="pixels")
+BoxErrorPixels = number(ge=0, le=20, noun="pixels")
+Aspect = number(ge=1, le=5, noun="a height / width ratio")
+References = number(gt=0, le=1000, noun="a number of references per frame")
+Frames = integer(ge=1, le=10000, noun="a number of frames")
 GrowHeight = number(ge=0, noun="metres", note="0 = the mask is not grown")
 GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
 
@@ -178,7 +185,7 @@ def _names_known_before_loading(model: Path) -> tuple[tuple[str, ...], Path | No
 
 BUNDLED_DEPTH_CARD = str(MODELS_DIR / "fastdepth_224_nyu.yaml")
 """The bundled depth network's card (FastDepth-224, NYU Depth v2: metric, indoor), through the model store."""
-DEPTH_SOURCE_FORMS = "auto | ground-plane | a model card .yaml | an .onnx with a card beside it"
+DEPTH_SOURCE_FORMS = "auto | ground-plane | size-prior | a model card .yaml | an .onnx with a card beside it"
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -193,12 +200,46 @@ class CameraConfig:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class SizePriorConfig:
+    """``depth.size_prior``: distances from the typical real size of a class (:mod:`stream.depth.sizeprior`)."""
+
+    assumed_hfov_deg: Degrees180 = 70.0
+    assumed_focal_spread: Spread = 0.15
+    border_margin_px: BorderPixels = 2.0
+    box_error_px: BoxErrorPixels = 2.0
+    person_min_aspect: Aspect = 2.0
+    max_spread: Spread = 0.25
+    reference_max_spread: Spread = 0.12
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class AutoScaleConfig:
+    """``depth.autoscale``: a depth network's scale fitted to the size priors' distances (:mod:`stream.depth.autoscale`)."""
+
+    mode: Literal["auto", "always", "never"] = "auto"
+    min_references: References = 2.0
+    max_spread: Spread = 0.2
+    half_life_frames: Frames = 30
+    scene_cut: Fraction01 = 0.1
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class CrossCheckConfig:
+    """``depth.crosscheck``: whether a depth source's box distances agree with the size priors (:mod:`stream.depth.crosscheck`)."""
+
+    window_frames: Frames = 30
+    min_references: References = 1.0
+    tolerance: Tolerance = 0.35
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class DepthConfig:
     """``depth``: where metres come from and how a box gets its distance.
 
     ``source``: ``auto`` = the camera profile's ground plane when the profile has a mounting, else the bundled
     depth network (:data:`BUNDLED_DEPTH_CARD`); ``ground-plane`` = the camera profile's ground plane (an error
-    without one); else a depth model card (or an .onnx with its card beside it).
+    without one); ``size-prior`` = each box's distance from its class's typical size, no map (parallel layout);
+    else a depth model card (or an .onnx with its card beside it).
     """
 
     source: Annotated[str, Strict(), Field(min_length=1), Allowed(DEPTH_SOURCE_FORMS)] = "auto"
@@ -206,14 +247,22 @@ class DepthConfig:
     roi: BoxFraction = 0.4
     threads: Count = 0
     ground_max_m: PositiveMetres = 100.0
+    size_prior: SizePriorConfig = SizePriorConfig()
+    autoscale: AutoScaleConfig = AutoScaleConfig()
+    crosscheck: CrossCheckConfig = CrossCheckConfig()
 
     @property
     def network_card(self) -> str | None:
         """The depth network's card a run may use: the one given, the bundled one for ``auto`` (sources without
-        a mounting), None for ``ground-plane``."""
-        if self.source == "ground-plane":
+        a mounting), None for ``ground-plane`` and ``size-prior``."""
+        if self.source in ("ground-plane", "size-prior"):
             return None
         return BUNDLED_DEPTH_CARD if self.source == "auto" else self.source
+
+    @property
+    def is_size_prior(self) -> bool:
+        """Distances per box from the classes' typical sizes, no depth map."""
+        return self.source == "size-prior"
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -360,6 +409,14 @@ class Config:
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+
+    @model_validator(mode="after")
+    def _size_prior_layout(self) -> "Config":
+        if self.depth.is_size_prior and self.pipeline.layout == "serial":
+            raise ValueError("depth.source size-prior gives each box a distance but no depth map, and the serial "
+                             "layout masks the frame by a depth map before detecting: use --layout parallel "
+                             "(pipeline.layout: parallel), or a depth source with a map (ground-plane, a model card)")
+        return self
 
 
 NOUN = "config key"

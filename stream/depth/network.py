@@ -21,7 +21,7 @@ from depthstream.types import DepthMap, Frame
 
 from .base import DepthProvider
 from .cardcheck import check_card, output_map
-from .geometry import map_to_frame, place, to_input
+from .geometry import Placement, map_to_frame, place, to_input
 
 DOMAIN_WORDS = {"indoor": "indoor", "outdoor": "outdoor", "driving": "driving", "any": "any scene"}
 
@@ -57,7 +57,7 @@ class OnnxDepth(DepthProvider):
     """
 
     def __init__(self, card: ModelCard, threads: int = 1, engine_options=None, *,
-                 camera: CameraProfile | None = None) -> None:
+                 camera: CameraProfile | None = None, autoscaled: bool = False) -> None:
         profile_cal = camera.depth_calibration_for(card.name) if camera is not None else None
         self.rescale: tuple[float, float] | None = None
         if profile_cal is not None:
@@ -70,12 +70,13 @@ class OnnxDepth(DepthProvider):
                 card = dataclasses.replace(card, calibration=Calibration(profile_cal.scale, profile_cal.shift))
             else:
                 self.rescale = (float(profile_cal.scale), float(profile_cal.shift))
-        if card.relative and card.calibration is None:
+        if card.relative and card.calibration is None and not autoscaled:
             raise DepthError(
                 f"depth model '{card.name}' (card {card.label}) "
                 f"gives {card.kind} depth and has no calibration: metres, and so --closer-than/--further-than, "
                 f"need 'calibration: {{scale: ..., shift: ...}}' in the card or a depth calibration for it in the "
-                f"camera profile (python -m stream calibrate distance|rgbd --depth-model ...)")
+                f"camera profile (python -m stream calibrate distance|rgbd --depth-model ...), or the automatic scale "
+                f"from size priors (depth.autoscale.mode: auto or always)")
         self.card = card
         self.camera = camera
         self.calibrated_by = camera.name if profile_cal is not None else None
@@ -179,14 +180,21 @@ class OnnxDepth(DepthProvider):
         metres[invalid] = np.nan
         return metres
 
-    def __call__(self, frame: Frame) -> DepthMap:
-        """Depth of ``frame``: (frame.height, frame.width) float32 metres along the optical axis, NaN = invalid."""
+    def raw_output(self, frame: Frame) -> tuple[np.ndarray, Placement]:
+        """The network's output for ``frame`` as it comes, (h, w) float32 at the network's resolution (see the
+        card's ``kind`` for what it means; :meth:`to_metres` turns it into metres), and where the network's
+        input sat on the frame (:func:`~stream.depth.geometry.map_to_frame` maps a map back)."""
         if self._engine is None:
             raise EngineError(f"depth model '{self.card.name}' is not open: call open() or use it as a "
                               f"context manager ('with provider: ...') before calling it")
         x, placement = self.preprocess(frame.image)
         out = self._engine.infer({self.card.input: x})[self.card.output]
-        metres = self.to_metres(output_map(np.asarray(out), self.card))
+        return output_map(np.asarray(out), self.card), placement
+
+    def __call__(self, frame: Frame) -> DepthMap:
+        """Depth of ``frame``: (frame.height, frame.width) float32 metres along the optical axis, NaN = invalid."""
+        raw, placement = self.raw_output(frame)
+        metres = self.to_metres(raw)
         return DepthMap(map_to_frame(metres, placement), self.source, self.kind, valid_range_m=self.valid_range_m,
                         state=self.state)
 
@@ -213,12 +221,15 @@ def find_card(path: str | Path) -> Path:
 
 
 def open_depth_model(path: str | Path, threads: int = 1, engine_options=None, *,
-                     camera: CameraProfile | None = None) -> OnnxDepth:
+                     camera: CameraProfile | None = None, autoscaled: bool = False) -> OnnxDepth:
     """An :class:`OnnxDepth` from a model card (``.yaml`` / ``.yml``) or an ``.onnx`` with a sidecar card.
 
     ``x.onnx`` uses ``x.yaml`` (or ``x.yml``) next to it. The provider is returned **not yet opened**:
     ``with open_depth_model(p) as depth: ...`` or call ``.open()``. ConfigError for a missing file, an
     unknown suffix, an .onnx without a card or a detector sidecar; DepthError for an uncalibrated relative model.
-    ``camera``: the source's camera profile (its depth calibration for this model and its scene).
+    ``camera``: the source's camera profile (its depth calibration for this model and its scene). ``autoscaled``:
+    a relative model without a calibration is accepted, its metres to come from the size priors' automatic scale
+    (:mod:`stream.depth.scaled`).
     """
-    return OnnxDepth(load_card(find_card(path)), threads=threads, engine_options=engine_options, camera=camera)
+    return OnnxDepth(load_card(find_card(path)), threads=threads, engine_options=engine_options, camera=camera,
+                     autoscaled=autoscaled)

@@ -11,8 +11,11 @@ Depth source (:func:`select_depth`), config ``depth.source``:
   network (FastDepth-224: metric, indoor; :data:`~depthstream.schema.config.BUNDLED_DEPTH_CARD`);
 - ``ground-plane``: the profile's ground plane; a source without such a profile is a ConfigError that says
   what to do;
+- ``size-prior``: no map, each box's distance from its class's typical size (:mod:`stream.depth.sizeprior`),
+  with the profile's focal length, else an assumed field of view;
 - a model card (or an .onnx with its card beside it): that network, with the profile's depth calibration for
-  it and its scene when there is a profile.
+  it and its scene when there is a profile, wrapped so that the size priors may rescale it
+  (:mod:`stream.depth.scaled`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from depthstream.store import DEMO_CLIP, PROJECT_ROOT
 from .base import DepthProvider
 from .ground import GroundPlaneDepth
 from .network import open_depth_model
+from .scaled import ScaledNetworkDepth
+from .sizeprior import SizePriorDepth
 
 __all__ = ["BUNDLED_PROFILE", "CameraChoice", "DepthChoice", "is_bundled_clip", "select_camera", "select_depth",
            "build_depth"]
@@ -59,7 +64,7 @@ class DepthChoice:
 
     @property
     def is_network(self) -> bool:
-        return self.source != "ground-plane"
+        return self.source not in ("ground-plane", "size-prior")
 
 
 def is_bundled_clip(uri: str) -> bool:
@@ -111,6 +116,10 @@ def select_depth(cfg: Config, camera: CameraChoice) -> DepthChoice:
             return DepthChoice("ground-plane", f"auto: camera profile '{profile.name}' has a mounting")
         why = ("no camera profile" if profile is None else f"camera profile '{profile.name}' has no mounting")
         return DepthChoice(BUNDLED_DEPTH_CARD, f"auto: {why}, so the bundled depth network")
+    if source == "size-prior":
+        how = (f"camera profile '{profile.name}'s focal length" if profile is not None and profile.intrinsics is not None
+               else "an assumed field of view (no camera profile with intrinsics)")
+        return DepthChoice("size-prior", f"depth.source size-prior: each box's distance from its class's size and {how}")
     return DepthChoice(source, "depth.source (--depth-model)")
 
 
@@ -118,7 +127,10 @@ def build_depth(cfg: Config, camera: CameraChoice, threads: int, engine_options=
                 choice: DepthChoice | None = None) -> DepthProvider:
     """The depth provider of ``choice`` (default: :func:`select_depth`), not yet opened."""
     choice = choice or select_depth(cfg, camera)
+    if choice.source == "size-prior":
+        return SizePriorDepth(cfg.depth.size_prior, camera.profile)
     if not choice.is_network:
         return GroundPlaneDepth(camera.profile, cfg.depth.ground_max_m)
-    return open_depth_model(choice.source, threads=max(1, threads), engine_options=engine_options,
-                            camera=camera.profile)
+    # A network whose metres the size priors may rescale (stream.depth.scaled, stream.depth.sizing).
+    return ScaledNetworkDepth(open_depth_model(choice.source, threads=max(1, threads), engine_options=engine_options,
+                                               camera=camera.profile, autoscaled=cfg.depth.autoscale.mode != "never"))

@@ -12,13 +12,23 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       "index": 42,                      # frame index from the source (int, monotonic; gaps = dropped frames)
       "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
       "source": "data/clip.mp4",        # the source as given, credentials redacted
-      "depth": {"source": "fastdepth-224-nyu",   # what produced the depth map: a model card's name | "ground-plane"
-                "kind": "metric",       # "metric" | "relative+calibrated" | "geometric"
+      "depth": {"source": "fastdepth-224-nyu",   # what produced the depth map: a model card's name | "ground-plane" | "size-prior"
+                "kind": "metric",       # "metric" | "relative+calibrated" | "relative+autoscaled" | "geometric" | "size-prior"
                 "unit": "m",
                 "state": "indoor, metric",   # how far it can be trusted, in words ("geometric, <profile>" for a ground plane)
                 "valid_range_m": [0.5, 10.0],   # [near, far] it can measure (null: not stated); outside = flagged
                 "camera": null,         # the camera profile used (its name), null: none
-                "selected": "auto: no camera profile, so the bundled depth network"},   # why this source
+                "selected": "auto: no camera profile, so the bundled depth network",   # why this source
+                "size_prior": {"focal_px": 548.4, "focal_assumed": true,    # the focal length the size priors used,
+                               "focal_from": "assumed: hfov 70 deg",        # whether it was assumed, where it came from,
+                               "pitch_deg": 0.0, "references": 3},          # the pitch, the reference boxes in this frame
+                "scale": {"fit": "scale", "scale": 9.93, "shift": 0.0,      # networks: the automatic scale (metres =
+                          "spread": 0.08, "references": 5.6,                # scale * y + shift, 1/metres for inverse depth),
+                          "outliers": 0.05, "state": "calibrated",          # its relative 1-sigma spread, references per
+                          "applied": true, "frames": 30},                   # frame, calibrated | uncalibrated, in force?
+                "crosscheck": {"verdict": "out of domain", "ratio": 0.1,    # unknown | agrees | out of domain | disagrees;
+                               "spread": 0.07, "references": 164,           # source / prior distance over the window
+                               "frames": 30}},          # (size_prior, scale, crosscheck: README "Size priors and automatic scale")
       "band": "closer than 2 m",        # the asked distance band in words, null when none was asked
       "detections": [                   # one object per box, possibly empty
         {"box": [x1, y1, x2, y2],       # frame pixels, rounded to 0.1 px, x1 < x2, y1 < y2
@@ -185,6 +195,8 @@ def _depth_block(result: Result, source: str, kind: str, camera: str | None, sel
     block["camera"] = camera
     if selected is not None:
         block["selected"] = selected
+    if dm is not None:
+        block.update(dm.details)  # the size priors' focal length, the automatic scale, the cross-check
     return block
 
 

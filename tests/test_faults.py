@@ -102,6 +102,26 @@ def test_a_full_disk_gives_one_error_line_exit_1_and_a_playable_mp4_of_what_fit(
     assert len(records) - DEMO_FPS * 1.2 <= facts.frames <= len(records)  # all but about the last second of the JSONL
 
 
+@pytest.mark.timeout(120)
+def test_a_disk_already_full_gives_one_error_line_before_anything_runs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "full"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k,nr_inodes=2", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / "filler").write_bytes(b"x" * 4096)  # the last inode and every block
+        r = subprocess.run([sys.executable, "-m", "stream", "--source", "demo", "--output", str(disk / "out.mp4"),
+                            "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=100)
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert r.returncode == 1
+    assert re.fullmatch(r"error: cannot write the MP4 to .*/out.mp4: creating its lock file .out.mp4.lock failed \(No "
+                        r"space left on device\); the disk holding .*/out.mp4 is full: free space there or write the "
+                        r"outputs elsewhere\n", r.stderr), r.stderr
+
+
 # -- SIGKILL (or power loss) ---------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from depthstream.errors import SinkError
 
+from .paths import disk_hint
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; the outputs are not guarded against a second writer there
@@ -42,7 +44,10 @@ class OutputLock:
         if fcntl is None or self._fd is not None:
             return self
         while True:
-            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise self._failed(exc) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -60,10 +65,18 @@ class OutputLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {time.strftime('%H:%M:%S')}\n".encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {time.strftime('%H:%M:%S')}\n".encode())
+        except OSError as exc:
+            self.release()
+            raise self._failed(exc) from exc
         return self
+
+    def _failed(self, exc: OSError) -> SinkError:
+        return SinkError(f"cannot write the {self.what} to {self.path}: creating its lock file {self.file.name} failed "
+                         f"({exc.strerror or exc}){disk_hint(exc, self.path, mid_run=False)}")
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

@@ -3,6 +3,7 @@ leaves a playable file, flushed and closed when a run is interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -157,7 +158,8 @@ class Mp4Sink:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         frame.pts = pts
         frame.time_base = TIME_BASE
-        frame.duration = round(1 / self.fps / TIME_BASE)  # how long the last frame is shown
+        with contextlib.suppress(AttributeError):  # PyAV < 14 has no Frame.duration: the last frame is shown shorter
+            frame.duration = round(1 / self.fps / TIME_BASE)  # how long the last frame is shown
         try:
             self._container.mux(self._stream.encode(frame))
         except (OSError, av.FFmpegError) as exc:

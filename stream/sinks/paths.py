@@ -84,9 +84,10 @@ def refuse_replacing_a_non_jsonl(path: str | Path, flag: str = "--jsonl") -> Non
                               f"refusing to replace it; remove it or choose another path")
 
 
-def disk_hint(exc: BaseException, path: str | Path) -> str:
-    """What to add to a failed write's message: how to fix a full disk or quota (empty for other failures)."""
+def disk_hint(exc: BaseException, path: str | Path, *, mid_run: bool = True) -> str:
+    """What to add to a failed write's message: how to fix a full disk or quota (empty for other failures);
+    ``mid_run``: frames were being written, and what was written before stays."""
     if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        return (f"; the disk holding {path} is full: free space there or write the outputs elsewhere (the MP4 and the "
-                f"JSONL keep the frames written before)")
+        kept = " (the MP4 and the JSONL keep the frames written before)" if mid_run else ""
+        return f"; the disk holding {path} is full: free space there or write the outputs elsewhere{kept}"
     return ""

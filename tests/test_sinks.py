@@ -377,23 +377,29 @@ def test_mp4_shows_frames_at_the_times_given(tmp_path: Path) -> None:
     assert duration == pytest.approx(4.2, abs=1e-3)
 
 
-def test_mp4_cut_short_still_plays_every_fragment_before_the_cut(tmp_path: Path) -> None:
-    out = tmp_path / "whole.mp4"
-    with Mp4Sink(out, 10, 64, 48) as sink:
-        for f in synthetic_frames(60, 64, 48):  # 6 s: twelve fragments of 0.5 s
-            sink.write(f)
-    data = out.read_bytes()
+def test_mp4_being_written_plays_all_but_its_last_second_and_is_rewritten_index_first(tmp_path: Path) -> None:
+    out = tmp_path / "run.mp4"
+    sink = Mp4Sink(out, 10, 64, 48)
+    for f in synthetic_frames(60, 64, 48):  # 6 s: twelve fragments of 0.5 s
+        sink.write(f)
+    killed = tmp_path / "killed.mp4"
+    killed.write_bytes(out.read_bytes())  # what a kill (or a power loss after the last sync) leaves
+    sink.close()
+    data = killed.read_bytes()
     assert data.count(b"moof") >= 10
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: len(data) * 3 // 4])  # what a kill or a power loss leaves
     n = 0
-    with av.open(str(cut)) as c:
+    with av.open(str(killed)) as c:
         try:
             for _ in c.decode(video=0):
                 n += 1
         except av.FFmpegError:
             pass
-    assert 35 <= n < 60
+    assert 60 - 10 <= n < 60  # the open fragment (<= 0.5 s) and the encoder's look-ahead (0.5 s) are missing
+    whole = out.read_bytes()
+    assert b"moof" not in whole and 0 <= whole.find(b"moov") < whole.find(b"mdat")  # closed: a regular MP4
+    decoded, _ = read_back(out)
+    assert len(decoded) == 60
+    assert not list(tmp_path.glob(".*"))  # no copy left beside it
 
 
 def test_mp4_times_must_increase(tmp_path: Path) -> None:

@@ -52,10 +52,11 @@ class Mp4Sink:
     crf, preset, threads: libx264 quality (0..51, lower is better), speed preset and encoder threads.
 
     The stream is libx264, ``yuv420p`` (the pixel format every browser decodes), without B-frames (so a frame's
-    decode time is its presentation time and a variable frame rate keeps its exact timing), in a **fragmented**
-    MP4 (``empty_moov``, a fragment every :data:`FRAGMENT_S` s, each flushed to the file, the file synced every
-    :data:`SYNC_S` s): a run killed at any moment, or a disk that fills up, leaves a playable file with every frame
-    but those of the last fragment and the encoder's look-ahead (kept to half a second), about the last second.
+    decode time is its presentation time and a variable frame rate keeps its exact timing). While it is written the
+    file is a **fragmented** MP4 (``empty_moov``, a fragment every :data:`FRAGMENT_S` s, each flushed to the file,
+    the file synced every :data:`SYNC_S` s): a run killed at any moment, or a disk that fills up, leaves a playable
+    file with every frame but those of the last fragment and the encoder's look-ahead (kept to half a second),
+    about the last second. ``close()`` then rewrites it as a regular MP4 with its index first, for browsers.
     yuv420p needs an even width and height: an odd-sized frame is padded by one row / column repeating its edge
     pixels, so the file is ``output_size`` = (width rounded up to even, height rounded up to even).
 
@@ -180,8 +181,10 @@ class Mp4Sink:
         except OSError as exc:
             log.debug("syncing MP4 %s to the disk failed: %s", self.path, exc)
 
-    def close(self) -> None:
-        """Flush the encoder and finish the file (idempotent). After a failed write only the file is closed."""
+    def close(self, *, for_browsers: bool = True) -> None:
+        """Flush the encoder and finish the file (idempotent). After a failed write only the file is closed.
+
+        ``for_browsers``: then rewrite it as a regular MP4 with its index first (:meth:`_index_first`)."""
         if self._closed:
             return
         self._closed = True
@@ -208,6 +211,37 @@ class Mp4Sink:
                 fd, self._sync_fd = self._sync_fd, None
                 if fd is not None:
                     os.close(fd)
+        if for_browsers and self._frames and not self._failed:
+            self._index_first()
+
+    def _index_first(self) -> None:
+        """The finished fragmented file, rewritten as a regular MP4 with its index first (``+faststart``): browsers
+        misread a fragmented MP4's duration (Chromium gives 2.5 s for the 15 s demo, from its first fragments).
+        The packets are copied as they are (no new encoding) into a file beside it, synced, and renamed over it in
+        one step: a run killed meanwhile leaves the fragmented file, whole. If it cannot be done (no room for the
+        copy) the fragmented file stays, and plays."""
+        tmp = self.path.with_name(f".{self.path.name}.finishing")
+        try:
+            with av.open(str(self.path)) as src, \
+                    av.open(str(tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}) as out:
+                video = src.streams.video[0]
+                stream = out.add_stream_from_template(video)
+                for packet in src.demux(video):
+                    if packet.dts is None:  # the demuxer's end-of-stream packet
+                        continue
+                    packet.stream = stream
+                    out.mux(packet)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except (OSError, av.FFmpegError) as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            log.warning("MP4 %s stays a fragmented MP4 (it plays; some browsers show a wrong duration): rewriting it "
+                        "with its index first failed: %s", self.path, _reason(exc))
 
     def __enter__(self) -> "Mp4Sink":
         return self.open()
@@ -217,7 +251,8 @@ class Mp4Sink:
             self.close()
             return
         try:
-            self.close()
+            # Ctrl-C / SIGTERM end a run like its end; after a failure the file is left as it is (fragmented)
+            self.close(for_browsers=issubclass(exc_type, KeyboardInterrupt))
         except SinkError as failure:  # a consequence (the same full disk): the exception on its way says what happened
             log.debug("%s", failure)
 

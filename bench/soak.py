@@ -123,7 +123,8 @@ def run_product(cam: SyntheticCamera, out: Path, instant: bool) -> tuple[list[tu
     cfg = load_config(overrides={"output.mp4": str(out.with_suffix(".mp4")), "output.jsonl": str(out.with_suffix(".jsonl")),
                                  "pipeline.policy": "latest", "camera.profile": str(BUNDLED_PROFILE)})
     summary = run(cfg, source=cam, detector=InstantDetector() if instant else None)
-    results = [(r["index"], r["age_ms"]) for r in map(json.loads, out.with_suffix(".jsonl").read_text().splitlines())]
+    with open(out.with_suffix(".jsonl"), encoding="utf-8") as lines:  # line by line: the RSS after the run is the run's
+        results = [(r["index"], r["age_ms"]) for r in map(json.loads, lines)]
     return results, {"summary_frames": summary.frames, "age_p50_p95_p99_ms": [round(v, 1) for v in summary.age_percentiles()]}
 
 

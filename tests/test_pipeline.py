@@ -207,7 +207,14 @@ def test_latest_policy_keeps_its_in_flight_slots_when_frames_are_dropped_in_ever
     src = FakeSource(400, live=True, delay_s=0.001)  # faster than the caller: the handoff drops too
     p = Pipeline(src, Stages(depth=depth, detect=lambda r: r, finish=lambda r: r), layout="serial", policy="latest",
                  timeout_s=0.02, in_flight=3)
-    threading.Timer(0.3, hold_first.set).start()
+
+    def release_when_the_first_queue_dropped() -> None:
+        deadline = time.monotonic() + 5
+        while p.queue_drops["captured"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        hold_first.set()
+
+    threading.Thread(target=release_when_the_first_queue_dropped).start()
     later_most = 0
     for r in p.results():
         time.sleep(0.01)  # the caller is the slowest step: frames wait for it in every free slot

@@ -17,6 +17,7 @@ if __name__ == "__main__":
 import argparse
 import logging
 import math
+import os
 import signal
 import threading
 
@@ -256,4 +257,14 @@ def _close(progress) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(program=True))
+    code = main(program=True)
+    if signals.received() is not None:
+        # Interrupted: leave now, with our exit code. A Ctrl-C that landed while a C extension ran Python code of its
+        # own (onnxruntime's module set-up, which pybind11 runs through PyRun_String) is marked "unhandled" by CPython
+        # even though it was caught here, and Python would then end the process by SIGINT at exit (-2 instead of 130).
+        # Everything is closed and written: only stdio and logging are left to flush.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)

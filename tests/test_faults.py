@@ -73,12 +73,12 @@ def test_a_second_run_on_the_same_outputs_is_refused_while_the_first_one_writes(
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 400 KiB file system: the demo's outputs (about 1 MB) fill it mid-run."""
+    """An 800 KiB file system: the demo's outputs (about 1.9 MB) fill it mid-run, several MP4 fragments in."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(disk)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=800k", "tmpfs", str(disk)], check=True)
     try:
         yield disk
     finally:

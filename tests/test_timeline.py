@@ -127,7 +127,7 @@ def test_a_live_feed_with_dropped_frames_plays_in_real_time(tmp_path, demo_frame
 
 @pytest.mark.timeout(120)
 def test_an_outage_of_a_live_feed_stays_in_the_video(tmp_path, demo_frames):
-    cam = PacedCamera(demo_frames, frames=60, fps=20, lose_after=20, outage_s=1.5)
+    cam = PacedCamera(demo_frames, frames=10_000, fps=20, lose_after=20, outage_s=1.5)  # source.max_frames ends it
     src = ReconnectingSource(cam, SourceConfig(reconnect_backoff_s=0.1, reconnect_backoff_max_s=0.2))
     captured = Captured()
     summary = run(_live_cfg(tmp_path, "source.max_frames=50"), source=src, on_result=captured)

@@ -125,8 +125,10 @@ def format_summary(s) -> str:
         d = s.delivery
         lines.append(f"events delivered to {s.delivery_target}: {d.delivered} ok, {d.failed} failed, "
                      f"{d.dropped} dropped (queue full), {d.abandoned} not sent at the end")
-    if s.served:
-        lines.append(s.served)
+    if s.served is not None:
+        v = s.served
+        lines.append(f"browser view {v['url']}: {v['viewers_total']} video viewers in all, {v['encodes']} JPEG encodes "
+                     f"for {s.frames} frames, {v['dropped_viewers']} viewers dropped (stalled)")
     if s.objects:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
         lines.append(f"objects in band (boxes over all frames): {objs}")

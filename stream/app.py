@@ -172,7 +172,7 @@ class Summary:
     events: dict[str, int] = field(default_factory=dict)  # event kind -> count
     delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
     delivery_target: str = ""
-    served: str = ""  # --serve: the browser view's address and what it served, in one line
+    served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 
     @property
     def fps(self) -> float:

@@ -130,8 +130,8 @@ def run_served(cfg: Config, token: str | None = None, *, source: Source | None =
         if cfg.serve.linger:
             _linger(url, summary)
         stats = view.feed.stats
-        summary.served = (f"browser view {url}: {stats.viewers_total} video viewers in all, {stats.encodes} JPEG "
-                          f"encodes for {summary.frames} frames, {stats.dropped_viewers} viewers dropped (stalled)")
+        summary.served = {"url": url, "viewers_total": stats.viewers_total, "encodes": stats.encodes,
+                          "dropped_viewers": stats.dropped_viewers, "frames_sent": stats.frames_sent}
     return summary
 
 

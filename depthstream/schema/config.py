@@ -355,6 +355,7 @@ class ServeConfig:
     listen: Annotated[str, Strict(), AfterValidator(_listen), Allowed(LISTEN_FORMS)] | None = None
     linger: Flag = True
     jpeg_quality: integer(ge=1, le=100) = 80
+    video_max_fps: number(gt=0, le=240, noun="frames per second") = 30.0
     max_viewers: integer(ge=1, le=256) = 16
     viewer_timeout_s: Seconds = 10.0
     max_upload_mb: number(gt=0, le=4096, noun="megabytes") = 50.0

@@ -9,7 +9,8 @@ viewer: the pipeline's speed cannot depend on who watches.
 last sent; the first viewer to ask for a new frame encodes it (in a worker thread: OpenCV releases the GIL),
 every other viewer waiting for it gets the same bytes. So N viewers cost one encode per frame, no viewer costs
 an encode of a frame nobody asks for, and a slow viewer just skips to the newest frame when it is ready for the
-next one: nothing piles up for it.
+next one: nothing piles up for it. Encodes are at least ``1 / max_fps`` apart (``serve.video_max_fps``): a pipeline
+faster than that shows every second or third frame in the video, and the video's cost stays bounded.
 """
 
 from __future__ import annotations
@@ -108,9 +109,11 @@ def encode_jpeg(image, quality: int) -> bytes:
 class JpegFeed:
     """The newest frame of a :class:`FrameHub` as JPEG, encoded once, for every viewer (event-loop side)."""
 
-    def __init__(self, hub: FrameHub, quality: int) -> None:
+    def __init__(self, hub: FrameHub, quality: int, max_fps: float) -> None:
         self.hub = hub
         self.quality = quality
+        self.interval_s = 1.0 / max_fps
+        self._encoded_at = float("-inf")  # event-loop time of the last encode
         self.stats = FeedStats()
         self._seq = 0  # the frame number of _jpeg
         self._jpeg = b""
@@ -162,9 +165,13 @@ class JpegFeed:
         """The newest frame's number and JPEG, once there is a frame newer than ``after``."""
         await self.wait_newer(after)
         async with self._lock:
-            seq, frame = self.hub.newest()
-            if seq > self._seq and frame is not None:
+            if self.hub.seq > self._seq:
                 loop = asyncio.get_running_loop()
+                wait = self._encoded_at + self.interval_s - loop.time()
+                if wait > 0:  # too soon after the last encode: wait, then take what is newest then
+                    await asyncio.sleep(wait)
+                seq, frame = self.hub.newest()
+                self._encoded_at = loop.time()
                 self._jpeg = await loop.run_in_executor(None, encode_jpeg, frame.image, self.quality)
                 self._seq = seq
                 self.stats.encodes += 1

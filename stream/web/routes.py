@@ -99,7 +99,7 @@ class WebView:
         self.hub, self.control, self.limits = hub, control, limits
         self.store, self.worker, self.detect = store, worker, detect
         self.token, self.loopback = token, loopback
-        self.feed = JpegFeed(hub, limits.jpeg_quality)
+        self.feed = JpegFeed(hub, limits.jpeg_quality, limits.video_max_fps)
         self._jobs: set[threading.Event] = set()
         self._page = files("stream.web").joinpath("page.html").read_text(encoding="utf-8")
 

@@ -21,7 +21,9 @@ EPILOG = """examples:
   python -m bench models --backend ort-cpu ort-cuda trt --precision fp32 fp16
   python -m bench depth --data PATH --depth-model models/unet.yaml --preset nyu --align none
   python -m bench board-rgbd tests/data/chessboard --board 9x6 --square-mm 25 --out out/chessboard-rgbd
-  python -m bench depth --data out/chessboard-rgbd --fastdepth ../shared/assets/fastdepth/fastdepth_224_nyu.onnx --max-depth 10
+  python -m bench depth --data out/chessboard-rgbd --max-depth 10      (the bundled FastDepth-224; --depth-model CARD for another)
+  python -m bench layouts-agree --source demo --closer-than 30 --out out/layouts     (serial vs parallel, per class)
+  python -m bench size-prior --out bench/results/
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
   python -m bench tracks out/demo.jsonl
@@ -96,10 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "NAME_depth.png side by side; 16-bit depth, metres = value / --depth-scale, 0 = none.")
     pd.add_argument("--data", required=True, help="folder of RGB-D pairs")
     pd.add_argument("--depth-model", metavar="CARD", default=None,
-                    help="a depth model card .yaml (default: config depth.source)")
-    pd.add_argument("--fastdepth", metavar="ONNX", default=None,
-                    help="evaluate FastDepth-224 (fastdepth_224_nyu.onnx) run directly: its uint8 NHWC tensors do not "
-                         "fit today's model cards")
+                    help="a depth model card .yaml (default: config depth.source; auto = the bundled FastDepth-224; "
+                         "a ground plane: --set depth.source=ground-plane --set camera.profile=FILE)")
     pd.add_argument("--depth-scale", type=_positive(float, "--depth-scale", 1e-9), default=1000.0,
                     help="depth PNG units per metre (default 1000: millimetres; TUM RGB-D uses 5000)")
     pd.add_argument("--preset", choices=["nyu", "kitti"], default=None,
@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     pd.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth.json / .md (default {DEFAULT_OUT})")
 
+    pl = sub.add_parser("layouts-agree", help="objects found by the serial and by the parallel layout, per class",
+                        description="Per frame, the product's stages of both layouts on the same depth map; boxes "
+                                    "matched one to one (same class, IoU >= 0.5). See bench/layouts_agree.py.")
+    pl.add_argument("--source", nargs="+", default=["demo"], metavar="SRC",
+                    help="sources, each measured on its own (default: demo)")
+    pl.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--further-than", type=_positive(float, "--further-than", 1e-9), default=None, metavar="M")
+    pl.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: config depth.source)")
+    pl.add_argument("--camera", metavar="PROFILE", default=None, help="a camera profile (default: config camera.profile, "
+                    "else the source's own)")
+    pl.add_argument("--max-frames", type=_positive(int, "--max-frames", 0), default=0, metavar="N",
+                    help="frames per source (default 0: all)")
+    pl.add_argument("--config", metavar="YAML")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pl.add_argument("--out", default=DEFAULT_OUT, help=f"folder for layouts.json / .md (default {DEFAULT_OUT})")
+
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "
                                     "calibrated from the same photos) gives the depth of every pixel on the board. "
@@ -132,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a camera profile with the intrinsics (default: calibrate from these photos)")
     pb.add_argument("--out", required=True, help="folder for rgb/, depth/ and boards.json")
     pb.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+
+    ps = sub.add_parser("size-prior", help="size-prior distances vs the ground plane, automatic scale, cross-check",
+                        description="On the bundled clip (and photos): the size priors' distances against the ground "
+                                    "plane's, the automatic scale of deliberately rescaled sources (ground plane, "
+                                    "FastDepth-224) and the cross-check's verdicts. See bench/sizeprior_bench.py.")
+    ps.add_argument("--frames", type=_positive(int, "--frames", 2), default=150, help="frames of the clip (default 150: all)")
+    ps.add_argument("--no-photos", action="store_true", help="only the clip (skip the cross-check on photos)")
+    ps.add_argument("--config", metavar="YAML")
+    ps.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ps.add_argument("--out", default=DEFAULT_OUT, help=f"folder for size-prior.json / .md / .png (default {DEFAULT_OUT})")
+    ps.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
     po = sub.add_parser("overlay", help="share of the found objects the overlay hides, and its ms per frame",
                         description="Runs the product on the source's frames (as lossless PNGs) and compares each "
@@ -253,10 +280,24 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
     results, timing = bench_depth(data=Path(args.data), depth_model=args.depth_model, depth_scale=args.depth_scale,
                                   align=args.align, preset=args.preset, min_depth=args.min_depth,
                                   max_depth=args.max_depth, crop=args.crop, seed_decimals=args.seed_decimals,
-                                  config=args.config, sets=args.set, fastdepth=args.fastdepth)
+                                  config=args.config, sets=args.set)
     report = new_report("depth", argv, results, timing, args.loadavg_before)
     md = depth_markdown(report)
     paths = _write(report, Path(args.out), "depth", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
+def cmd_layouts(args, argv: list[str]) -> list[Path]:
+    from .layouts_agree import LAYOUTS_TIMING, bench_layouts, layouts_markdown
+    from .report import new_report
+
+    results = bench_layouts(args.source, config=args.config, sets=args.set, closer_than=args.closer_than,
+                            further_than=args.further_than, depth_model=args.depth_model, camera=args.camera,
+                            max_frames=args.max_frames)
+    report = new_report("layouts", argv, results, dict(LAYOUTS_TIMING), args.loadavg_before)
+    md = layouts_markdown(report)
+    paths = _write(report, Path(args.out), "layouts", md)
     sys.stdout.write(md + "\n")
     return paths
 
@@ -270,6 +311,27 @@ def cmd_board_rgbd(args, argv: list[str]) -> list[Path]:
     report = write_board_pairs(args.photos, Board.parse(args.board, args.square_mm), out, args.camera, args.force)
     sys.stdout.write(board_markdown(report, out) + "\n")
     return [out / "boards.json"]
+
+
+def cmd_size_prior(args, argv: list[str]) -> list[Path]:
+    from depthstream.schema.config import load_config
+
+    from .report import new_report
+    from .sizeprior_bench import bench_size_prior
+    from .sizeprior_report import size_prior_markdown, size_prior_plot
+
+    results = bench_size_prior(load_config(args.config, args.set), frames=args.frames, photos=not args.no_photos)
+    timing = {"note": "accuracy only; nothing here is timed"}
+    report = new_report("size-prior", argv, results, timing, args.loadavg_before)
+    out = Path(args.out)
+    md = size_prior_markdown(report)
+    paths = _write(report, out, "size-prior", md)
+    if not args.no_plot:
+        png = size_prior_plot(report, out / "size-prior.png")
+        if png is not None:
+            paths.append(png)
+    sys.stdout.write(md + "\n")
+    return paths
 
 
 def cmd_overlay(args, argv: list[str]) -> list[Path]:
@@ -334,8 +396,9 @@ def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
                           args.scale, crop)
 
 
-COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "board-rgbd": cmd_board_rgbd,
-            "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet, "serve": cmd_serve}
+COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, "layouts-agree": cmd_layouts,
+            "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet,
+            "size-prior": cmd_size_prior, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

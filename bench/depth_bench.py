@@ -4,10 +4,11 @@ Pairs: :mod:`stream.calibrate.rgbd` (``DATA/rgb/NAME.*`` + ``DATA/depth/NAME.png
 ``NAME_depth.png``; 16-bit depth, metres = value / ``--depth-scale``, 0 = no depth). The protocol (resize,
 valid pixels, crops, alignment, cap, metrics, mean over images) is :mod:`bench.depth_metrics`.
 
-What is evaluated: the ground plane (``--depth-model`` unset and ``depth.source: ground-plane``), a depth
-model card run by the product's own depth stage (``stream.depth.OnnxDepth``: the card's preprocessing, output
-to metres, resized to the RGB frame), or FastDepth-224 run directly (``--fastdepth ONNX``,
-:mod:`bench.fastdepth_direct`, until cards can describe it). A card's ``max_depth_m`` is lifted for the
+What is evaluated: the config's depth source, as ``python -m stream`` picks it for a source without a camera
+profile of its own (:mod:`stream.depth.select`): by default the bundled network (FastDepth-224), ``--depth-model
+CARD`` a depth model card, ``--set depth.source=ground-plane --set camera.profile=FILE`` a camera's ground
+plane. A network runs through the product's own depth stage (``stream.depth.OnnxDepth``: the card's
+preprocessing, output to metres, mapped back onto the RGB frame). A card's ``max_depth_m`` is lifted for the
 benchmark so that the protocol's own cap, not the card's NaN, decides what happens past the range; a
 relative card without a calibration gets an identity one and must be aligned (``--align median|lstsq``).
 """
@@ -24,28 +25,27 @@ from depthstream.schema.card import RELATIVE_KINDS, Calibration, load_card
 from depthstream.schema.config import load_config
 from depthstream.types import Frame
 from stream.calibrate.rgbd import find_pairs, read_depth_png  # noqa: F401  (re-exported for the bench's users)
-from stream.depth import GroundPlaneDepth, OnnxDepth
+from stream.depth import GroundPlaneDepth, OnnxDepth, find_card
+from stream.depth.select import select_camera, select_depth
 
 from .depth_metrics import ALIGNS, CROPS, PRESETS, evaluate, mean_over_images
 from .env import usable_cores
 
 
-def _provider(source: str, cfg, fastdepth: str | None):
+def _provider(cfg):
     """(provider, label, kind, inverse-depth output?, relative without calibration?) for what is evaluated."""
-    if fastdepth is not None:
-        from .fastdepth_direct import FastDepthDirect
-
-        return FastDepthDirect(fastdepth, threads=usable_cores()), f"{fastdepth} (FastDepth-224, run directly)", \
-            "metric", False, False
-    if source == "ground-plane":
-        return GroundPlaneDepth(cfg.depth.ground_plane), "ground-plane", "geometric", False, False
-    path = Path(source)
-    card = load_card(path if path.suffix.lower() in (".yaml", ".yml") else path.with_suffix(".yaml"))
+    camera = select_camera(cfg, "")  # RGB-D pairs: only a profile given by camera.profile
+    choice = select_depth(cfg, camera)
+    if not choice.is_network:
+        return (GroundPlaneDepth(camera.profile, cfg.depth.ground_max_m), f"ground-plane ({camera.name})",
+                "geometric", False, False)
+    source = choice.source
+    card = load_card(find_card(source))
     raw = card.kind in RELATIVE_KINDS and card.calibration is None
     changes = {"max_depth_m": None} if card.kind != "normalized" else {}
     if raw:  # identity: relative-depth gives y, relative-inverse 1 / y; aligned per image
         changes["calibration"] = Calibration(1.0, 0.0)
-    return (OnnxDepth(dataclasses.replace(card, **changes), threads=usable_cores()), f"{source} ({card.kind})",
+    return (OnnxDepth(dataclasses.replace(card, **changes), threads=usable_cores()), f"{card.name}: {source} ({card.kind})",
             card.kind, card.kind == "relative-inverse", raw)
 
 
@@ -68,15 +68,14 @@ def protocol(preset: str | None, min_depth: float | None, max_depth: float | Non
 
 def bench_depth(*, data: Path, depth_model: str | None, depth_scale: float, align: str, preset: str | None = None,
                 min_depth: float | None = None, max_depth: float | None = None, crop: str | None = None,
-                seed_decimals: int = 0, config: str | None = None, sets=(), fastdepth: str | None = None
-                ) -> tuple[dict, dict]:
+                seed_decimals: int = 0, config: str | None = None, sets=()) -> tuple[dict, dict]:
     """(results, notes) of the depth report."""
     if depth_scale <= 0:
         raise ConfigError(f"--depth-scale must be > 0 (depth PNG units per metre), got {depth_scale}")
     settings = protocol(preset, min_depth, max_depth, crop)
     pairs = find_pairs(data)
     cfg = load_config(config, list(sets), {"depth.source": depth_model})
-    provider, label, kind, inverse, raw = _provider(cfg.depth.source, cfg, fastdepth)
+    provider, label, kind, inverse, raw = _provider(cfg)
     mode = align if align != "auto" else ("lstsq" if raw else "none")
     if mode not in ALIGNS:
         raise ConfigError(f"--align must be auto or one of {', '.join(ALIGNS)}, got {align!r}")

@@ -56,6 +56,7 @@ from depthstream.errors import ConfigError, StreamError
 from depthstream.schema.config import load_config
 from depthstream.types import Detections, Frame, Result
 from stream.app import run
+from stream.depth.select import select_camera
 from stream.sources import ImagesSource, Source, open_source
 
 from .stats import summarise
@@ -185,7 +186,7 @@ def measure_run(frames_dir: Path, out_dir: Path, jsonl: Path) -> list[FrameMeasu
 def replay_draw_ms(cfg, frames_dir: Path, jsonl: Path, rounds: int = REPLAY_ROUNDS) -> list[float]:
     """Milliseconds of ``stream.overlay.draw`` per frame, the fastest of ``rounds`` calls, over the frames
     of a run: its boxes from the JSONL, depth and band mask recomputed as the product makes them."""
-    from stream.app import build_depth
+    from stream.depth.select import build_depth
     from stream.mask import band_mask
     from stream.overlay import draw
 
@@ -195,7 +196,7 @@ def replay_draw_ms(cfg, frames_dir: Path, jsonl: Path, rounds: int = REPLAY_ROUN
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     seen = {d["class_id"]: d["class"] for rec in records for d in rec["detections"]}
     class_names = [seen.get(i, f"class {i}") for i in range(max(seen, default=-1) + 1)]
-    depth = build_depth(cfg, 1)
+    depth = build_depth(cfg, select_camera(cfg, ""), 1)  # the frames' camera is the one the run was given
     depth.open()
     cv2.setNumThreads(1)  # as the product runs it
     out = []
@@ -259,6 +260,12 @@ def bench_overlay(*, source: str, size: tuple[int, int] | None, frames: int, clo
         overrides = {"output.mp4": str(out_dir), "output.jsonl": str(jsonl),
                      "band.closer_than": closer_than, "band.further_than": further_than}
         cfg = load_config(config, list(sets), overrides)
+        if size is None and cfg.camera.profile is None:
+            # The frames are the source's own, as the product decoded them: they keep the source's camera profile
+            # (the bundled clip's, for the demo). Resized frames are another camera, with no profile.
+            own = select_camera(cfg, source).path
+            if own is not None:
+                cfg = load_config(config, list(sets), {**overrides, "camera.profile": str(own)})
         log.info("overlay bench: %d frames of %s%s through the product", n, source,
                  f" at {size[0]}x{size[1]}" if size else "")
         summary = run(cfg, source=frames_source)

@@ -51,6 +51,7 @@ from typing import Sequence
 from depthstream.errors import ConfigError, StreamError
 from depthstream.schema.config import Config, load_config
 from stream.app import build_models
+from stream.depth.select import select_camera
 from stream.depth import OnnxDepth
 from depthstream.store import PROJECT_ROOT
 
@@ -223,7 +224,8 @@ def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[
             "latency_p95": _round(ratio(p["live"]["latency_ms"]["p95"], s["live"]["latency_ms"]["p95"])),
         }
     depth_info: dict[str, object] = {"source": workload.depth_source, "note": workload.note}
-    _, depth, _ = build_models(cfg)
+    _, depth, _ = build_models(cfg, select_camera(cfg, uri))
+    depth = getattr(depth, "network", depth)  # a network the size priors may rescale (stream.depth.scaled)
     if isinstance(depth, OnnxDepth):
         depth_info.update(model=str(depth.card.model), input_size=list(depth.card.size), kind=depth.card.kind)
     return {

@@ -15,6 +15,7 @@ import numpy as np
 from depthstream.errors import ConfigError, SourceError
 from depthstream.schema.config import Config
 from stream.app import build_models, engine_providers, run
+from stream.depth.select import select_camera
 from stream.sources import Source, open_source
 
 from .env import machine_busy_s, process_cpu_s
@@ -207,7 +208,7 @@ def run_bare(cfg: Config, uri: str, frames: int, warmup: int) -> RunResult:
     """decode -> depth -> detect in one thread, nothing else (the baseline of the overhead ratio)."""
     check_counts(frames, warmup)
     cv2.setNumThreads(1)  # as stream.app.run does
-    threads, depth, detector = build_models(cfg)
+    threads, depth, detector = build_models(cfg, select_camera(cfg, uri))
     clock = _Clock(warmup, warmup + frames)
     timings: dict[str, list[float]] = {k: [] for _, k in BARE_STAGES}
     with LoopSource(uri, warmup + frames) as src, detector:

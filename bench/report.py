@@ -1,6 +1,6 @@
 """Benchmark reports: one JSON document per benchmark, its Markdown tables and the pipeline plot.
 
-Every report carries ``schema``, ``kind`` (pipeline | models | depth), ``created_utc``, the exact
+Every report carries ``schema``, ``kind`` (pipeline | models | depth | layouts), ``created_utc``, the exact
 ``command``, the ``env`` block (:mod:`bench.env`) and the benchmark's own blocks. :data:`SCHEMAS` lists
 the fields each kind must have; :func:`validate` checks a report against it before it is written, so a
 report that misses a field never reaches a reader.
@@ -70,6 +70,8 @@ SCHEMAS = {
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
     "depth": {**_HEAD, "settings": None, "model": None, "alignment": None, "pairs": None,
               "metrics": DEPTH_METRICS, "per_image": [None]},
+    "size-prior": {**_HEAD, "settings": None, "agreement": {"profile": [None], "assumed": [None]},
+                   "agreement_points": [None], "autoscale": [None], "scale_curves": None, "crosscheck": [None]},
     "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
                 "draw_ms": None,
                 "per_frame": [None]},
@@ -78,6 +80,8 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,
+                                                    "mask": None, "classes": None, "totals": None}]},
 }
 
 

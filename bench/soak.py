@@ -87,8 +87,11 @@ class SyntheticCamera(Source):
 def run_real(cam: SyntheticCamera, out: Path) -> list[tuple[int, float]]:
     from stream.app import run
 
+    from stream.depth.select import BUNDLED_PROFILE
+
+    # the synthetic camera hands out the bundled clip's frames: its camera profile is theirs (ground-plane depth)
     cfg = load_config(overrides={"output.mp4": str(out.with_suffix(".mp4")), "output.jsonl": str(out.with_suffix(".jsonl")),
-                                 "pipeline.policy": "latest"})
+                                 "pipeline.policy": "latest", "camera.profile": str(BUNDLED_PROFILE)})
     run(cfg, source=cam)
     return [(r["index"], r["age_ms"]) for r in map(json.loads, out.with_suffix(".jsonl").read_text().splitlines())]
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
-DepthKind = Literal["metric", "relative+calibrated", "geometric"]
+DepthKind = Literal["metric", "relative+calibrated", "relative+autoscaled", "geometric", "size-prior"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +76,8 @@ class Detections:
     depth_reliable:   (N,) bool, False where the distance is shown only as an estimate we cannot stand behind
                       (outside the depth source's valid range or domain, uncalibrated, too few valid pixels);
                       True by default. The JSONL and the overlay flag such boxes.
+    depth_note:       (N,) object array of str, why a distance is not reliable, in words for the JSONL and the
+                      summary (e.g. ``beyond fastdepth-224-nyu's range 0.5-10 m``); "" when nothing is to be said.
     track_id:         (N,) int64, the box's track across frames; -1 = not tracked.
 
     Per track (``stream.track``), NaN for an untracked box or before the filter has enough of its track:
@@ -104,6 +107,7 @@ class Detections:
     speed_std_mps: np.ndarray = field(default=None)  # type: ignore[assignment]
     ttc_s: np.ndarray = field(default=None)  # type: ignore[assignment]
     ttc_std_s: np.ndarray = field(default=None)  # type: ignore[assignment]
+    depth_note: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32)
@@ -123,6 +127,7 @@ class Detections:
         set_(self, "track_id", _col(self.track_id, np.int64, n, "track_id", fill=-1))
         for name in _TRACK_COLUMNS:
             set_(self, name, _col(getattr(self, name), np.float32, n, name))
+        set_(self, "depth_note", _col(self.depth_note, object, n, "depth_note", fill=""))
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -145,10 +150,15 @@ class Detections:
             self.depth_reliable[index],
             self.track_id[index],
             **{name: getattr(self, name)[index] for name in _TRACK_COLUMNS},
+            depth_note=self.depth_note[index],
         )
 
     def with_depth(self, depth_m, valid_frac, spread_m) -> "Detections":
         return dataclasses.replace(self, depth_m=depth_m, depth_valid_frac=valid_frac, depth_spread_m=spread_m)
+
+    def with_trust(self, reliable, notes) -> "Detections":
+        """A copy with ``depth_reliable`` and ``depth_note`` replaced (both (N,))."""
+        return dataclasses.replace(self, depth_reliable=reliable, depth_note=notes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,11 +169,15 @@ class DepthMap:
             plane, a model's invalid output, beyond the source's range).
     source: what produced it, e.g. ``ground-plane`` or the model card's name.
     kind:   ``metric`` (a network trained in metres), ``relative+calibrated`` (a relative network with a
-            scale/shift calibration), ``geometric`` (computed from the camera's pose, e.g. ground plane).
+            scale/shift calibration), ``relative+autoscaled`` (a relative network scaled by references of known
+            size, see stream/depth/autoscale.py), ``geometric`` (computed from the camera's pose, e.g. ground
+            plane), ``size-prior`` (no map: NaN everywhere, each box's distance comes from its class's size).
     valid_range_m: (near, far) metres the source can measure (a model card's valid range, a ground plane's
             max depth); None = not stated. Distances outside it are flagged, and the overlay's colour scale uses it.
     state:  how far the source can be trusted right now, in words for the HUD and the JSONL, e.g.
             ``indoor, metric`` or ``uncalibrated``; empty = nothing to add.
+    details: facts behind the metres for the JSONL's ``depth`` object (plain JSON values), e.g. the focal
+            length the size priors used, a fitted scale and its spread, a cross-check's verdict; empty = none.
     """
 
     metres: np.ndarray
@@ -171,6 +185,7 @@ class DepthMap:
     kind: DepthKind
     valid_range_m: tuple[float, float] | None = None
     state: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         m = self.metres

@@ -198,9 +198,11 @@ class Report:
 
 
 def _image_feed(spec: TensorSpec, image: np.ndarray) -> np.ndarray | None:
-    """A frame as this input, when it looks like an image (4-D, 3 channels first or last, float)."""
+    """A frame as this input, when it looks like an image (4-D, 3 channels first or last): RGB 0..1 for a float
+    input, the pixels 0..255 as they are for a uint8 one (a network that normalises inside, e.g. FastDepth)."""
     shape = spec.shape
-    if len(shape) != 4 or np.dtype(spec.dtype).kind != "f":
+    dtype = np.dtype(spec.dtype)
+    if len(shape) != 4 or not (dtype.kind == "f" or dtype == np.uint8):
         return None
     if shape[1] == 3:
         h, w, chw = shape[2] or 416, shape[3] or 416, True
@@ -209,7 +211,7 @@ def _image_feed(spec: TensorSpec, image: np.ndarray) -> np.ndarray | None:
     else:
         return None
     rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
-    x = rgb.astype(np.float32) / 255.0
+    x = rgb if dtype == np.uint8 else rgb.astype(np.float32) / 255.0
     x = x.transpose(2, 0, 1) if chw else x
     return np.ascontiguousarray(x[None], dtype=spec.dtype)
 
@@ -227,7 +229,7 @@ def generic_feeds(inputs: Mapping[str, TensorSpec], frames: Sequence[np.ndarray]
                 x = (rng.standard_normal(shape) if kind == "f" else rng.integers(0, 2, shape)).astype(spec.dtype)
                 kinds.add(f"'{name}' random (seed {seed})")
             else:
-                kinds.add(f"'{name}' frames resized, RGB 0..1")
+                kinds.add(f"'{name}' frames resized, RGB " + ("0..255 uint8" if np.dtype(spec.dtype) == np.uint8 else "0..1"))
             feed[name] = x
         feeds.append(feed)
     return feeds, ", ".join(sorted(kinds))

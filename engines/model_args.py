@@ -31,9 +31,10 @@ def model_and_shapes(text: str) -> tuple[Path, dict | None]:
 
 
 def config_models(config: str | None) -> tuple[list[tuple[Path, dict | None]], Config]:
-    """The models the config uses: the detector, and the depth network when there is one."""
+    """The models the config uses: the detector, and the depth network a run may use (``depth.source auto``: the
+    bundled one, which every source without a camera profile's mounting runs)."""
     cfg = load_config(config)
     models: list[tuple[Path, dict | None]] = [(resolve_model(cfg.detect.model, cfg.engine.cache_dir), None)]
-    if cfg.depth.is_network:
-        models.append(model_and_shapes(cfg.depth.source))
+    if cfg.depth.network_card is not None:
+        models.append(model_and_shapes(cfg.depth.network_card))
     return models, cfg

@@ -46,10 +46,8 @@ def product_models(config: str | None) -> list[Path]:
 
     cfg = load_config(config)
     models = [Path(cfg.detect.model)]
-    if cfg.depth.is_network:
-        models.append(model_and_shapes(cfg.depth.source)[0])
-    else:
-        models.append(locate(FASTDEPTH))
+    card = cfg.depth.network_card
+    models.append(model_and_shapes(card)[0] if card is not None else locate(FASTDEPTH))
     return [resolve_model(path) for path in models]
 
 

@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--max-depth", type=_positive_float, metavar="M", help="metres an output of 1.0 means "
                      "(normalized) or the largest valid depth")
     dep.add_argument("--colour", choices=["rgb", "bgr"], help="channel order the network was trained with")
+    dep.add_argument("--domain", choices=["indoor", "outdoor", "driving", "any"],
+                     help="the scenes it was trained on (default: the family's; required for --model module): a "
+                          "camera profile whose scene it does not cover has its distances flagged")
     dep.add_argument("--scale", type=_positive_float, help="multiplies the uint8 pixels (e.g. 0.00392156862745098)")
     dep.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="per-channel mean after scale")
     dep.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="per-channel std after mean")
@@ -200,7 +203,7 @@ def run_depth(args) -> list[str]:
         args.model, weights=args.weights, random_init=args.random_init, output=args.output, card_name=args.name,
         module=args.module, base_channels=args.base_channels, images=args.images, tolerance=args.tolerance,
         size=args.size, kind=args.kind, colour=args.colour, scale=args.scale, mean=args.mean, std=args.std,
-        max_depth_m=args.max_depth,
+        max_depth_m=args.max_depth, domain=args.domain,
     )
     lines = [f"wrote {res.onnx} ({res.onnx.stat().st_size / 1e6:.1f} MB) and {res.card}"]
     lines += [f"parity {r.describe()}" for r in res.parity]

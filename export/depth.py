@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from depthstream.schema.card import MODEL_KINDS, RELATIVE_KINDS, load_card
+from depthstream.schema.card import DOMAINS, MODEL_KINDS, RELATIVE_KINDS, load_card
 from depthstream.errors import ConfigError
 
 from . import ultralytics
@@ -80,35 +80,44 @@ class DepthFamily:
     max_depth_m: float | None = None
     multiple: int = 1
     weights_hint: str = ""
+    domain: str = "any"  # the scenes it was trained for (card key domain): indoor | outdoor | driving | any
+    domain_detail: str = ""
 
 
 FAMILIES: dict[str, DepthFamily] = {f.name: f for f in (
     DepthFamily("unet", "unet", "the seed reports' depth U-Net (export/unet.py); --weights a state dict, or "
                 "--random-init for timing only", unet_mod.DEFAULT_SIZE, "normalized", mean=(0.0, 0.0, 0.0),
                 std=(1.0, 1.0, 1.0), max_depth_m=unet_mod.DEFAULT_MAX_DEPTH_M, multiple=unet_mod.MULTIPLE,
-                weights_hint="a state dict saved from export.unet's DepthUNet"),
+                weights_hint="a state dict saved from export.unet's DepthUNet", domain="indoor",
+                domain_detail="the seed reports trained it on NYU Depth V2: indoor rooms, Kinect, to 10 m"),
     DepthFamily("depth-anything-v2-small", "depth-anything-v2", "Depth Anything V2 Small, relative inverse depth "
                 "(Apache-2.0)", (518, 518), "relative-inverse", multiple=14,
                 weights_hint="depth_anything_v2_vits.pth, or a Hugging Face folder "
-                             "(depth-anything/Depth-Anything-V2-Small-hf)"),
+                             "(depth-anything/Depth-Anything-V2-Small-hf)",
+                domain="any", domain_detail="synthetic scenes and 62 M unlabelled real photos, indoor and outdoor"),
     DepthFamily("depth-anything-v2-metric-indoor", "depth-anything-v2", "Depth Anything V2 Small fine-tuned on "
                 "Hypersim: metres, up to 20 m", (518, 518), "metric", max_depth_m=20.0, multiple=14,
                 weights_hint="depth_anything_v2_metric_hypersim_vits.pth, or a Hugging Face folder "
-                             "(depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf)"),
+                             "(depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf)",
+                domain="indoor", domain_detail="fine-tuned on Hypersim: synthetic indoor scenes, to 20 m"),
     DepthFamily("depth-anything-v2-metric-outdoor", "depth-anything-v2", "Depth Anything V2 Small fine-tuned on "
                 "Virtual KITTI 2: metres, up to 80 m", (518, 518), "metric", max_depth_m=80.0, multiple=14,
                 weights_hint="depth_anything_v2_metric_vkitti_vits.pth, or a Hugging Face folder "
-                             "(depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf)"),
+                             "(depth-anything/Depth-Anything-V2-Metric-Outdoor-Small-hf)",
+                domain="outdoor", domain_detail="fine-tuned on Virtual KITTI 2: streets seen from a car, to 80 m"),
     DepthFamily("midas-small", "midas", "MiDaS v2.1 small (EfficientNet-Lite3), relative inverse depth (MIT)",
-                (256, 256), "relative-inverse", multiple=32, weights_hint="midas_v21_small_256.pt"),
+                (256, 256), "relative-inverse", multiple=32, weights_hint="midas_v21_small_256.pt",
+                domain="any", domain_detail="MiDaS' mix of indoor and outdoor data sets"),
     DepthFamily("midas-dpt", "midas", "MiDaS v3 DPT through transformers (Intel/dpt-hybrid-midas, Intel/dpt-large), "
                 "relative inverse depth", (384, 384), "relative-inverse", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                multiple=32, weights_hint="a Hugging Face folder (config.json + model.safetensors)"),
+                multiple=32, weights_hint="a Hugging Face folder (config.json + model.safetensors)",
+                domain="any", domain_detail="MiDaS' mix of indoor and outdoor data sets"),
     DepthFamily("yolo-depth", "ultralytics-depth", "Ultralytics YOLO26-depth through Ultralytics' exporter: metres",
                 (640, 640), "metric", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), multiple=32,
-                weights_hint="yolo26n-depth.pt"),
-    DepthFamily("module", "module", "any torch.nn.Module: --module pkg.mod:factory plus --kind, --size and the "
-                "preprocessing flags", (0, 0), "metric"),
+                weights_hint="yolo26n-depth.pt", domain="any",
+                domain_detail="not stated by its exporter: set domain in the card to what it was trained on"),
+    DepthFamily("module", "module", "any torch.nn.Module: --module pkg.mod:factory plus --kind, --size, --domain and "
+                "the preprocessing flags", (0, 0), "metric", domain=""),
 )}
 
 
@@ -251,7 +260,8 @@ def build_depth_module(family: DepthFamily, weights: Path | None, random_init: b
 
 def resolve_family(name: str, *, size: Sequence[int] | None = None, kind: str | None = None,
                    colour: str | None = None, scale: float | None = None, mean: Sequence[float] | None = None,
-                   std: Sequence[float] | None = None, max_depth_m: float | None = None) -> DepthFamily:
+                   std: Sequence[float] | None = None, max_depth_m: float | None = None,
+                   domain: str | None = None) -> DepthFamily:
     """The family's card values with the user's overrides, checked."""
     if name not in FAMILIES:
         raise ConfigError(f"unknown depth model {name!r}; expected one of {', '.join(FAMILIES)}")
@@ -259,16 +269,20 @@ def resolve_family(name: str, *, size: Sequence[int] | None = None, kind: str | 
     changes: dict[str, Any] = {}
     if size is not None:
         changes["size"] = (int(size[0]), int(size[1]))
-    for key, value in (("kind", kind), ("colour", colour), ("scale", scale), ("max_depth_m", max_depth_m)):
+    for key, value in (("kind", kind), ("colour", colour), ("scale", scale), ("max_depth_m", max_depth_m),
+                       ("domain", domain)):
         if value is not None:
             changes[key] = value
     for key, value in (("mean", mean), ("std", std)):
         if value is not None:
             changes[key] = tuple(float(v) for v in value)
     fam = replace(fam, **changes)
-    if name == "module" and (size is None or kind is None):
-        raise ConfigError("--model module needs --size H W and --kind (metric | relative-inverse | relative-depth | "
-                          "normalized), and the preprocessing flags your model was trained with")
+    if name == "module" and (size is None or kind is None or domain is None):
+        raise ConfigError("--model module needs --size H W, --kind (metric | relative-inverse | relative-depth | "
+                          "normalized), --domain (indoor | outdoor | driving | any: the scenes it was trained on) and "
+                          "the preprocessing flags your model was trained with")
+    if fam.domain not in DOMAINS:
+        raise ConfigError(f"--domain must be one of {', '.join(DOMAINS)}, got {fam.domain!r}")
     if fam.kind not in MODEL_KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(MODEL_KINDS)}, got {fam.kind!r}")
     h, w = fam.size
@@ -315,6 +329,24 @@ def export_depth(name: str, *, weights: str | Path | None = None, random_init: b
     return result
 
 
+def output_layout_of(onnx_path: Path, output_name: str) -> str:
+    """The layout of the exported ONNX's depth output, read from its rank: [1, 1, h, w] -> nchw (a torch export's
+    channel is second), [1, h, w, 1] -> nhwc, [1, h, w] or [h, w] -> hw. The card is checked against the ONNX
+    again when the product loads it."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    out = next((o for o in model.graph.output if o.name == output_name), None)
+    if out is None:
+        raise ExportError(f"{onnx_path.name} has no output {output_name!r}")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
+    if len(dims) == 4:
+        return "nhwc" if dims[3] == 1 and dims[1] != 1 else "nchw"
+    if len(dims) in (2, 3):
+        return "hw"
+    raise ExportError(f"{onnx_path.name}: output {output_name!r} has {len(dims)} dimensions; a depth map has 2, 3 or 4")
+
+
 def write_depth_card(card_path: Path, onnx_path: Path, fam: DepthFamily, label: str, notes: Sequence[str],
                      input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME) -> Path:
     data: dict[str, Any] = {
@@ -323,8 +355,11 @@ def write_depth_card(card_path: Path, onnx_path: Path, fam: DepthFamily, label: 
         "model": onnx_path.name if onnx_path.parent.resolve() == card_path.parent.resolve() else str(onnx_path.resolve()),
         "input": input_name,
         "output": output_name,
+        "input_dtype": "float32",
         "layout": "nchw",
+        "output_layout": output_layout_of(onnx_path, output_name),
         "size": [int(fam.size[0]), int(fam.size[1])],
+        "resize": "stretch",
         "colour": fam.colour,
         "scale": float(fam.scale),
         "mean": [float(v) for v in fam.mean],
@@ -333,6 +368,9 @@ def write_depth_card(card_path: Path, onnx_path: Path, fam: DepthFamily, label: 
     }
     if fam.max_depth_m is not None:
         data["max_depth_m"] = float(fam.max_depth_m)
+    data["domain"] = fam.domain
+    if fam.domain_detail:
+        data["domain_detail"] = fam.domain_detail
     data["notes"] = list(notes)
     header = [f"Model card written by python -m export depth --model {fam.name} ({fam.summary})."]
     if fam.kind in RELATIVE_KINDS:

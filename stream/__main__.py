@@ -83,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", default=None, help="show the annotated video in a window (q or Esc stops)")
     p.add_argument("--backend", type=_backend, metavar="BACKEND", help="how the models run: auto (TensorRT, else ONNX Runtime CUDA, else CPU) | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT (a Triton server, gRPC) (default: config engine.backend; python -m engines info lists this machine's)")
     p.add_argument("--detector", metavar="ONNX", help="a YOLO-family detector: YOLOX, Ultralytics v8/11/26, YOLOv5/v7 or end-to-end YOLO26/v10 (python -m export detector writes one with its sidecar; default: config detect.model)")
-    p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it (default: ground-plane)")
+    p.add_argument("--depth-model", metavar="CARD", help="a depth model card (.yaml) or an .onnx with its card beside it "
+                   "(default: config depth.source auto = the camera profile's ground plane when it has a mounting, else "
+                   "the bundled network FastDepth-224: metric, indoor, 0.5-10 m)")
+    p.add_argument("--camera", metavar="PROFILE", help="the source's camera profile (.yaml: intrinsics with their "
+                   "resolution, mounting, depth calibrations; python -m stream calibrate writes one). Default: config "
+                   "camera.profile, else the source's own (the bundled clip's, for that clip only), else none")
     p.add_argument("--on-event", metavar="TARGET", help="deliver each track event (entered / left the band, approaching) as JSON: an http(s):// URL gets a POST, anything else is a command run with the event on its standard input (default: config events.on_event)")
     p.add_argument("--serve", metavar="HOST:PORT", help="a browser view of the run: live video, the band and layout controls, the objects in the band, events, try a photo (PORT alone: 127.0.0.1; any other address needs --serve-token) (default: config serve.listen)")
     p.add_argument("--serve-token", metavar="TOKEN", help="every request to the browser view must carry it (?token=TOKEN or Authorization: Bearer TOKEN); DEPTHSTREAM_SERVE_TOKEN keeps it out of the process list")
@@ -91,13 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MANY_FLAGGED = 0.25  # the summary shouts when at least this share of the boxes had a distance flagged unreliable
+
+
 def format_summary(s) -> str:
     from .app import MAIN_STAGES
 
     lines = [
         f"{s.frames} frames in {s.wall_s:.1f} s = {s.fps:.1f} FPS  ({s.layout} layout, {s.policy} policy, stopped by {s.stopped_by})",
-        f"source: {s.source}   depth: {s.depth_source} ({s.depth_kind}), box distance = {s.box_stat}   band: {s.band}",
+        f"source: {s.source}   camera profile: {s.camera}",
+        f"depth: {s.depth_source} ({s.depth_state or s.depth_kind}; {s.depth_why}), box distance = {s.box_stat}   "
+        f"band: {s.band}",
     ]
+    lines += s.depth_notes
     if s.backend:
         lines.append(f"backend: {s.backend}")
     if s.threads is not None:
@@ -125,6 +136,11 @@ def format_summary(s) -> str:
         d = s.delivery
         lines.append(f"events delivered to {s.delivery_target}: {d.delivered} ok, {d.failed} failed, "
                      f"{d.dropped} dropped (queue full), {d.abandoned} not sent at the end")
+    if s.flagged:
+        why = "; ".join(f"{k} ({v})" for k, v in sorted(s.unreliable.items(), key=lambda kv: -kv[1]))
+        lines.append(f"{'MANY ' if s.flagged >= MANY_FLAGGED * s.boxes else ''}distances flagged unreliable: "
+                     f"{s.flagged} of {s.boxes} boxes ({100 * s.flagged / s.boxes:.0f} %), shown as estimates, never "
+                     f"trusted: {why}")
     if s.served is not None:
         v = s.served
         lines.append(f"browser view {v['url']}: {v['viewers_total']} video viewers in all, {v['encodes']} JPEG encodes "
@@ -188,6 +204,7 @@ def _main(args: argparse.Namespace) -> int:
             "source.max_frames": args.max_frames,
             "output.show": args.show,
             "depth.source": args.depth_model,
+            "camera.profile": args.camera,
             "detect.model": args.detector,
             "engine.backend": args.backend,
             "events.on_event": args.on_event,

@@ -19,14 +19,19 @@ import numpy as np
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
+from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
 from .control import LiveFrame, RuntimeControl
-from .depth import DepthProvider, GroundPlaneDepth, open_depth_model
+from .boxtrust import flag_boxes
+from .depth import DepthProvider, GroundPlaneDepth
+from .depth.scaled import ScaledNetworkDepth
+from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
+from .depth.sizing import SizeStage
 from .detect import Detector
-from .mask import band_mask, fill_outside, in_band
+from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
 from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
 from .outputs import DEFAULT_IMAGE_FPS, Outputs, refuse_output_over_source
@@ -63,18 +68,17 @@ def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
     return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
 
 
-def build_depth(cfg: Config, threads: int, engine: EngineOptions | None = None) -> DepthProvider:
-    if not cfg.depth.is_network:
-        return GroundPlaneDepth(cfg.depth.ground_plane)
-    return open_depth_model(cfg.depth.source, threads=max(1, threads), engine_options=engine)
-
-
-def build_models(cfg: Config) -> tuple[ThreadPlan, DepthProvider, Detector]:
-    """The thread plan and the two models, not yet opened. ``run`` and the benchmarks' bare model loop
-    both build them here, so the baseline runs the same models with the same thread settings."""
-    threads = plan_threads(cfg, cfg.depth.is_network)
+def build_models(cfg: Config, camera: CameraChoice | None = None,
+                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+    """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
+    (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
+    (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
+    build them here, so the baseline runs the same models with the same thread settings."""
+    camera = camera or CameraChoice()
+    choice = choice or select_depth(cfg, camera)
+    threads = plan_threads(cfg, choice.is_network)
     options, _ = engine_options(cfg)
-    depth = build_depth(cfg, threads.depth, options)
+    depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
 
@@ -88,6 +92,8 @@ def engine_providers(engine) -> list[str]:
 def box_stat_for(cfg: Config, depth: DepthProvider) -> str:
     """``auto``: the ground-contact strip for ground-plane depth (an upright object's own pixels show
     the ground far behind it), the central 40 % for a depth network (the seed reports' rule)."""
+    if cfg.depth.is_size_prior:
+        return "size-prior"  # no map: each box's own size gives its distance
     if cfg.depth.box_stat == "auto":
         return "bottom" if isinstance(depth, GroundPlaneDepth) else "center_mean"
     return cfg.depth.box_stat
@@ -98,22 +104,26 @@ def _ms(t0: float) -> float:
 
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
-                track: TrackStage | None = None, control: RuntimeControl | None = None) -> Stages:
+                track: TrackStage | None = None, sizing: SizeStage | None = None,
+                control: RuntimeControl | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
-    serial layout), finish (per-box depth, then ``track``: tracks, filtered distances, events, then the band
-    keeps the boxes inside it, by the tracks' filtered distances).
+    serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
+    ``track``: tracks, filtered distances, events, then the band keeps the boxes inside it, by the tracks'
+    filtered distances).
 
     The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
     (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
-    the track events of the same frames."""
+    the track events of the same frames. The layout is the graph's the frame runs in: a frame whose mask blanked
+    it before detection (``fill`` timed) ran in the serial one."""
     control = control or RuntimeControl.from_config(cfg)
+    no_map = cfg.depth.is_size_prior
 
     def depth_stage(res: Result) -> Result:
         band = control.for_frame(res.frame.index).band
         t0 = time.perf_counter()
         dm = depth(res.frame)
         t1 = time.perf_counter()
-        mask = band_mask(dm, band) if band.active else None
+        mask = band_mask(dm, band) if band.active and not no_map else None
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
@@ -121,7 +131,8 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
         extra = {}
         if res.mask is not None:  # a mask before detection: depth ran first (the serial layout)
             t0 = time.perf_counter()
-            image = fill_outside(image, res.mask, cfg.mask)
+            band = control.for_frame(res.frame.index).band
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth, band), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
@@ -129,9 +140,18 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
 
     def finish_stage(res: Result) -> Result:
         band = control.for_frame(res.frame.index).band
+        serial = "fill" in res.timings_ms  # detection ran on the frame blanked by this mask
         t0 = time.perf_counter()
-        dets = assign_box_depth(res.detections, res.depth, stat, cfg.depth.roi)
-        res = res.timed("box_depth", _ms(t0), detections=dets)
+        dm, mask = res.depth, res.mask
+        if sizing is None:
+            dets = assign_box_depth(res.detections, dm, stat, cfg.depth.roi)
+        else:
+            dm, dets = sizing(res.frame, dm, res.detections)
+            if band.active and not serial and not no_map and dm.metres is not res.depth.metres:
+                mask = band_mask(dm, band)  # the scale changed the metres the overlay tints by
+        if not no_map:
+            dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
+        res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
             track.use_band(band)
             res = track(res)
@@ -140,6 +160,16 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
         return res
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
+
+
+def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: CameraProfile | None = None) -> SizeStage | None:
+    """The size priors' stage for a run: always with the size-prior source or a network (scale, cross-check);
+    with another source (the ground plane) only when a camera profile gives the focal length: checking a
+    camera's geometry against an assumed field of view would say nothing."""
+    if not (cfg.depth.is_size_prior or isinstance(depth, ScaledNetworkDepth) or profile is not None):
+        return None
+    return SizeStage(cfg.depth, depth, detector.class_names, profile=profile, box_stat=box_stat_for(cfg, depth),
+                     roi=cfg.depth.roi)
 
 
 @dataclass
@@ -153,6 +183,9 @@ class Summary:
     source: str = ""
     depth_source: str = ""
     depth_kind: str = ""
+    depth_state: str = ""
+    depth_why: str = ""  # why this depth source (depth.source auto, a camera profile's mounting, ...)
+    camera: str = ""  # the camera profile used and how it was chosen, or why there is none
     box_stat: str = ""
     band: str = ""
     threads: ThreadPlan | None = None
@@ -172,6 +205,10 @@ class Summary:
     events: dict[str, int] = field(default_factory=dict)  # event kind -> count
     delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
     delivery_target: str = ""
+    boxes: int = 0  # boxes written, over all frames
+    flagged: int = 0  # of which with a distance flagged unreliable
+    unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
+    depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
     served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 
     @property
@@ -206,10 +243,13 @@ def _open_models(stack: contextlib.ExitStack, depth: DepthProvider, detector: De
     stack.callback(depth.close)
 
 
-def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector) -> str:
+def _describe_models(summary: Summary, cfg: Config, depth: DepthProvider, detector: Detector, camera: CameraChoice,
+                     choice: DepthChoice) -> str:
     """What really runs the models, into the summary (after they opened: a fallback shows here);
     returns the detector's backend."""
-    summary.depth_source, summary.depth_kind = depth.source, depth.kind
+    summary.depth_source, summary.depth_kind, summary.depth_state = depth.source, depth.kind, depth.state
+    summary.depth_why = choice.why
+    summary.camera = f"{camera.name} ({camera.how})" if camera.profile is not None else camera.how
     summary.providers = {"detect": engine_providers(detector.engine)}
     if getattr(depth, "engine", None) is not None:
         summary.providers["depth"] = engine_providers(depth.engine)
@@ -232,9 +272,15 @@ def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
     summary.indices.append(res.frame.index)
     for k, v in res.timings_ms.items():
         summary.timings.setdefault(k, []).append(v)
-    for c in res.detections.class_id:
+    dets = res.detections
+    summary.boxes += len(dets)
+    for c in dets.class_id:
         name = names[c] if c < len(names) else str(c)
         summary.objects[name] = summary.objects.get(name, 0) + 1
+    summary.flagged += int(np.count_nonzero(~dets.depth_reliable))
+    for note in dets.depth_note[~dets.depth_reliable]:
+        for part in str(note).split("; "):
+            summary.unreliable[part] = summary.unreliable.get(part, 0) + 1
 
 
 @dataclass
@@ -256,8 +302,9 @@ class _Events:
 
 
 def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summary: Summary, depth: DepthProvider,
-             overlay: Overlay, backend: str, events: _Events, on_frame: Callable[[int, int | None], None] | None,
-             total: int | None, publish: Callable[[LiveFrame], None] | None) -> str | None:
+             overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
+             on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             publish: Callable[[LiveFrame], None] | None) -> str | None:
     """Every result: overlay, outputs, events, summary, ``publish``. Returns why the run stopped early (None: the
     pipeline ended)."""
     names = overlay.class_names
@@ -274,8 +321,8 @@ def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summ
         records = [event_record(e, res.frame, names, depth_source=depth.source, depth_kind=depth.kind,
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
-                                          band_text=band_text, age_ms=age_ms, backend=backend,
-                                          events=events.take(summary, records)))
+                                          band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
+                                          selected=summary.depth_why, events=events.take(summary, records)))
         _count(summary, res, age_ms, names)
         control.release(res.frame.index)
         if publish is not None:
@@ -347,30 +394,35 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
-        threads, depth, detector = build_models(cfg)
+        camera = select_camera(cfg, getattr(src, "uri", ""))
+        choice = select_depth(cfg, camera)
+        threads, depth, detector = build_models(cfg, camera, choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
         policy = cfg.pipeline.policy if cfg.pipeline.policy != "auto" else ("latest" if src.live else "block")
         summary.policy, summary.threads, summary.box_stat = policy, threads, stat
-        backend = _describe_models(summary, cfg, depth, detector)
-        overlay = Overlay(cfg.overlay, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
+        backend = _describe_models(summary, cfg, depth, detector, camera, choice)
+        options = replace(cfg.overlay, depth_inset=False) if cfg.depth.is_size_prior else cfg.overlay  # no map to show
+        overlay = Overlay(options, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
+        sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track, control), layout=control.layout(), policy=policy,
-            queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
-            switch=control.layout,
+            src, make_stages(cfg, depth, detector, stat, track, sizing, control), layout=control.layout(),
+            policy=policy, queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s,
+            max_frames=cfg.source.max_frames, switch=control.layout,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, backend,
+            stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
                                   _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
+            summary.depth_notes = sizing.summary() if sizing is not None else []
             end = control.settings
             if end.band != start.band:
                 summary.band += f" at the start, {end.band.describe()} at the end (changed while running)"

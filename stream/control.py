@@ -55,17 +55,25 @@ class Settings:
 
 
 class RuntimeControl:
-    """The band and the layout of a running pipeline; thread-safe. Built from the run's config."""
+    """The band and the layout of a running pipeline; thread-safe. Built from the run's config.
 
-    def __init__(self, band: BandConfig, layout: str) -> None:
-        if layout not in LAYOUTS:
-            raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    ``layouts``: the layouts this run may switch to, and ``why_not`` what to say of the others (the size-prior
+    depth source has no map for the serial layout to mask by)."""
+
+    def __init__(self, band: BandConfig, layout: str, layouts: tuple[str, ...] = LAYOUTS, why_not: str = "") -> None:
+        if layout not in layouts:
+            raise ConfigError(f"layout must be one of {', '.join(layouts)}, got {layout!r}")
+        self.layouts = layouts
+        self._why_not = why_not
         self._lock = threading.Lock()
         self._settings = Settings(band, layout)  # type: ignore[arg-type]
         self._pinned: collections.OrderedDict[int, Settings] = collections.OrderedDict()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "RuntimeControl":
+        if cfg.depth.is_size_prior:
+            return cls(cfg.band, cfg.pipeline.layout, ("parallel",),
+                       "the serial layout masks the frame by a depth map, and depth.source size-prior gives none")
         return cls(cfg.band, cfg.pipeline.layout)
 
     @property
@@ -91,6 +99,8 @@ class RuntimeControl:
             new_layout = old.layout if layout is _UNSET else layout
             if new_layout not in LAYOUTS:
                 raise ConfigError(f"layout: got {new_layout!r}, expected one of {', '.join(LAYOUTS)}")
+            if new_layout not in self.layouts:
+                raise ConfigError(f"layout: {new_layout} is not possible in this run: {self._why_not}")
             self._settings = Settings(band, new_layout, old.version + 1)
             return self._settings
 

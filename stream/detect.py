@@ -179,6 +179,12 @@ class Detector:
         ins, outs = self.engine.inputs, self.engine.outputs
         card = self.card
         shown = f"inputs {[s.describe() for s in ins.values()]}, outputs {[s.describe() for s in outs.values()]}"
+        maps = [o for o in outs.values() if len(o.shape) == 4 and 1 in (o.shape[1], o.shape[3])]
+        if maps:
+            raise ConfigError(f"{self.engine.path.name} is not a detector: its output {maps[0].describe()} is a "
+                              f"one-channel map, as a depth network gives, not boxes; give it to --depth-model with its "
+                              f"model card (README, 'Depth: where the metres come from'); --detector takes a "
+                              f"YOLO-family detector")
         if len(ins) != 1:
             raise self._error(f"expected 1 input [1, 3, H, W], found {shown}")
         spec = next(iter(ins.values()))

@@ -108,7 +108,8 @@ def run_check(
             else:
                 if card is not None:
                     prep = OnnxDepth(dataclasses.replace(card, kind="metric", calibration=None), threads=1)
-                    feeds = [{card.input: prep.preprocess(image).astype(rec_a.inputs[card.input].dtype)} for image in frames]
+                    feeds = [{card.input: prep.preprocess(image)[0].astype(rec_a.inputs[card.input].dtype)}
+                             for image in frames]
                     report.fed = f"depth card {card.name}: its own preprocessing"
                 else:
                     feeds, report.fed = generic_feeds(rec_a.inputs, frames)

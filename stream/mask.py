@@ -1,12 +1,15 @@
 """Masking by the distance band the user asks for (``--closer-than`` / ``--further-than``, metres).
 
-Serial layout: depth map -> :func:`band_mask` ((H, W) bool, True inside the band) -> :func:`fill_outside`
-(pixels outside the band blanked) -> the detector sees only what lies in the band. Invalid depth (NaN,
+Serial layout: depth map -> :func:`band_mask` ((H, W) bool, True inside the band) -> :func:`serial_mask` (grown
+by the size of an object at the band's edge) -> :func:`fill_outside` (pixels outside it blurred or blanked) ->
+the detector sees what lies in the band, with its objects whole. Invalid depth (NaN,
 <= 0) is always outside the band: nothing says it is inside. The band and the fill are the validated
 config sections ``band`` (:class:`~depthstream.schema.config.BandConfig`) and ``mask``.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -14,7 +17,7 @@ import numpy as np
 from depthstream.schema.config import BandConfig, MaskConfig
 from depthstream.types import DepthMap
 
-__all__ = ["in_band", "band_mask", "fill_outside", "GREY_FILL"]
+__all__ = ["in_band", "band_mask", "grow_mask", "object_height_px", "fill_outside", "GREY_FILL", "ASSUMED_VFOV_DEG"]
 
 GREY_FILL = 114
 """The grey of the detector's letterbox padding, so a blanked region looks like padding to it."""
@@ -37,6 +40,32 @@ def band_mask(depth: DepthMap, band: BandConfig) -> np.ndarray:
     return in_band(depth.metres, band)
 
 
+ASSUMED_VFOV_DEG = 50.0
+"""Vertical field of view assumed for a frame whose camera has no intrinsics (no camera profile): a common webcam or
+phone camera's (about 45-55 degrees); it only sizes the serial layout's mask growth."""
+
+
+def object_height_px(height_m: float, distance_m: float, fy: float) -> float:
+    """Pixels an upright object ``height_m`` tall spans at ``distance_m`` under a vertical focal length ``fy``."""
+    return fy * height_m / distance_m
+
+
+def focal_for_assumed_vfov(frame_height: int, vfov_deg: float = ASSUMED_VFOV_DEG) -> float:
+    return (frame_height / 2.0) / math.tan(math.radians(vfov_deg) / 2.0)
+
+
+def grow_mask(mask: np.ndarray, up_px: int, side_px: int, down_px: int) -> np.ndarray:
+    """(H, W) bool ``mask`` grown by ``up_px`` rows upward, ``down_px`` downward and ``side_px`` columns each way
+    (a rectangular dilation, OpenCV's separable one)."""
+    up, side, down = max(0, int(up_px)), max(0, int(side_px)), max(0, int(down_px))
+    if up == side == down == 0:
+        return mask
+    kernel = np.ones((up + down + 1, 2 * side + 1), np.uint8)
+    # dst(y) = max over kernel rows i of src(y + i - down): rows up to `up` below a pixel lift it, `down` above lower it
+    grown = cv2.dilate(np.ascontiguousarray(mask).view(np.uint8), kernel, anchor=(side, down))
+    return grown.astype(bool)
+
+
 def fill_outside(image: np.ndarray, mask: np.ndarray, options: MaskConfig = MaskConfig()) -> np.ndarray:
     """A new (H, W, 3) uint8 BGR image: ``image`` where ``mask`` is True, filled where it is False.
 
@@ -57,3 +86,38 @@ def fill_outside(image: np.ndarray, mask: np.ndarray, options: MaskConfig = Mask
     else:
         out = np.full_like(image, 0 if options.fill == "black" else GREY_FILL)
     return cv2.copyTo(image, keep, out)
+
+
+def _focal(depth, width: int, height: int) -> float:
+    """The vertical focal length of the frames a depth provider sees: its camera profile's intrinsics scaled to the
+    frame (a ground plane always has them), else one for :data:`ASSUMED_VFOV_DEG`."""
+    profile = getattr(depth, "profile", None) or getattr(depth, "camera", None)
+    if profile is not None and profile.intrinsics is not None:
+        return profile.intrinsics_for(width, height).fy
+    return focal_for_assumed_vfov(height)
+
+
+def serial_mask(mask: np.ndarray, cfg, depth, band: BandConfig | None = None) -> np.ndarray:
+    """The band mask the serial layout blanks by (config ``mask``, validated): ``mask`` grown by the size of an
+    object ``grow_height_m`` tall at the band's edge (``closer_than``, else ``further_than``), whose height in
+    pixels is ``fy * grow_height_m / edge`` with the camera's focal length (:func:`_focal`):
+
+    - every way by ``grow_around`` of that height (a depth map's edges are blurred: the rim of an object in the
+      band falls outside it);
+    - with a ground plane (kind ``geometric``), upward by the whole height: the map is the ground's, and an
+      upright object standing on ground in the band rises over ground that lies farther, outside it.
+
+    Measured (``python -m bench layouts-agree``, README 'Layouts'): without the growth the serial layout loses
+    objects cut by the mask and invents others from the mask's shapes. ``band``: the frame's band when it differs
+    from the config's (changed while the run goes on), else ``cfg.band``.
+    """
+    m = cfg.mask
+    band = band or cfg.band
+    edge = band.closer_than if band.closer_than is not None else band.further_than
+    if m.grow_height_m <= 0 or edge is None:
+        return mask
+    h, w = mask.shape
+    px = object_height_px(m.grow_height_m, edge, _focal(depth, w, h))
+    around = round(m.grow_around * px)
+    up = round(px) if getattr(depth, "kind", "") == "geometric" else around
+    return grow_mask(mask, up, around, around)

@@ -64,41 +64,10 @@ def start_demo_run(mp4: Path, jsonl: Path, min_lines: int = 10):
 CHESSBOARD = DATA / "chessboard"
 CHESSBOARD_PHOTOS = sorted(CHESSBOARD.glob("left*.jpg"))
 FASTDEPTH = locate("fastdepth_224_nyu.onnx")  # through the model store, its sha256 checked
+FASTDEPTH_CARD = ROOT / "models" / "fastdepth_224_nyu.yaml"  # the bundled card: uint8 NHWC in, [1, 224, 224, 1] metres out
 
 
 @pytest.fixture(scope="session")
 def fastdepth_onnx() -> Path:
     """The real FastDepth-224 ONNX (the model store checked its sha256; a missing file fails, never skips)."""
     return FASTDEPTH
-
-
-@pytest.fixture(scope="session")
-def fastdepth_card(fastdepth_onnx, tmp_path_factory) -> Path:
-    """A model card that today's card schema accepts for the real FastDepth-224: its graph with a Cast
-    (float32 -> uint8) in front of the uint8 NHWC input and a Transpose (NHWC -> NCHW) after the output.
-
-    Same weights, same arithmetic: the card feeds 0..255 integers as float32 (scale 1, mean 0, std 1), the Cast
-    makes them the uint8 the model takes. Replaced by a real card once cards declare input dtype and output
-    layout (issue 10, deliverable 5).
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(fastdepth_onnx))
-    graph = model.graph
-    for node in graph.node:
-        node.input[:] = ["image_u8" if name == "image" else name for name in node.input]
-    graph.node.insert(0, helper.make_node("Cast", ["x"], ["image_u8"], to=TensorProto.UINT8))
-    graph.node.append(helper.make_node("Transpose", ["depth"], ["depth_nchw"], perm=[0, 3, 1, 2]))
-    del graph.input[:]
-    graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 224, 224, 3]))
-    del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info("depth_nchw", TensorProto.FLOAT, [1, 1, 224, 224]))
-    onnx.checker.check_model(model)
-    folder = tmp_path_factory.mktemp("fastdepth")
-    onnx.save(model, str(folder / "fastdepth_224_card_adapter.onnx"))
-    card = folder / "fastdepth_224_card_adapter.yaml"
-    card.write_text("name: fastdepth-224\nmodel: fastdepth_224_card_adapter.onnx\ninput: x\noutput: depth_nchw\n"
-                    "layout: nhwc\nsize: [224, 224]\ncolour: rgb\nscale: 1\nmean: [0, 0, 0]\nstd: [1, 1, 1]\n"
-                    "kind: metric\nmax_depth_m: 10\n")
-    return card

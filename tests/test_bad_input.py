@@ -115,6 +115,11 @@ CASES = [
          r"^error: depth.box_stat: got 'mean', expected auto \| center_mean \| median \| percentile:P \(0 <= P <= 100\) \| bottom$"),
     Case("config-section-not-a-mapping", ("--config", "{ws}/list_section.yaml"), 2,
          r"^error: .*/list_section.yaml: pipeline: got \[\], expected a mapping of keys \(layout, queue_size, policy, threads, timeout_s\)$"),
+    Case("size-prior-in-serial", ("--set", "depth.source=size-prior", "--layout", "serial"), 2,
+         r"^error: depth.source size-prior gives each box a distance but no depth map, and the serial layout masks the "
+         r"frame by a depth map before detecting: use --layout parallel"),
+    Case("set-bad-autoscale-mode", ("--set", "depth.autoscale.mode=sometimes"), 2,
+         r"^error: depth.autoscale.mode: got 'sometimes', expected auto \| always \| never$"),
     Case("layout-unknown", ("--layout", "fast"), 2, r"^error: argument --layout: invalid choice: 'fast'"),
     Case("max-frames-negative", ("--max-frames", "-1"), 2, r"^error: argument --max-frames: --max-frames must be >= 0"),
     Case("config-file-missing", ("--config", "{ws}/nope_config.yaml"), 2, r"^error: config file not found: .*/nope_config.yaml$"),

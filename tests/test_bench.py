@@ -22,8 +22,9 @@ from bench.models_bench import bench_models, skip_reason
 from bench.pipeline_bench import GROUND_PLANE, Workload, _limits, bench_pipeline
 from bench.pipeline_runs import LoopSource, RunResult, _dropped_after_warmup, finalise
 from bench.stats import ratio, steady_fps, summarise
-from depthstream.schema.config import GroundPlaneConfig
+from depthstream.schema.camera import load_profile
 from stream.depth import GroundPlaneDepth
+from stream.depth.select import BUNDLED_PROFILE
 from depthstream.errors import ConfigError, DepthError
 
 from conftest import DATA, YOLOX
@@ -138,9 +139,9 @@ def _tiny_depth_card(folder: Path) -> Path:
     model.ir_version = 8
     (folder / "tiny.onnx").write_bytes(model.SerializeToString())
     card = folder / "tiny.yaml"
-    card.write_text("name: tiny\nmodel: tiny.onnx\ninput: x\noutput: depth\nlayout: nchw\nsize: [32, 32]\n"
-                    "colour: rgb\nscale: 0.00392156862745098\nmean: [0, 0, 0]\nstd: [1, 1, 1]\n"
-                    "kind: normalized\nmax_depth_m: 10\n")
+    card.write_text("name: tiny\nmodel: tiny.onnx\ninput: x\noutput: depth\nlayout: nchw\noutput_layout: nchw\n"
+                    "size: [32, 32]\ncolour: rgb\nscale: 0.00392156862745098\nmean: [0, 0, 0]\nstd: [1, 1, 1]\n"
+                    "domain: any\nkind: normalized\nmax_depth_m: 10\n")
     return card
 
 
@@ -271,8 +272,7 @@ def test_models_bench_rows(tmp_path):
 def _write_pairs(folder: Path, layout: str, n: int = 2, size=(48, 64)) -> None:
     """Synthetic RGB-D pairs whose depth is the demo camera's ground plane (mm, 16-bit)."""
     h, w = size
-    gp = GroundPlaneDepth(GroundPlaneConfig(height_m=7.07, pitch_deg=16.5, focal_px=1194.6 * h / 576, cy_px=282.6 * h / 576,
-                                            max_depth_m=60))
+    gp = GroundPlaneDepth(load_profile(BUNDLED_PROFILE), 60)  # its intrinsics scaled from 768x576 to the pairs' size
     mm = np.nan_to_num(gp.depth_for_size(h, w).metres * 1000, nan=0).round().astype(np.uint16)
     for i in range(n):
         rgb = np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -309,8 +309,7 @@ def test_depth_data_errors(tmp_path):
 
 def test_depth_bench_on_synthetic_pairs(tmp_path):
     _write_pairs(tmp_path, "folders")
-    h = 48  # the pairs are 48x64
-    sets = [f"depth.ground_plane.focal_px={1194.6 * h / 576}", f"depth.ground_plane.cy_px={282.6 * h / 576}"]
+    sets = ["depth.source=ground-plane", f"camera.profile={BUNDLED_PROFILE}"]  # scaled to the pairs' 48x64
     results, timing = bench_depth(data=tmp_path, depth_model=None, depth_scale=1000.0, align="auto", max_depth=80,
                                   config=None, sets=sets)
     m = results["metrics"]
@@ -349,10 +348,8 @@ def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
     (tmp_path / "d").mkdir()
     _write_pairs(tmp_path / "d", "side-by-side")
     out = tmp_path / "out"
-    h = 48
     code = main(["depth", "--data", str(tmp_path / "d"), "--out", str(out), "--max-depth", "80",
-                 "--set", f"depth.ground_plane.focal_px={1194.6 * h / 576}",
-                 "--set", f"depth.ground_plane.cy_px={282.6 * h / 576}"])
+                 "--set", "depth.source=ground-plane", "--set", f"camera.profile={BUNDLED_PROFILE}"])
     assert code == 0
     report = json.loads((out / "depth.json").read_text())
     rpt.validate(report)

@@ -20,7 +20,7 @@ from stream.calibrate.chessboard import Board, board_depth_map, board_pose, cali
 from stream.calibrate.cli import main
 from stream.calibrate.depthfit import RawModel, Sample, fit_calibration, fit_known_distances, fit_rgbd
 
-from conftest import CHESSBOARD, CHESSBOARD_PHOTOS, DATA, DOG, ROOT
+from conftest import CHESSBOARD, CHESSBOARD_PHOTOS, DATA, DOG, FASTDEPTH_CARD, ROOT
 
 BOARD = Board(9, 6, 0.025)  # OpenCV's left_intrinsics.yml: board_width 9, board_height 6, square_size 0.025
 
@@ -211,14 +211,14 @@ def _board_box(path: Path) -> tuple[float, float, float, float]:
     return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
 
 
-def test_known_distance_at_the_board_gives_fastdepth_a_scale(fastdepth_card, calibration):
+def test_known_distance_at_the_board_gives_fastdepth_a_scale(calibration):
     """The real FastDepth-224 at a chessboard whose distance solvePnP measured: it reads the 0.38 m board as
     metres away (below NYU's range), and the known distance scales it."""
     a, b = CHESSBOARD_PHOTOS[0], CHESSBOARD_PHOTOS[6]  # left01 (0.383 m), left07 (0.405 m)
     truth = [board_pose(find_corners(read_gray(p), BOARD), BOARD, calibration.matrix,
                         calibration.distortion).centre_depth_m for p in (a, b)]
-    with RawModel(fastdepth_card) as model:
-        assert (model.name, model.output) == ("fastdepth-224", "metric")
+    with RawModel(FASTDEPTH_CARD) as model:
+        assert (model.name, model.output) == ("fastdepth-224-nyu", "metric")
         fit, rows = fit_known_distances(model, [Sample(a, _board_box(a), truth[0]),
                                                 Sample(b, _board_box(b), truth[1])])
     outputs = np.array([r["model_output"] for r in rows])
@@ -231,31 +231,31 @@ def test_known_distance_at_the_board_gives_fastdepth_a_scale(fastdepth_card, cal
     assert fit.residual_abs_rel == pytest.approx(np.mean(np.abs(fitted - truth) / truth)) and fit.residual_abs_rel > 0.05
 
 
-def test_cli_distance_and_rgbd_update_a_profile(tmp_path, capsys, fastdepth_card):
+def test_cli_distance_and_rgbd_update_a_profile(tmp_path, capsys):
     profile = tmp_path / "cam.yaml"
     assert main(["chessboard", str(CHESSBOARD), "--board", "9x6", "--square-mm", "25", "--out", str(profile)]) == 0
     a = CHESSBOARD_PHOTOS[0]
     box = [f"{v:.0f}" for v in _board_box(a)]
-    assert main(["distance", "--depth-model", str(fastdepth_card), "--box", str(a), *box, "0.383",
+    assert main(["distance", "--depth-model", str(FASTDEPTH_CARD), "--box", str(a), *box, "0.383",
                  "--profile", str(profile), "--out", str(profile)]) == 2
     assert "already exists" in _one_error(capsys)
-    assert main(["distance", "--depth-model", str(fastdepth_card), "--box", str(a), *box, "0.383",
+    assert main(["distance", "--depth-model", str(FASTDEPTH_CARD), "--box", str(a), *box, "0.383",
                  "--profile", str(profile), "--out", str(profile), "--force"]) == 0
     out = capsys.readouterr().out
     assert "exact fit (add samples to measure the residual)" in out
     p = load_profile(profile)
-    cal = p.depth_calibration_for("fastdepth-224")
+    cal = p.depth_calibration_for("fastdepth-224-nyu")
     assert p.intrinsics.source.method == "chessboard"  # the other parts are kept
     assert cal.source.method == "known-distance" and cal.samples == 1 and cal.residual_abs_rel is None
     assert cal.range_m == (0.383, 0.383) and 0.05 < cal.scale < 0.3
 
     pairs = tmp_path / "pairs"
     write_board_pairs([str(CHESSBOARD)], BOARD, pairs, camera=str(profile))
-    assert main(["rgbd", "--depth-model", str(fastdepth_card), "--data", str(pairs), "--profile", str(profile),
+    assert main(["rgbd", "--depth-model", str(FASTDEPTH_CARD), "--data", str(pairs), "--profile", str(profile),
                  "--out", str(profile), "--force"]) == 0
     out = capsys.readouterr().out
     assert "left01: " in out and "its own scale" in out
-    rgbd = load_profile(profile).depth_calibration_for("fastdepth-224")
+    rgbd = load_profile(profile).depth_calibration_for("fastdepth-224-nyu")
     assert rgbd.source.method == "rgbd" and rgbd.samples > 100_000 and 0.2 < rgbd.range_m[0] < rgbd.range_m[1] < 0.45
     assert rgbd.scale == pytest.approx(cal.scale, rel=0.3)  # the board pixels of 13 photos vs one box
     assert len(load_profile(profile).depth_calibrations) == 1  # replaced, not appended
@@ -270,10 +270,10 @@ def test_cli_distance_and_rgbd_update_a_profile(tmp_path, capsys, fastdepth_card
     ([], r"give at least one known distance: --point IMAGE X Y METRES or --box"),
     (["--point", "nothere.jpg", "1", "2", "3"], r"nothere.jpg point 1 2 = 3 m: image nothere.jpg not found"),
 ])
-def test_cli_distance_mistakes_are_one_line(tmp_path, capsys, fastdepth_card, args, message):
+def test_cli_distance_mistakes_are_one_line(tmp_path, capsys, args, message):
     args = [str(CHESSBOARD_PHOTOS[0]) if a == "IMG" else a for a in args]
     out = tmp_path / "cam.yaml"
-    assert main(["distance", "--depth-model", str(fastdepth_card), *args, "--out", str(out)]) == 2
+    assert main(["distance", "--depth-model", str(FASTDEPTH_CARD), *args, "--out", str(out)]) == 2
     assert re.search(message, _one_error(capsys))
     assert not out.exists()
 
@@ -286,13 +286,13 @@ def test_cli_depth_model_mistakes(tmp_path, capsys, fastdepth_onnx):
     assert "has no model card beside it" in _one_error(capsys)
 
 
-def test_fit_rgbd_needs_valid_pixels(tmp_path, fastdepth_card):
+def test_fit_rgbd_needs_valid_pixels(tmp_path):
     pairs = tmp_path / "p"
     (pairs / "rgb").mkdir(parents=True)
     (pairs / "depth").mkdir()
     cv2.imwrite(str(pairs / "rgb" / "a.png"), cv2.imread(str(CHESSBOARD_PHOTOS[0])))
     cv2.imwrite(str(pairs / "depth" / "a.png"), np.zeros((480, 640), np.uint16))
-    with RawModel(fastdepth_card) as model, pytest.raises(ConfigError, match="no pixel has a valid depth"):
+    with RawModel(FASTDEPTH_CARD) as model, pytest.raises(ConfigError, match="no pixel has a valid depth"):
         fit_rgbd(model, pairs)
 
 
@@ -308,7 +308,7 @@ def test_fit_calibration_refusals():
         fit_calibration(np.array([0.0, 1.0, 2.0, 3.0]), np.array([10.0, 0.1, 0.1, 0.1]), "relative-depth", "scale-shift")
 
 
-def test_cli_rgbd_depth_scale_must_be_positive(tmp_path, capsys, fastdepth_card):
-    assert main(["rgbd", "--depth-model", str(fastdepth_card), "--data", str(tmp_path), "--depth-scale", "0",
+def test_cli_rgbd_depth_scale_must_be_positive(tmp_path, capsys):
+    assert main(["rgbd", "--depth-model", str(FASTDEPTH_CARD), "--data", str(tmp_path), "--depth-scale", "0",
                  "--out", str(tmp_path / "c.yaml")]) == 2
     assert "--depth-scale must be > 0" in _one_error(capsys)

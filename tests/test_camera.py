@@ -9,7 +9,6 @@ import yaml
 
 from depthstream.schema.camera import CameraProfile, DepthCalibration, load_profile, save_profile
 from depthstream.errors import ConfigError
-from depthstream.schema.config import load_config
 
 from conftest import ROOT
 
@@ -23,13 +22,12 @@ def _profile(**intrinsics) -> CameraProfile:
 
 def test_bundled_clip_profile_is_the_published_pets_calibration():
     p = load_profile(PETS)
-    gp = load_config().depth.ground_plane  # the values the pipeline uses today; the profile must not drift
-    assert p.name == "pets2009-view001"
+    assert p.name == "pets2009-view001" and p.scene == "outdoor"
     assert (p.intrinsics.width, p.intrinsics.height) == (768, 576)
     intr = p.intrinsics_for(768, 576)
-    assert intr.fy == gp.focal_px == 1194.6 and intr.cy == gp.cy_px == 282.6
+    assert intr.fy == 1194.6 and intr.cy == 282.6  # View_001.xml's Tsai calibration
     assert intr.fx == intr.fy and intr.cx == (768 - 1) / 2 and intr.scale == 1.0
-    assert (p.mounting.height_m, p.mounting.pitch_deg, p.mounting.roll_deg) == (gp.height_m, gp.pitch_deg, 0.0)
+    assert (p.mounting.height_m, p.mounting.pitch_deg, p.mounting.roll_deg) == (7.07, 16.5, 0.0)
     assert p.intrinsics.source.method == "published" and "View_001" in p.intrinsics.source.detail
 
 

@@ -44,13 +44,24 @@ def test_demo_clip_end_to_end(tmp_path, layout):
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [rec["index"] for rec in lines] == list(range(150))
     assert lines[10]["pts_s"] == pytest.approx(1.0)
-    assert all(rec["depth"] == {"source": "ground-plane", "kind": "geometric", "unit": "m"} for rec in lines)
+    # the bundled clip has its own camera profile, so its ground plane is the depth source, and every line says so
+    source = {"source": "ground-plane", "kind": "geometric", "unit": "m", "state": "geometric, pets2009-view001",
+              "valid_range_m": [0.0, 100.0], "camera": "pets2009-view001",
+              "selected": "auto: camera profile 'pets2009-view001' has a mounting"}
+    assert all({k: rec["depth"][k] for k in source} == source for rec in lines)
+    # the size priors check the clip's geometry with the same profile's focal length: they agree
+    assert lines[-1]["depth"]["size_prior"]["focal_px"] == 1194.6
+    assert lines[-1]["depth"]["crosscheck"]["verdict"] == "agrees"
+    assert "camera profile: pets2009-view001 (the bundled clip's own: vtest_pets2009.camera.yaml)" in r.stdout
     boxes = [d for rec in lines for d in rec["detections"]]
     assert len(boxes) > 300
-    # the band is honoured: every reported object is nearer than 30 m, in metres, with its statistics
-    assert all(d["depth_m"] is not None and 0 < d["depth_m"] < 30 for d in boxes)
+    # the band is honoured on the distance it decides on (the track's filtered one, else the raw one): every
+    # reported object is nearer than 30 m, in metres, with its statistics
+    shown = [d["depth_filtered_m"] if d["depth_filtered_m"] is not None else d["depth_m"] for d in boxes]
+    assert all(m is not None and 0 < m < 30 for m in shown)
+    assert all(d["depth_m"] is not None and d["depth_m"] > 0 for d in boxes)
     assert all(0 <= d["depth_valid_frac"] <= 1 for d in boxes)
-    assert {"box", "class", "class_id", "score", "depth_spread_m"} <= set(boxes[0])
+    assert {"box", "class", "class_id", "score", "depth_spread_m", "depth_reliable", "depth_note"} <= set(boxes[0])
     assert {"detect", "depth", "box_depth"} <= set(lines[0]["timings_ms"])
     assert lines[0]["age_ms"] > 0
 

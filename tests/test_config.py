@@ -82,8 +82,8 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("dtect.conf=0.4", r"unknown config key 'dtect.conf' \(did you mean 'detect.conf'\?\)"),
         ("detect.zzzzzz=1", r"unknown config key 'detect.zzzzzz' \(valid keys: detect.model, detect.conf, detect.iou, "
                             r"detect.classes, detect.max_det\)$"),
-        ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, depth, band, track, events, mask, overlay, "
-                      r"output, engine, serve\)$"),
+        ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, camera, depth, band, track, events, "
+                      r"mask, overlay, output, engine, serve\)$"),
         ("detect.conf=1.5", r"detect.conf: got 1.5, expected a number in \[0, 1\]"),
         ("detect.conf=abc", r"detect.conf: got 'abc', expected a number in \[0, 1\]"),
         ("pipeline.layout=fast", r"pipeline.layout: got 'fast', expected serial \| parallel"),
@@ -102,7 +102,8 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
-        ("depth.source=''", r"^depth.source: got '', expected ground-plane, a model card .yaml or an .onnx with a card beside it$"),
+        ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
+                             r"beside it$"),
     ],
 )
 def test_bad_set_items(item, message):
@@ -155,9 +156,11 @@ def test_a_section_must_be_a_mapping_and_an_empty_one_keeps_its_defaults(tmp_pat
 
 
 def test_cross_checks_name_the_file_that_breaks_them(tmp_path):
-    user = tmp_path / "gp.yaml"
-    user.write_text("depth:\n  ground_plane:\n    vfov_deg: 60\n")  # focal_px still set by config.yaml
-    with pytest.raises(ConfigError, match=r"gp.yaml: depth.ground_plane: give exactly one of vfov_deg .* got both"):
+    user = tmp_path / "band.yaml"
+    user.write_text("band:\n  further_than: 5\n")
+    assert load_config(user, sets=["band.closer_than=8"]).band.describe() == "between 5 m and 8 m"
+    with pytest.raises(ConfigError, match=r"band: further_than 5 and closer_than 3 leave no distance"):
+        load_config(user, sets=["band.closer_than=3"])
+    user.write_text("band:\n  further_than: 5\n  closer_than: 3\n")
+    with pytest.raises(ConfigError, match=r"band.yaml: band: further_than 5 and closer_than 3 leave no distance"):
         load_config(user)
-    user.write_text("depth:\n  ground_plane:\n    vfov_deg: 60\n    focal_px: null\n")
-    assert load_config(user).depth.ground_plane.vfov_deg == 60.0

@@ -200,3 +200,13 @@ def test_the_upload_worker_is_bounded_runs_below_the_pipeline_and_cancels_what_w
     assert waiting.cancelled() and running.done()
     with pytest.raises(Busy, match="is closed"):
         worker.submit(lambda: 3)
+
+
+def test_a_run_without_a_depth_map_cannot_switch_to_the_serial_layout():
+    cfg = load_config(overrides={"depth.source": "size-prior", "band.closer_than": 30.0})
+    control = RuntimeControl.from_config(cfg)
+    assert control.layouts == ("parallel",)
+    with pytest.raises(ConfigError, match=r"^layout: serial is not possible in this run: the serial layout masks the "
+                                          r"frame by a depth map, and depth.source size-prior gives none$"):
+        control.update(layout="serial")
+    assert control.update(closer_than=20).layout == "parallel"

@@ -1,4 +1,4 @@
-"""The demo's metres are honest: under the shipped ground-plane calibration (PETS 2009 View_001),
+"""The demo's metres are honest: under the bundled clip's camera profile (PETS 2009 View_001),
 the pedestrians the detector finds in the bundled clip come out as tall as people are."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import YOLOX
-from depthstream.schema.config import DetectConfig, load_config
+from depthstream.schema.camera import load_profile
+from depthstream.schema.config import DetectConfig
+from stream.depth.select import BUNDLED_PROFILE
 from stream.detect import YoloxDetector
 
 
@@ -31,7 +33,8 @@ def standing_height_m(v_top, v_bottom, height_m, pitch_deg, focal_px, cy_px):
 
 @pytest.mark.timeout(60)
 def test_pedestrians_are_about_1_7_m_tall(demo_frames):
-    gp = load_config().depth.ground_plane
+    profile = load_profile(BUNDLED_PROFILE)
+    mount, intr = profile.mounting, profile.intrinsics_for(768, 576)
     heights = []
     with YoloxDetector.from_path(YOLOX, DetectConfig(conf=0.5, classes=("person",))) as det:
         for image in demo_frames:
@@ -40,7 +43,9 @@ def test_pedestrians_are_about_1_7_m_tall(demo_frames):
             for x1, y1, x2, y2 in dets.xyxy:
                 whole = x1 > 2 and y1 > 2 and x2 < w - 2 and y2 < h - 2 and (y2 - y1) > 1.8 * (x2 - x1)
                 if whole:
-                    heights.append(standing_height_m(y1, y2, gp.height_m, gp.pitch_deg, gp.focal_px, gp.cy_px))
+                    # box edges are pixel edges; the profile's rows are OpenCV's (row r's centre is r): - 0.5
+                    heights.append(standing_height_m(y1 - 0.5, y2 - 0.5, mount.height_m, mount.pitch_deg, intr.fy,
+                                                     intr.cy))
     assert len(heights) >= 20
     # detector boxes carry a little margin around the person: 1.6-1.95 m is a person
     assert 1.6 < np.median(heights) < 1.95, np.percentile(heights, [10, 50, 90])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from depthstream.errors import ConfigError, DepthError, EngineError
+from depthstream.schema.camera import CameraProfile
 from depthstream.schema.card import Calibration, ModelCard, load_card
-from depthstream.schema.config import GroundPlaneConfig, load_config
+from depthstream.schema.config import load_config
 from depthstream.types import Frame
 from stream.depth import GroundPlaneDepth, OnnxDepth, ground_plane_z, open_depth_model
 
@@ -19,11 +21,16 @@ def make_frame(image: np.ndarray) -> Frame:
     return Frame(np.ascontiguousarray(image, dtype=np.uint8), index=0, pts_s=None, captured_ns=0, source_id="test")
 
 
-def camera(height_m: float, pitch_deg: float, *, vfov_deg=None, focal_px=None, cy_px=None,
-           max_depth_m: float = 100.0) -> GroundPlaneDepth:
-    """A ground plane from the validated config section, every key given (no PETS defaults)."""
-    return GroundPlaneDepth(GroundPlaneConfig(height_m=height_m, pitch_deg=pitch_deg, vfov_deg=vfov_deg, focal_px=focal_px,
-                                              cy_px=cy_px, max_depth_m=max_depth_m))
+def camera(height_m: float, pitch_deg: float, size: tuple[int, int], *, vfov_deg=None, focal_px=None, cy_px=None,
+           max_depth_m: float = 100.0, roll_deg: float = 0.0) -> GroundPlaneDepth:
+    """A ground plane from a camera profile whose intrinsics refer to ``size`` = (rows, columns), every value given
+    (no PETS defaults). ``cy_px`` in OpenCV's convention (row r's centre is r); None: the image centre (rows - 1) / 2."""
+    h, w = size
+    intrinsics = {"width": w, "height": h, "source": {"method": "manual"}, "cy": cy_px,
+                  **({"vfov_deg": vfov_deg} if vfov_deg is not None else {"fy": focal_px})}
+    profile = CameraProfile(name="test-cam", intrinsics=intrinsics, mounting={
+        "height_m": height_m, "pitch_deg": pitch_deg, "roll_deg": roll_deg, "source": {"method": "manual"}})
+    return GroundPlaneDepth(profile, max_depth_m)
 
 
 def blank(h: int, w: int, bgr=(0, 0, 0)) -> Frame:
@@ -37,11 +44,12 @@ def blank(h: int, w: int, bgr=(0, 0, 0)) -> Frame:
 # --------------------------------------------------------------------------------------------------
 
 def test_ground_plane_hand_computed_rows():
-    # H = 3 m, pitch 30 deg, f = 500 px, cy = 240.5 so that row 240 has its centre v = 240.5 = cy.
-    gp = camera(3.0, 30.0, focal_px=500.0, cy_px=240.5)
+    # H = 3 m, pitch 30 deg, f = 500 px, cy = 240: row 240's centre is the principal row.
+    gp = camera(3.0, 30.0, (480, 640), focal_px=500.0, cy_px=240.0, max_depth_m=50.0)
     depth = gp(blank(480, 640))
     assert depth.metres.shape == (480, 640) and depth.metres.dtype == np.float32
     assert depth.kind == "geometric" and depth.source == "ground-plane"
+    assert depth.valid_range_m == (0.0, 50.0) and depth.state == "geometric, test-cam"
     # Row at cy: z = 3 / sin 30 = 6.0 m.
     assert depth.metres[240, 0] == pytest.approx(6.0, abs=1e-5)
     # 100 px below: z = 3 / (cos30 * 100/500 + sin30) = 3 / (0.8660254 * 0.2 + 0.5) = 3 / 0.6732051 = 4.456300 m.
@@ -59,10 +67,10 @@ def test_ground_plane_z_helper_matches_formula():
 
 def test_ground_plane_vfov_gives_focal():
     # vfov 90 deg on 480 rows: f = 240 / tan 45 = 240 px. vfov 60: f = 240 / tan 30 = 415.6922 px.
-    assert camera(1.5, 0.0, vfov_deg=90.0).focal_for(480) == pytest.approx(240.0)
-    assert camera(1.5, 0.0, vfov_deg=60.0).focal_for(480) == pytest.approx(415.6922, abs=1e-3)
-    by_fov = camera(1.5, 0.0, vfov_deg=90.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
-    by_f = camera(1.5, 0.0, focal_px=240.0, cy_px=240.5, max_depth_m=1e6)(blank(480, 32)).metres
+    assert camera(1.5, 0.0, (480, 32), vfov_deg=90.0).profile.intrinsics_for(32, 480).fy == pytest.approx(240.0)
+    assert camera(1.5, 0.0, (480, 32), vfov_deg=60.0).profile.intrinsics_for(32, 480).fy == pytest.approx(415.6922, abs=1e-3)
+    by_fov = camera(1.5, 0.0, (480, 32), vfov_deg=90.0, cy_px=240.0, max_depth_m=1e6)(blank(480, 32)).metres
+    by_f = camera(1.5, 0.0, (480, 32), focal_px=240.0, cy_px=240.0, max_depth_m=1e6)(blank(480, 32)).metres
     np.testing.assert_array_equal(by_fov, by_f)
     # Pitch 0, row 360: v - cy = 120, 120 / 240 = 0.5 -> z = 1.5 / 0.5 = 3.0 m.
     assert by_fov[360, 5] == pytest.approx(3.0, abs=1e-5)
@@ -71,12 +79,13 @@ def test_ground_plane_vfov_gives_focal():
 
 
 def test_ground_plane_horizon_and_max_depth():
-    # H = 3, pitch 10 deg, f = 500, cy = 240 (default h/2). Horizon: v - cy = -500 tan 10 = -88.16 -> v = 151.84.
-    far = camera(3.0, 10.0, focal_px=500.0, max_depth_m=1e9)(blank(480, 8)).metres
-    assert np.isnan(far[:152]).all()  # row 151: v = 151.5 is above the horizon
+    # H = 3, pitch 10 deg, f = 500, cy = 239.5 (the image centre, OpenCV's convention). Horizon: v - cy =
+    # -500 tan 10 = -88.16 -> v = 151.34.
+    far = camera(3.0, 10.0, (480, 8), focal_px=500.0, max_depth_m=1e9)(blank(480, 8)).metres
+    assert np.isnan(far[:152]).all()  # row 151: v - cy = -88.5 is above the horizon
     # Row 152: v - cy = -87.5: 0.98480775 * -0.175 + 0.17364818 = 0.00130682 -> z = 2295.65 m.
     assert far[152, 0] == pytest.approx(2295.65, rel=1e-3)
-    cut = camera(3.0, 10.0, focal_px=500.0, max_depth_m=100.0)(blank(480, 8)).metres
+    cut = camera(3.0, 10.0, (480, 8), focal_px=500.0, max_depth_m=100.0)(blank(480, 8)).metres
     # Row 166: 0.98480775 * -0.147 + 0.17364818 = 0.02888144 -> 103.873 m > 100 -> NaN.
     assert np.isnan(cut[:167]).all()
     # Row 167: 0.98480775 * -0.145 + 0.17364818 = 0.03085105 -> 97.2414 m.
@@ -87,7 +96,7 @@ def test_ground_plane_horizon_and_max_depth():
 
 
 def test_ground_plane_caches_per_size_and_is_read_only():
-    gp = camera(3.0, 30.0, vfov_deg=50.0)
+    gp = camera(3.0, 30.0, (120, 160), vfov_deg=50.0)
     a = gp(blank(120, 160))
     b = gp(blank(120, 160))
     assert a is b and a.metres is b.metres
@@ -98,27 +107,61 @@ def test_ground_plane_caches_per_size_and_is_read_only():
     assert c.metres.shape == (240, 320) and c is not a
 
 
-@pytest.mark.parametrize(
-    ("items", "match"),
-    [
-        (["height_m=-1"], r"^depth\.ground_plane\.height_m: got -1, expected metres > 0$"),
-        (["height_m=0"], r"^depth\.ground_plane\.height_m: got 0, expected metres > 0$"),
-        (["height_m='3'"], r"^depth\.ground_plane\.height_m: got '3', expected metres > 0$"),
-        (["pitch_deg=90"], r"^depth\.ground_plane\.pitch_deg: got 90, expected degrees in \(-90, 90\)$"),
-        (["pitch_deg=-95"], r"^depth\.ground_plane\.pitch_deg: got -95, expected degrees in \(-90, 90\)$"),
-        (["vfov_deg=180", "focal_px=null"], r"^depth\.ground_plane\.vfov_deg: got 180, expected degrees in \(0, 180\) or null$"),
-        (["vfov_deg=0", "focal_px=null"], r"^depth\.ground_plane\.vfov_deg: got 0, expected degrees in \(0, 180\)"),
-        (["focal_px=-5"], r"^depth\.ground_plane\.focal_px: got -5, expected pixels > 0 or null$"),
-        (["focal_px=null"], r"^depth\.ground_plane: give exactly one of vfov_deg .* and focal_px .*, got neither$"),
-        (["vfov_deg=50"], r"^depth\.ground_plane: give exactly one of vfov_deg .*, got both \(set the other to null"),
-        (["cy_px=.nan"], r"^depth\.ground_plane\.cy_px: got nan, expected a number of pixels or null$"),
-        (["max_depth_m=0"], r"^depth\.ground_plane\.max_depth_m: got 0, expected metres > 0$"),
-    ],
-)
-def test_ground_plane_config_errors(items, match):
-    """The camera of the ground plane is checked when the config loads (GroundPlaneDepth receives it valid)."""
-    with pytest.raises(ConfigError, match=match):
-        load_config(sets=[f"depth.ground_plane.{item}" for item in items])
+def test_ground_plane_frame_of_another_aspect_is_refused():
+    """The profile's intrinsics refer to a resolution: a frame of another aspect ratio is no scale of it."""
+    gp = camera(3.0, 30.0, (480, 640), focal_px=500.0)
+    assert gp(blank(240, 320)).metres.shape == (240, 320)
+    with pytest.raises(ConfigError, match=r"camera profile 'test-cam': frame 640x360 has another aspect ratio than "
+                                          r"the 640x480 its intrinsics refer to"):
+        gp(blank(360, 640))
+
+
+def test_ground_plane_scales_with_the_frame():
+    """The same camera at half the resolution: the same metres at the same place of the picture."""
+    full = camera(3.0, 20.0, (480, 640), focal_px=600.0, cy_px=250.0, max_depth_m=1e6)
+    z_full = full(blank(480, 640)).metres
+    z_half = full(blank(240, 320)).metres
+    # Row r of the half frame covers rows 2r and 2r + 1 of the full one: its centre, row 2r + 0.5.
+    centre = ground_plane_z(np.array([2 * 100 + 0.5]), 3.0, 20.0, 600.0, 250.0)[0]
+    assert z_half[100, 0] == pytest.approx(centre, rel=1e-5)
+    assert z_full[200, 0] > z_half[100, 0] > z_full[201, 0]  # lower rows are nearer
+
+
+def test_ground_plane_roll_tilts_the_horizon():
+    # Roll 10 deg lowers the image's right side: the ground there is nearer than at the left, at the same row.
+    gp = camera(2.0, 15.0, (200, 300), focal_px=300.0, roll_deg=10.0, max_depth_m=1e6)
+    z = gp(blank(200, 300)).metres
+    assert z[150, 250] < z[150, 150] < z[150, 50]
+    # Hand-computed: row 150, column 250, cx = 149.5, cy = 99.5: a = 100.5 / 300, b = 50.5 / 300,
+    # b' = sin10 * a + cos10 * b = 0.0581741 + 0.1657761 = 0.2239502; down = cos15 * b' + sin15 = 0.4751392 -> 4.209294 m.
+    assert z[150, 250] == pytest.approx(4.209294, rel=1e-5)
+    flat = camera(2.0, 15.0, (200, 300), focal_px=300.0, max_depth_m=1e6)(blank(200, 300)).metres
+    assert np.array_equal(flat[150], np.full(300, flat[150, 0]))
+
+
+def test_ground_plane_needs_a_mounting_and_intrinsics():
+    with pytest.raises(ConfigError, match=r"camera profile 'nomount' has no mounting: the ground plane needs the camera's "
+                                          r"height and pitch"):
+        GroundPlaneDepth(CameraProfile(name="nomount", intrinsics={"width": 4, "height": 3, "fx": 3.0,
+                                                                    "source": {"method": "manual"}}))
+
+
+@pytest.mark.parametrize("item", ["depth.ground_plane.height_m=3", "depth.ground_plane.focal_px=null",
+                                  "depth.ground_plane={height_m: 3}"])
+def test_old_ground_plane_keys_say_where_they_went(item):
+    """The ground plane's camera moved into camera profiles: an old --set gets one line saying what to do."""
+    key = item.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^--set {re.escape(key)}: the ground plane's camera is now a camera profile, "
+                                          r".*pass --camera FILE \(config camera\.profile\)"):
+        load_config(sets=[item])
+
+
+def test_old_ground_plane_keys_in_a_config_file(tmp_path):
+    user = tmp_path / "old.yaml"
+    user.write_text("depth:\n  ground_plane:\n    height_m: 3.5\n    pitch_deg: 12\n")
+    with pytest.raises(ConfigError, match=r"old\.yaml: depth\.ground_plane\.height_m: the ground plane's camera is now a "
+                                          r"camera profile"):
+        load_config(user)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,6 +229,8 @@ CARD_BASE = {
     "mean": [0.0, 0.0, 0.0],
     "std": [1.0, 1.0, 1.0],
     "kind": "metric",
+    "output_layout": "nchw",
+    "domain": "any",
 }
 
 
@@ -382,7 +427,7 @@ def test_colour_order(cards, colour, expected):
 
 
 def test_nhwc_layout_and_3d_output(cards):
-    card = load_card(write_card(cards, model="mean_nhwc.onnx", layout="nhwc"))
+    card = load_card(write_card(cards, model="mean_nhwc.onnx", layout="nhwc", output_layout="hw"))
     np.testing.assert_allclose(run(card, blank(12, 20, UNIFORM)), 20.0, rtol=1e-6)
 
 
@@ -454,8 +499,8 @@ def test_results_do_not_alias_engine_buffers(cards):
 def test_pitch_sign_convention():
     # Pitch +20 deg (looking down), vfov 40 deg on 100 rows: f = 50 / tan 20 = 137.3739 px. Row 50: v - cy = 0.5,
     # 0.9396926 * 0.5 / 137.3739 + 0.3420201 = 0.3454403 -> z = 2 / 0.3454403 = 5.78971 m.
-    down = camera(2.0, 20.0, vfov_deg=40.0)(blank(100, 4)).metres
+    down = camera(2.0, 20.0, (100, 4), vfov_deg=40.0)(blank(100, 4)).metres
     assert down[50, 0] == pytest.approx(5.78971, abs=1e-3)
     # Pitch -20 deg (looking up) with a half field of view of 20 deg: the whole image is at/above the horizon.
-    up = camera(2.0, -20.0, vfov_deg=40.0)(blank(100, 4)).metres
+    up = camera(2.0, -20.0, (100, 4), vfov_deg=40.0)(blank(100, 4)).metres
     assert np.isnan(up).all()

@@ -13,13 +13,12 @@ import pytest
 from bench.__main__ import main
 from bench.board_rgbd import write_board_pairs
 from bench.depth_metrics import align, cap, crop_mask, depth_metrics, evaluate, mean_over_images, seed_metric
-from bench.fastdepth_direct import FastDepthDirect
 from depthstream.errors import ConfigError
 from depthstream.types import Frame
 from stream.calibrate.chessboard import Board
 from stream.depth import open_depth_model
 
-from conftest import CHESSBOARD_PHOTOS, DOG
+from conftest import CHESSBOARD_PHOTOS, DOG, FASTDEPTH_CARD
 
 
 def test_metrics_hand_computed():
@@ -129,25 +128,26 @@ def test_bench_protocol_flags_are_checked(tmp_path, capsys):
 # -- the real FastDepth-224 -------------------------------------------------------------------------
 
 
-def test_fastdepth_direct_equals_the_card_path(fastdepth_onnx, fastdepth_card, dog_image):
+def test_fastdepth_card_equals_an_independent_run(fastdepth_onnx, dog_image):
+    """The bundled card through the product's depth stage gives what the model's own description says: BGR -> RGB,
+    the whole frame stretched to 224 x 224 (bilinear), uint8 NHWC in, [1, 224, 224, 1] metres out, resized back."""
+    import cv2
+    import onnxruntime as ort
+
     frame = Frame(dog_image, 0, None, 0, "dog")
-    with FastDepthDirect(fastdepth_onnx) as direct, open_depth_model(fastdepth_card) as card:
-        a, b = direct(frame).metres, card(frame).metres
-    assert a.shape == dog_image.shape[:2] and np.isfinite(a).all()
-    assert np.max(np.abs(a - b)) < 1e-4
-    assert 0.5 < float(np.median(a)) < 10  # inside NYU's range on an outdoor photo: no unit check is possible here
+    with open_depth_model(FASTDEPTH_CARD) as depth:
+        got = depth(frame).metres
+    session = ort.InferenceSession(str(fastdepth_onnx), providers=["CPUExecutionProvider"])
+    x = cv2.resize(cv2.cvtColor(dog_image, cv2.COLOR_BGR2RGB), (224, 224), interpolation=cv2.INTER_LINEAR)[None]
+    raw = session.run(["depth"], {"image": x})[0]
+    assert raw.shape == (1, 224, 224, 1) and raw.dtype == np.float32
+    want = cv2.resize(raw[0, :, :, 0], (dog_image.shape[1], dog_image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    assert got.shape == dog_image.shape[:2] and np.isfinite(got).all()
+    assert np.max(np.abs(got - want)) < 1e-4
+    assert 0.5 < float(np.median(got)) < 10  # inside NYU's range on an outdoor photo: no unit check is possible here
 
 
-def test_fastdepth_direct_refuses_another_model(tmp_path):
-    from conftest import YOLOX
-
-    with pytest.raises(ConfigError, match=r"expected input 'image' uint8 \[1, 224, 224, 3\]"):
-        FastDepthDirect(YOLOX).open()
-    with pytest.raises(ConfigError, match="file not found"):
-        FastDepthDirect(tmp_path / "none.onnx")
-
-
-def test_bench_depth_on_chessboard_ground_truth(tmp_path, fastdepth_onnx, capsys):
+def test_bench_depth_on_chessboard_ground_truth(tmp_path, capsys):
     """Real pairs: two chessboard photos, their board pixels' depth by solvePnP (25 mm squares)."""
     from stream.calibrate.cli import main as calibrate
 
@@ -159,11 +159,12 @@ def test_bench_depth_on_chessboard_ground_truth(tmp_path, fastdepth_onnx, capsys
     assert json.loads((pairs / "boards.json").read_text())["photos"][0]["centre_depth_m"] == pytest.approx(0.383, abs=0.01)
     out = tmp_path / "out"
     for how in ("none", "median"):
-        assert main(["depth", "--data", str(pairs), "--fastdepth", str(fastdepth_onnx), "--max-depth", "10",
+        assert main(["depth", "--data", str(pairs), "--max-depth", "10",  # the default: the bundled FastDepth-224
                      "--align", how, "--out", str(out / how)]) == 0
     none = json.loads((out / "none" / "depth.json").read_text())
     median = json.loads((out / "median" / "depth.json").read_text())
     assert none["settings"]["crop"] == "none" and none["pairs"] == 2
+    assert none["model"].startswith("fastdepth-224-nyu: ") and none["model"].endswith("(metric)")
     first = none["per_image"][0]
     assert first["name"] == "left01" and 0.3 < first["gt_median_m"] < 0.45
     assert first["pred_median_m"] > 1.5  # FastDepth reads a board 0.38 m away as metres: below its NYU range

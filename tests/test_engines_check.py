@@ -75,6 +75,22 @@ def test_yolox_fp32_vs_fp16_on_the_cpu(demo_frames):
     assert "max |A-B|" in text and "agreement" in text and "time per inference" in text
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("model", ["card", "onnx"])
+def test_fastdepth_fp32_vs_fp16_fed_its_uint8_pixels(demo_frames, fastdepth_onnx, model):
+    """The bundled depth network, by its card (its own preprocessing) or as a bare ONNX (its uint8 image input fed
+    the frame's pixels as they are, as a TensorRT build's check does): FP16 stays within 3 % of FP32."""
+    from conftest import FASTDEPTH_CARD
+
+    path = FASTDEPTH_CARD if model == "card" else fastdepth_onnx
+    report = run_check(path, Variant("ort-cpu"), Variant("ort-cpu", "fp16"), frames=demo_frames[:2])
+    assert report.fed == ("depth card fastdepth-224-nyu: its own preprocessing" if model == "card"
+                          else "'image' frames resized, RGB 0..255 uint8")
+    depth = report.outputs["depth"]
+    assert depth.ref_sum_abs / depth.count > 1.0  # metres of a real map, not a map of zeros
+    assert 0 < depth.rel_mean < 0.03 and report.problems(0.03, 0.9) == []
+
+
 def test_generic_model_with_random_inputs(tmp_path, demo_frames):
     report = run_check(tiny_onnx(tmp_path / "t.onnx"), Variant("ort-cpu"), Variant("ort-cpu", "noopt"), frames=demo_frames[:2])
     assert report.boxes is None and report.fed == "'x' random (seed 0)"

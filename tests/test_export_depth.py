@@ -109,12 +109,16 @@ def tiny_metric_net():
 def test_any_module_with_the_card_the_user_gives(tmp_path):
     res = export_depth("module", module="test_export_depth:tiny_metric_net", size=(32, 48), kind="metric",
                        colour="bgr", scale=1.0, mean=(0, 0, 0), std=(255, 255, 255), max_depth_m=50.0,
-                       output=tmp_path / "m.onnx", images=PHOTO)
+                       domain="outdoor", output=tmp_path / "m.onnx", images=PHOTO)
     card = load_card(res.card)
     assert (card.kind, card.colour, card.scale, card.std, card.size) == ("metric", "bgr", 1.0, (255.0,) * 3, (32, 48))
+    # the fields a real model needs, written from what was exported: the output's layout read from the ONNX
+    assert (card.input_dtype, card.output_layout, card.resize, card.domain) == ("float32", "nchw", "stretch", "outdoor")
+    assert card.valid_range == (0.0, 50.0)
     assert "median" in res.checks[0]
-    with pytest.raises(ConfigError, match=r"--model module needs --size H W and --kind"):
-        export_depth("module", module="test_export_depth:tiny_metric_net", output=tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match=r"--model module needs --size H W, --kind .*, --domain \(indoor"):
+        export_depth("module", module="test_export_depth:tiny_metric_net", size=(32, 48), kind="metric",
+                     output=tmp_path / "m.onnx")
 
 
 @pytest.mark.parametrize("family, weights, message", [
@@ -155,3 +159,6 @@ def test_every_family_is_listed_with_its_card_defaults():
                               "depth-anything-v2-metric-outdoor", "midas-small", "midas-dpt", "yolo-depth", "module"]
     assert FAMILIES["depth-anything-v2-metric-outdoor"].max_depth_m == 80.0
     assert FAMILIES["midas-small"].size == (256, 256) and FAMILIES["yolo-depth"].kind == "metric"
+    assert {f.name: f.domain for f in FAMILIES.values() if f.name.startswith(("unet", "depth-anything"))} == {
+        "unet": "indoor", "depth-anything-v2-small": "any", "depth-anything-v2-metric-indoor": "indoor",
+        "depth-anything-v2-metric-outdoor": "outdoor"}

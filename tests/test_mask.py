@@ -9,7 +9,7 @@ import pytest
 from depthstream.errors import ConfigError
 from depthstream.schema.config import BandConfig, MaskConfig, load_config
 from depthstream.types import DepthMap
-from stream.mask import band_mask, fill_outside, in_band
+from stream.mask import grow_mask, serial_mask, band_mask, fill_outside, in_band
 
 DEPTHS = np.array([np.nan, -1.0, 0.0, 1.0, 2.0, 3.0, 5.0, 8.0, np.inf], np.float32)
 
@@ -85,9 +85,46 @@ def test_fill_constant(scene, mode, value):
     np.testing.assert_array_equal(out[mask], image[mask])
 
 
-def test_fill_default_is_grey(scene):
+def test_fill_default_is_blur(scene):
+    """Blur draws no outline: the grey and black fills' outlines made kites, birds and airplanes (README, 'Layouts')."""
     image, mask = scene
-    assert (fill_outside(image, mask)[~mask] == 114).all()
+    blurred = cv2.GaussianBlur(image, (31, 31), 0)
+    np.testing.assert_array_equal(fill_outside(image, mask)[~mask], blurred[~mask])
+
+
+def test_grow_mask_by_rows_and_columns():
+    mask = np.zeros((40, 40), bool)
+    mask[20:22, 18:20] = True
+    grown = grow_mask(mask, 5, 2, 1)
+    rows, cols = np.nonzero(grown)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (15, 22, 16, 21)
+    assert grow_mask(mask, 0, 0, 0) is mask
+
+
+def _profile_depth(fy: float):
+    from depthstream.schema.camera import CameraProfile
+    from stream.depth import GroundPlaneDepth
+
+    return GroundPlaneDepth(CameraProfile(name="c", intrinsics={"width": 400, "height": 300, "fy": fy,
+                                                                "source": {"method": "manual"}},
+                                          mounting={"height_m": 5.0, "pitch_deg": 20.0, "source": {"method": "manual"}}))
+
+
+def test_serial_mask_grows_by_the_object_at_the_band_edge():
+    mask = np.zeros((300, 400), bool)
+    mask[200:, :] = True  # the ground nearer than the band's edge
+    cfg = load_config(sets=["band.closer_than=10", "mask.grow_height_m=2", "mask.grow_around=0.1"])
+    # ground plane, fy 500: a 2 m object at 10 m is 100 px tall: the whole height upward, 10 px every other way
+    grown = serial_mask(mask, cfg, _profile_depth(500.0))
+    assert np.flatnonzero(grown[:, 200]).min() == 100
+    # a network (no mounting) with no profile: the assumed 50 deg field of view, fy = 150 / tan 25 deg = 321.7 px,
+    # so 64.3 px tall and 6 px every way
+    class Net:
+        kind, camera = "metric", None
+
+    grown = serial_mask(mask, cfg, Net())
+    assert np.flatnonzero(grown[:, 200]).min() == 200 - 6
+    assert serial_mask(mask, load_config(sets=["band.closer_than=10", "mask.grow_height_m=0"]), Net()) is mask
 
 
 def test_fill_blur(scene):

@@ -11,7 +11,9 @@ import pytest
 
 from stream.app import make_stages
 from depthstream.schema.config import load_config
+from depthstream.schema.camera import load_profile
 from stream.depth import GroundPlaneDepth
+from stream.depth.select import BUNDLED_PROFILE
 from stream.detect import YoloxDetector
 from depthstream.errors import PipelineError, SourceError
 from stream.pipeline import BoundedQueue, Pipeline, Stages, Stopped
@@ -127,7 +129,7 @@ def test_queue_get_returns_within_timeout_after_stop():
 def test_serial_and_parallel_give_the_same_detections_when_the_band_covers_everything(demo_frames):
     """With no band nothing is blanked, so both layouts must find exactly the same boxes and metres."""
     cfg = load_config()
-    depth = GroundPlaneDepth(cfg.depth.ground_plane)
+    depth = GroundPlaneDepth(load_profile(BUNDLED_PROFILE))
 
     class Frames(Source):
         def read(self):

@@ -238,7 +238,8 @@ def test_frame_record_schema(tmp_path: Path) -> None:
     )
     assert set(rec) == {"index", "pts_s", "source", "depth", "band", "detections", "timings_ms", "age_ms"}
     assert rec["index"] == 7 and rec["pts_s"] == pytest.approx(0.7) and rec["source"] == "clip.mp4"
-    assert rec["depth"] == {"source": "fake", "kind": "metric", "unit": "m"}
+    assert rec["depth"] == {"source": "fake", "kind": "metric", "unit": "m", "state": None, "valid_range_m": None,
+                            "camera": None}
     assert rec["band"] == "closer than 2 m"
     assert rec["timings_ms"] == {"depth": 3.14, "detect": 12.0, "overlay": 1.01}
     assert list(rec["timings_ms"]) == ["depth", "detect", "overlay"]
@@ -253,6 +254,7 @@ def test_frame_record_schema(tmp_path: Path) -> None:
         "depth_valid_frac": 0.9,
         "depth_spread_m": 0.2,
         "depth_reliable": True,
+        "depth_note": None,
         "track_id": None,
         "depth_filtered_m": None,
         "depth_filtered_std_m": None,

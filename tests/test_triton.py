@@ -29,6 +29,7 @@ import pytest
 
 from conftest import FASTDEPTH, ROOT, YOLOX
 from depthstream.errors import EngineError
+from depthstream.types import Frame
 from engines.ort import OrtEngine
 from engines.triton import TritonEngine
 from stream.enginecheck import sample_frames
@@ -230,6 +231,22 @@ def test_fastdepth_depth_maps_through_triton_equal_onnx_runtime_on_real_frames(t
             assert a.shape == b.shape == (1, 224, 224, 1) and a.dtype == np.float32
             assert 0.3 < float(np.median(b)) < 15  # metres, a real map
             np.testing.assert_allclose(a, b, atol=1e-4)  # metres
+
+
+@pytest.mark.timeout(120)
+def test_the_bundled_depth_card_through_triton_equals_onnx_runtime(triton, frames):
+    """The product's depth stage (the card's uint8 NHWC input, its channels-last output) on the Triton backend."""
+    from conftest import FASTDEPTH_CARD
+    from engines.backends import EngineOptions
+    from stream.depth import open_depth_model
+
+    with open_depth_model(FASTDEPTH_CARD, engine_options=EngineOptions(triton.url)) as remote, \
+            open_depth_model(FASTDEPTH_CARD) as local:
+        for image in frames[:3]:
+            frame = Frame(image, 0, None, 0, "demo")
+            a, b = remote(frame), local(frame)
+            assert a.source == "fastdepth-224-nyu" and a.metres.shape == image.shape[:2]
+            np.testing.assert_allclose(a.metres, b.metres, atol=1e-4)  # metres
 
 
 @pytest.mark.timeout(60)

@@ -62,6 +62,7 @@ def test_the_wheel_holds_the_data_it_needs(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"depthstream/_project/config.yaml", "depthstream/_project/models/MANIFEST.yaml",
             "depthstream/_project/models/fastdepth_224_nyu.yaml", "depthstream/_project/data/vtest_pets2009_150f.mp4",
+            "depthstream/_project/data/vtest_pets2009.camera.yaml",
             "depthstream/store.py", "stream/__main__.py", "stream/web/page.html"} <= names
     assert not any(n.endswith((".onnx", ".jpg", ".png")) for n in names)  # models and photos come through the store
 

@@ -12,6 +12,8 @@ A profile is a small YAML file that belongs to one camera (the bundled clip has 
   a frame of another aspect ratio is an error (a crop or another sensor mode is not a scale).
 - ``mounting`` (optional): ``height_m`` above flat ground, ``pitch_deg`` (positive = looking down),
   ``roll_deg`` (default 0), for ground-plane depth.
+- ``scene`` (optional): ``indoor`` | ``outdoor`` | ``driving``, what the camera films; a depth network whose
+  card's ``domain`` does not cover it has every distance flagged unreliable (an indoor network on a street).
 - ``depth_calibrations``: per depth model (its card's ``name``), how its output becomes metres on this camera:
   ``metres = scale * y + shift`` for ``output: metric`` or ``relative-depth``, ``1 / metres = scale * y + shift``
   for ``relative-inverse`` (the same meaning as a model card's ``calibration``), with the kind of fit, the
@@ -43,10 +45,11 @@ from .camera_yaml import profile_to_yaml
 from .fields import Allowed, FiniteNumber, Guess, NonZero, Text, number
 
 __all__ = [
-    "SOURCE_METHODS", "Source", "Intrinsics", "Mounting", "DepthCalibration", "CameraProfile", "PixelIntrinsics",
+    "SCENES", "SOURCE_METHODS", "Source", "Intrinsics", "Mounting", "DepthCalibration", "CameraProfile", "PixelIntrinsics",
     "load_profile", "save_profile", "ASPECT_TOLERANCE_PX",
 ]
 
+SCENES = ("indoor", "outdoor", "driving")
 SOURCE_METHODS = ("chessboard", "datasheet", "known-distance", "rgbd", "published", "assumed", "manual")
 DISTORTION_LENGTHS = (4, 5, 8, 12, 14)
 # A frame matches the profile's aspect ratio when its width is within this many pixels of
@@ -194,6 +197,7 @@ class CameraProfile:
     version: Literal[1] = 1
     name: Text
     description: Annotated[str, Strict()] = ""
+    scene: Annotated[Literal[SCENES], Guess()] | None = None  # type: ignore[valid-type]
     intrinsics: Intrinsics | None = None
     mounting: Mounting | None = None
     depth_calibrations: Annotated[tuple[DepthCalibration, ...],

@@ -14,6 +14,7 @@ import yaml
 COMMENTS = {
     "version": "profile format",
     "name": "this camera; a profile belongs to one camera and is never applied to another source",
+    "scene": "indoor | outdoor | driving: what the camera films (a depth network trained for another is flagged)",
     "intrinsics": "pinhole intrinsics in pixels AT width x height; scaled to each frame's real size",
     "intrinsics.width": "the resolution the numbers below refer to",
     "intrinsics.height": "",
@@ -39,7 +40,7 @@ COMMENTS = {
     "residual_abs_rel": "mean |fitted - true| / true over the samples after the fit",
     "range_m": "nearest and farthest true distance in the samples: outside it the fit is an extrapolation",
 }
-ORDER = ("version", "name", "description", "intrinsics", "mounting", "depth_calibrations")
+ORDER = ("version", "name", "description", "scene", "intrinsics", "mounting", "depth_calibrations")
 
 
 def _scalar(value: Any) -> str:

@@ -22,7 +22,7 @@ from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
-from depthstream.store import DEFAULT_CONFIG
+from depthstream.store import DEFAULT_CONFIG, MODELS_DIR
 
 from . import loading
 from .adapter import all_keys
@@ -60,6 +60,15 @@ Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
 FocalPixels = number(gt=0, noun="pixels")
 Pixels = number(noun="a number of pixels")
+Spread = number(gt=0, le=1, noun="a relative spread (1 sigma / value)")
+Tolerance = number(gt=0, le=5, noun="a relative difference")
+BorderPixels = number(ge=0, le=50, noun="pixels")
+BoxErrorPixels = number(ge=0, le=20, noun="pixels")
+Aspect = number(ge=1, le=5, noun="a height / width ratio")
+References = number(gt=0, le=1000, noun="a number of references per frame")
+Frames = integer(ge=1, le=10000, noun="a number of frames")
+GrowHeight = number(ge=0, noun="metres", note="0 = the mask is not grown")
+GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -174,43 +183,86 @@ def _names_known_before_loading(model: Path) -> tuple[tuple[str, ...], Path | No
     return COCO_CLASSES, None
 
 
+BUNDLED_DEPTH_CARD = str(MODELS_DIR / "fastdepth_224_nyu.yaml")
+"""The bundled depth network's card (FastDepth-224, NYU Depth v2: metric, indoor), through the model store."""
+DEPTH_SOURCE_FORMS = "auto | ground-plane | size-prior | a model card .yaml | an .onnx with a card beside it"
+
+
 @dataclass(frozen=True, config=SCHEMA)
-class GroundPlaneConfig:
-    """``depth.ground_plane``: a fixed camera above flat ground (give exactly one of vfov_deg and focal_px)."""
+class CameraConfig:
+    """``camera``: the source's camera profile (intrinsics with their resolution, mounting, depth calibrations).
 
-    height_m: PositiveMetres = 7.07
-    pitch_deg: Degrees90 = 16.5
-    vfov_deg: Degrees180 | None = None
-    focal_px: FocalPixels | None = 1194.6
-    cy_px: Pixels | None = 282.6
-    max_depth_m: PositiveMetres = 100.0
+    ``profile`` null: the source's own profile when it has one (the bundled clip, by name or by its sha256),
+    else none. A profile belongs to one camera: it is never applied to another source unless given here.
+    """
 
-    @model_validator(mode="after")
-    def _one_focal(self) -> "GroundPlaneConfig":
-        if (self.vfov_deg is None) == (self.focal_px is None):
-            got = "both" if self.vfov_deg is not None else "neither"
-            raise ValueError(
-                "give exactly one of vfov_deg (vertical field of view, degrees) and focal_px (vertical focal length, "
-                f"pixels), got {got}" + (" (set the other to null, e.g. --set depth.ground_plane.focal_px=null)"
-                                         if got == "both" else ""))
-        return self
+    profile: FilePath | None = None
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class SizePriorConfig:
+    """``depth.size_prior``: distances from the typical real size of a class (:mod:`stream.depth.sizeprior`)."""
+
+    assumed_hfov_deg: Degrees180 = 70.0
+    assumed_focal_spread: Spread = 0.15
+    border_margin_px: BorderPixels = 2.0
+    box_error_px: BoxErrorPixels = 2.0
+    person_min_aspect: Aspect = 2.0
+    max_spread: Spread = 0.25
+    reference_max_spread: Spread = 0.12
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class AutoScaleConfig:
+    """``depth.autoscale``: a depth network's scale fitted to the size priors' distances (:mod:`stream.depth.autoscale`)."""
+
+    mode: Literal["auto", "always", "never"] = "auto"
+    min_references: References = 2.0
+    max_spread: Spread = 0.2
+    half_life_frames: Frames = 30
+    scene_cut: Fraction01 = 0.1
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class CrossCheckConfig:
+    """``depth.crosscheck``: whether a depth source's box distances agree with the size priors (:mod:`stream.depth.crosscheck`)."""
+
+    window_frames: Frames = 30
+    min_references: References = 1.0
+    tolerance: Tolerance = 0.35
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class DepthConfig:
-    """``depth``: where metres come from and how a box gets its distance."""
+    """``depth``: where metres come from and how a box gets its distance.
 
-    source: Annotated[str, Strict(), Field(min_length=1),
-                      Allowed("ground-plane, a model card .yaml or an .onnx with a card beside it")] = "ground-plane"
+    ``source``: ``auto`` = the camera profile's ground plane when the profile has a mounting, else the bundled
+    depth network (:data:`BUNDLED_DEPTH_CARD`); ``ground-plane`` = the camera profile's ground plane (an error
+    without one); ``size-prior`` = each box's distance from its class's typical size, no map (parallel layout);
+    else a depth model card (or an .onnx with its card beside it).
+    """
+
+    source: Annotated[str, Strict(), Field(min_length=1), Allowed(DEPTH_SOURCE_FORMS)] = "auto"
     box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
     roi: BoxFraction = 0.4
     threads: Count = 0
-    ground_plane: GroundPlaneConfig = GroundPlaneConfig()
+    ground_max_m: PositiveMetres = 100.0
+    size_prior: SizePriorConfig = SizePriorConfig()
+    autoscale: AutoScaleConfig = AutoScaleConfig()
+    crosscheck: CrossCheckConfig = CrossCheckConfig()
 
     @property
-    def is_network(self) -> bool:
-        """A depth network (a model card), not the ground plane."""
-        return self.source != "ground-plane"
+    def network_card(self) -> str | None:
+        """The depth network's card a run may use: the one given, the bundled one for ``auto`` (sources without
+        a mounting), None for ``ground-plane`` and ``size-prior``."""
+        if self.source in ("ground-plane", "size-prior"):
+            return None
+        return BUNDLED_DEPTH_CARD if self.source == "auto" else self.source
+
+    @property
+    def is_size_prior(self) -> bool:
+        """Distances per box from the classes' typical sizes, no depth map."""
+        return self.source == "size-prior"
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -286,10 +338,18 @@ class EventsConfig:
 
 @dataclass(frozen=True, config=SCHEMA)
 class MaskConfig:
-    """``mask``: how the serial layout blanks pixels outside the band before detection."""
+    """``mask``: how the serial layout blanks pixels outside the band before detection.
 
-    fill: Literal["black", "grey", "blur"] = "grey"
+    The band mask is first grown by the size of an object ``grow_height_m`` tall standing at the band's edge
+    (its height in pixels from the camera's focal length: :func:`stream.mask.serial_mask`): ``grow_around`` of
+    it in every direction, and with ground-plane depth its whole height upward (an upright object on in-band
+    ground rises above it, over ground that lies farther). Defaults measured with ``python -m bench layouts-agree``.
+    """
+
+    fill: Literal["black", "grey", "blur"] = "blur"
     blur_ksize: Annotated[int, Strict(), Field(ge=3), AfterValidator(_odd), Allowed("an odd integer >= 3")] = 31
+    grow_height_m: GrowHeight = 1.8
+    grow_around: GrowFraction = 0.1
 
 
 Byte = Annotated[int, Strict(), Field(ge=0, le=255)]
@@ -380,6 +440,7 @@ class Config:
     source: SourceConfig = SourceConfig()
     pipeline: PipelineConfig = PipelineConfig()
     detect: DetectConfig = DetectConfig()
+    camera: CameraConfig = CameraConfig()
     depth: DepthConfig = DepthConfig()
     band: BandConfig = BandConfig()
     track: TrackConfig = TrackConfig()
@@ -390,8 +451,26 @@ class Config:
     engine: EngineConfig = EngineConfig()
     serve: ServeConfig = ServeConfig()
 
+    @model_validator(mode="after")
+    def _size_prior_layout(self) -> "Config":
+        if self.depth.is_size_prior and self.pipeline.layout == "serial":
+            raise ValueError("depth.source size-prior gives each box a distance but no depth map, and the serial "
+                             "layout masks the frame by a depth map before detecting: use --layout parallel "
+                             "(pipeline.layout: parallel), or a depth source with a map (ground-plane, a model card)")
+        return self
+
 
 NOUN = "config key"
+
+MOVED = {
+    "depth.ground_plane": (
+        "the ground plane's camera is now a camera profile, which belongs to one camera and says the resolution its "
+        "intrinsics refer to: write one (python -m stream calibrate ..., or copy data/vtest_pets2009.camera.yaml and "
+        "set its intrinsics and mounting: height_m, pitch_deg) and pass --camera FILE (config camera.profile); "
+        "the ground's farthest depth is depth.ground_max_m"),
+}
+"""Keys that are gone, with what replaced them: a user's old ``--set`` or config file gets this line."""
+
 
 
 def config_keys() -> list[str]:
@@ -404,7 +483,7 @@ def config_keys() -> list[str]:
 
 def parse_set(item: str) -> tuple[str, Any]:
     """``detect.conf=0.4`` -> ('detect.conf', 0.4); the value is read as YAML."""
-    return loading.parse_set(Config, item, NOUN)
+    return loading.parse_set(Config, item, NOUN, moved=MOVED)
 
 
 def load_config(
@@ -414,4 +493,4 @@ def load_config(
 ) -> Config:
     """Defaults from the project's config.yaml, then ``path``, then ``--set`` items, then ``overrides``
     (dotted key -> value, from CLI flags; None = not given; paths there are relative to the working directory)."""
-    return loading.load_layers(Config, DEFAULT_CONFIG, path, sets, overrides, noun=NOUN)
+    return loading.load_layers(Config, DEFAULT_CONFIG, path, sets, overrides, noun=NOUN, moved=MOVED)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 import yaml
 
@@ -37,6 +37,24 @@ def empty_sections(data: dict, schema: type) -> dict:
     return out
 
 
+def moved_key(key: str, moved: Mapping[str, str]) -> str | None:
+    """The message for a key that is gone (``depth.ground_plane.height_m`` under ``depth.ground_plane``), with
+    what replaced it, else None."""
+    for old, message in moved.items():
+        if key == old or key.startswith(old + "."):
+            return f"{key}: {message}"
+    return None
+
+
+def _refuse_moved(data: dict, where: str, moved: Mapping[str, str]) -> None:
+    for old in moved:
+        section, _, name = old.partition(".")
+        if isinstance(data.get(section), dict) and name in data[section]:
+            inner = data[section][name]
+            key = f"{old}.{next(iter(inner))}" if isinstance(inner, dict) and inner else old
+            raise ConfigError(where + moved_key(key, moved))
+
+
 def _validate(schema: type[T], data: dict, where: str, base_dir: Path, noun: str, partial: bool = False) -> T:
     return validate(schema, empty_sections(data, schema), where=where, noun=noun,
                     context={"base_dir": base_dir, "partial": partial})
@@ -49,12 +67,15 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def parse_set(schema: type, item: str, noun: str) -> tuple[str, Any]:
-    """``detect.conf=0.4`` -> ('detect.conf', 0.4) for a key of ``schema``; the value is read as YAML."""
+def parse_set(schema: type, item: str, noun: str, moved: Mapping[str, str] = {}) -> tuple[str, Any]:
+    """``detect.conf=0.4`` -> ('detect.conf', 0.4) for a key of ``schema``; the value is read as YAML. A key in
+    ``moved`` (gone, with what replaced it) gets that message."""
     if "=" not in item:
         raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
     key, raw = item.split("=", 1)
     key = key.strip()
+    if moved_key(key, moved):
+        raise ConfigError("--set " + moved_key(key, moved))
     if key not in all_keys(schema):
         raise ConfigError("--set: " + unknown_key(schema, key, noun))
     try:
@@ -80,22 +101,24 @@ def _only(full: dict, given: dict) -> dict:
 
 
 def load_layers(schema: type[T], defaults: Path, path: Path | str | None, sets: list[str] | tuple[str, ...],
-                overrides: dict[str, Any] | None, *, noun: str) -> T:
+                overrides: dict[str, Any] | None, *, noun: str, moved: Mapping[str, str] = {}) -> T:
     """``defaults`` (when the file exists), then ``path``, then ``sets``, then ``overrides``, validated
-    against ``schema``; ``noun`` names its keys in messages (``config key``)."""
+    against ``schema``; ``noun`` names its keys in messages (``config key``); ``moved`` lists keys that are gone
+    with what replaced them."""
     data = read_config_file(defaults) if defaults.is_file() else {}
     layered = dataclasses.asdict(_validate(schema, data, f"{defaults.name}: ", defaults.parent, noun))
     if path is not None:
         path = Path(path)
         user = empty_sections(read_config_file(path), schema)
         where = f"{path}: "
+        _refuse_moved(user, where, moved)
         # The user's file on its own first, so that its errors name the file that holds them.
         _validate(schema, user, where, path.parent, noun, partial=True)
         user_cfg = _validate(schema, _merge(data, user), where, path.parent, noun, partial=True)
         layered = _merge(layered, _only(dataclasses.asdict(user_cfg), user))
     cli: dict = {}
     for item in sets:
-        key, value = parse_set(schema, item, noun)
+        key, value = parse_set(schema, item, noun, moved)
         cli = _merge(cli, _nest(key, value))
     for key, value in (overrides or {}).items():
         if value is not None:

@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, Strict
 from pydantic.dataclasses import dataclass
 
+from depthstream.errors import ConfigError
+
 from .adapter import read_yaml_mapping, validate
 from .fields import Allowed, SetByLoader, Text, integer, number
 
@@ -76,6 +78,9 @@ def load_detector_card(path: str | Path) -> DetectorCard:
     path = Path(path)
     where = f"detector sidecar {path}"
     data = read_yaml_mapping(path, where)
+    if "task" not in data and ("kind" in data or "output_layout" in data):
+        raise ConfigError(f"{where}: is a depth model card (kind: {data.get('kind', '?')}), not a detector sidecar: give "
+                          f"it to --depth-model (depth.source); --detector takes a YOLO-family detector")
     return validate(DetectorCard, {**data, "path": path}, where=f"{where}: ")
 
 

@@ -11,13 +11,19 @@ class DepthProvider(abc.ABC):
     """Base of every depth provider.
 
     ``source`` names what produced the depth (``ground-plane`` or the model card's name); ``kind`` is the
-    :data:`~depthstream.types.DepthKind` of the maps it returns. ``open()`` loads what the provider needs
+    :data:`~depthstream.types.DepthKind` of the maps it returns; ``valid_range_m`` (near, far metres it can
+    measure, None = not stated) and ``state`` (words, e.g. ``indoor, metric``) are what its maps carry;
+    ``domain_note`` says why none of its distances can be trusted on this source (a network out of its domain),
+    None when nothing does. ``open()`` loads what the provider needs
     (a model), ``close()`` frees it; both are no-ops here. Use as a context manager:
     ``with provider: depth = provider(frame)``.
     """
 
     source: str
     kind: DepthKind
+    valid_range_m: tuple[float, float] | None = None
+    state: str = ""
+    domain_note: str | None = None
 
     def open(self) -> None:
         """Load what the provider needs; calling it again while open does nothing."""

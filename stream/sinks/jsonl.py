@@ -12,9 +12,23 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       "index": 42,                      # frame index from the source (int, monotonic; gaps = dropped frames)
       "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
       "source": "data/clip.mp4",        # the source as given, credentials redacted
-      "depth": {"source": "depth-anything-v2-metric-indoor-small",   # what produced the depth map
-                "kind": "metric",       # "metric" | "relative+calibrated" | "geometric"
-                "unit": "m"},
+      "depth": {"source": "fastdepth-224-nyu",   # what produced the depth map: a model card's name | "ground-plane" | "size-prior"
+                "kind": "metric",       # "metric" | "relative+calibrated" | "relative+autoscaled" | "geometric" | "size-prior"
+                "unit": "m",
+                "state": "indoor, metric",   # how far it can be trusted, in words ("geometric, <profile>" for a ground plane)
+                "valid_range_m": [0.5, 10.0],   # [near, far] it can measure (null: not stated); outside = flagged
+                "camera": null,         # the camera profile used (its name), null: none
+                "selected": "auto: no camera profile, so the bundled depth network",   # why this source
+                "size_prior": {"focal_px": 548.4, "focal_assumed": true,    # the focal length the size priors used,
+                               "focal_from": "assumed: hfov 70 deg",        # whether it was assumed, where it came from,
+                               "pitch_deg": 0.0, "references": 3},          # the pitch, the reference boxes in this frame
+                "scale": {"fit": "scale", "scale": 9.93, "shift": 0.0,      # networks: the automatic scale (metres =
+                          "spread": 0.08, "references": 5.6,                # scale * y + shift, 1/metres for inverse depth),
+                          "outliers": 0.05, "state": "calibrated",          # its relative 1-sigma spread, references per
+                          "applied": true, "frames": 30},                   # frame, calibrated | uncalibrated, in force?
+                "crosscheck": {"verdict": "out of domain", "ratio": 0.1,    # unknown | agrees | out of domain | disagrees;
+                               "spread": 0.07, "references": 164,           # source / prior distance over the window
+                               "frames": 30}},          # (size_prior, scale, crosscheck: README "Size priors and automatic scale")
       "band": "closer than 2 m",        # the asked distance band in words, null when none was asked
       "detections": [                   # one object per box, possibly empty
         {"box": [x1, y1, x2, y2],       # frame pixels, rounded to 0.1 px, x1 < x2, y1 < y2
@@ -24,7 +38,8 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
          "depth_m": 1.734,              # the box's distance in metres (3 decimals), null: no valid depth
          "depth_valid_frac": 0.962,     # share of the sampled pixels with valid depth (3 decimals) or null
          "depth_spread_m": 0.211,       # interquartile range of the sampled depths, metres, or null
-         "depth_reliable": true,        # false: the depth source flagged this distance as an estimate
+         "depth_reliable": true,        # false: a distance we cannot stand behind (shown, never trusted) ...
+         "depth_note": null,            # ... and why (e.g. "beyond fastdepth-224-nyu's range 0.5-10 m"), null when reliable
          "track_id": 7,                 # the box's track (stable across frames), null when untracked
          "depth_filtered_m": 1.702,     # the track's distance after outlier rejection and smoothing (the band
          "depth_filtered_std_m": 0.04,  #   decision uses it), and its standard deviation; null when untracked
@@ -149,6 +164,19 @@ def _round_or_none(value: float, digits: int) -> float | None:
     return round(v, digits) if math.isfinite(v) else None
 
 
+def _depth_block(result: Result, source: str, kind: str, camera: str | None, selected: str | None) -> dict[str, Any]:
+    dm = result.depth
+    block: dict[str, Any] = {"source": source, "kind": kind, "unit": "m"}
+    block["state"] = dm.state if dm is not None and dm.state else None
+    block["valid_range_m"] = list(dm.valid_range_m) if dm is not None and dm.valid_range_m is not None else None
+    block["camera"] = camera
+    if selected is not None:
+        block["selected"] = selected
+    if dm is not None:
+        block.update(dm.details)  # the size priors' focal length, the automatic scale, the cross-check
+    return block
+
+
 def frame_record(
     result: Result,
     class_names: Sequence[str],
@@ -160,12 +188,15 @@ def frame_record(
     extra_timings: dict[str, float] | None = None,
     backend: str | None = None,
     events: Sequence[dict[str, Any]] | None = None,
+    camera: str | None = None,
+    selected: str | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
     extra_timings: stages timed outside ``result.timings_ms`` (e.g. overlay, encode), merged after them.
     backend: the inference backend that ran the detector (``ort-cpu``, ``trt``, ...); the key is left
-    out when None.
+    out when None. camera: the camera profile's name (None: none); selected: why this depth source.
+    The depth map's state and valid range come from ``result.depth``.
     events: the event records of this frame (``stream.track.records.event_record``); the key is left out
     when None (tracking off).
     """
@@ -185,6 +216,7 @@ def frame_record(
                     "depth_valid_frac": _round_or_none(dets.depth_valid_frac[i], 3),
                     "depth_spread_m": _round_or_none(dets.depth_spread_m[i], 3),
                     "depth_reliable": bool(dets.depth_reliable[i]),
+                    "depth_note": str(dets.depth_note[i]) or None,
                     "track_id": int(dets.track_id[i]) if dets.track_id[i] >= 0 else None,
                     "depth_filtered_m": _round_or_none(dets.depth_filtered_m[i], 3),
                     "depth_filtered_std_m": _round_or_none(dets.depth_filtered_std_m[i], 3),
@@ -199,7 +231,7 @@ def frame_record(
         "index": int(frame.index),
         "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
         "source": frame.source_id,
-        "depth": {"source": depth_source, "kind": depth_kind, "unit": "m"},
+        "depth": _depth_block(result, depth_source, depth_kind, camera, selected),
         "band": band_text,
         "detections": detections,
         "timings_ms": {str(stage): _round_or_none(ms, 2) for stage, ms in timings.items()},

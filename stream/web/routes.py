@@ -135,7 +135,7 @@ class WebView:
         return HTMLResponse(self._page, headers=PAGE_HEADERS)
 
     async def state(self, request: Request) -> Response:
-        return JSONResponse(state_json(self.hub, self.control.settings, self.feed.stats),
+        return JSONResponse(state_json(self.hub, self.control, self.feed.stats),
                             headers={"cache-control": "no-store"})
 
     async def frame(self, request: Request) -> Response:

@@ -9,6 +9,7 @@
       "frame": {"index": 42, "age_ms": 81.2, "fps": 9.8, "dropped": 3},   # null before the first frame
       "layout": "parallel",               # of the frame shown; "wanted" is the one asked for now
       "wanted": {"layout": "parallel", "closer_than": 30.0, "further_than": null},
+      "layouts": ["serial", "parallel"],  # the layouts this run may switch to
       "band": {"closer_than": 30.0, "further_than": null, "text": "closer than 30 m"},   # of the frame shown
       "depth": {"source": "ground-plane", "kind": "geometric", "state": "", "unit": "m"},
       "objects": [                        # the boxes in the band on the frame shown, nearest first
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..control import LiveFrame, Settings
+from ..control import LiveFrame, RuntimeControl, Settings
 from ..sources import redact
 from ..track.display import shown_depth
 from ..track.events import APPROACH_SIGMAS
@@ -82,7 +83,8 @@ def objects_json(frame: LiveFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def state_json(hub: FrameHub, wanted: Settings, feed: FeedStats) -> dict[str, Any]:
+def state_json(hub: FrameHub, control: RuntimeControl, feed: FeedStats) -> dict[str, Any]:
+    wanted = control.settings
     seq, frame = hub.newest()
     out: dict[str, Any] = {
         "state": hub.state,
@@ -92,6 +94,7 @@ def state_json(hub: FrameHub, wanted: Settings, feed: FeedStats) -> dict[str, An
         "layout": wanted.layout,
         "wanted": {"layout": wanted.layout, "closer_than": wanted.band.closer_than,
                    "further_than": wanted.band.further_than},
+        "layouts": list(control.layouts),
         "band": band_json(wanted),
         "depth": None,
         "objects": [],

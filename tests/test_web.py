@@ -99,7 +99,9 @@ def test_page_and_state_describe_the_live_run(served):
     assert 'id="video"' in page.text and "/stream.mjpg" in page.text and "referrer-policy" in page.headers
     s = wait_for(lambda: (lambda s: s if s["objects"] else None)(state(served)), what="objects in the band")
     assert s["state"] == "running" and s["source"].endswith("vtest_pets2009_150f.mp4")
-    assert s["depth"] == {"source": "ground-plane", "kind": "geometric", "state": "", "unit": "m"}
+    # The clip's own camera profile gives its ground plane (stream.depth.select): the state names the profile.
+    assert s["depth"] == {"source": "ground-plane", "kind": "geometric", "state": "geometric, pets2009-view001",
+                          "unit": "m"}
     assert s["band"] == {"closer_than": 30.0, "further_than": None, "text": "closer than 30 m"}
     assert s["layout"] == "parallel" and s["frame"]["fps"] is not None
     people = [o for o in s["objects"] if o["class"] == "person"]

@@ -113,8 +113,9 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
 
     The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
     (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
-    the track events of the same frames. The layout is the graph's the frame runs in: a frame whose mask blanked
-    it before detection (``fill`` timed) ran in the serial one."""
+    the track events of the same frames. The layout too: a frame pinned to the serial layout is blanked by its mask
+    before detection when the graph it runs in computed the mask first (the serial graph; in the parallel graph
+    detection runs beside depth and there is no mask yet); ``finish`` knows it by the ``fill`` time."""
     control = control or RuntimeControl.from_config(cfg)
     no_map = cfg.depth.is_size_prior
 
@@ -129,10 +130,10 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def detect_stage(res: Result) -> Result:
         image = res.frame.image
         extra = {}
-        if res.mask is not None:  # a mask before detection: depth ran first (the serial layout)
+        frame = control.for_frame(res.frame.index)
+        if frame.layout == "serial" and res.mask is not None:  # a mask before detection: depth ran first
             t0 = time.perf_counter()
-            band = control.for_frame(res.frame.index).band
-            image = fill_outside(image, serial_mask(res.mask, cfg, depth, band), cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth, frame.band), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)

@@ -358,9 +358,11 @@ ROUTES = [("GET", "/"), ("GET", "/stream.mjpg"), ("GET", "/frame.jpg"), ("GET", 
 
 
 @pytest.mark.timeout(120)
-def test_with_a_token_every_route_needs_it():
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "0.0.0.0:0"])
+def test_with_a_token_every_route_needs_it(listen):
     token = "correct-horse-battery-staple"
-    with ServedRun(token=token) as run:
+    with ServedRun(token=token, listen=listen) as run:
+        run.url = run.url.replace("0.0.0.0", "127.0.0.1")
         for method, path in ROUTES:
             for headers in ({}, {"Authorization": "Bearer wrong-horse-battery-staple"},
                             {"X-Depthstream-Token": token[:-1]}):

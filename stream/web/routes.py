@@ -292,28 +292,34 @@ class _Detect:
             band = _band(form)
         except ConfigError as exc:
             return _error(400, str(exc))
-        shown = safe_name(upload.filename)
         job_id, folder = view.store.new()
-        raw = folder / "upload"
-        await anyio.to_thread.run_sync(_save, upload, raw)
-        if raw.stat().st_size == 0:
-            return _error(400, f"{upload.filename or 'the upload'} is empty")
         try:
-            found = await anyio.to_thread.run_sync(probe, raw, upload.filename or shown, view.limits)
+            job = await self._job(upload, folder, band)
+            return JSONResponse(_answer(job_id, job, await view.run_job(job)))
         except UploadError as exc:
+            view.store.discard(job_id)
             return _error(exc.status, str(exc))
-        src = folder / "in" / (shown + found.ext)
-        src.parent.mkdir()
-        raw.rename(src)
-        job = DetectJob(folder, src, shown, found, band, max_frames(found, view.limits), threading.Event())
-        try:
-            out = await view.run_job(job)
         except Busy:
+            view.store.discard(job_id)
             return _error(503, "an upload is already being processed and another waits: try again in a few seconds",
                           {"retry-after": "5"})
         except StreamError as exc:
-            return _error(422, f"{upload.filename or shown}: {exc}")
-        return JSONResponse(_answer(job_id, job, out))
+            view.store.discard(job_id)
+            return _error(422, f"{upload.filename or safe_name(upload.filename)}: {exc}")
+
+    async def _job(self, upload: UploadFile, folder: Path, band: BandConfig) -> DetectJob:
+        """The upload saved, probed and moved to ``folder/in`` under a name its content decides."""
+        limits = self.view.limits
+        shown = safe_name(upload.filename)
+        raw = folder / "upload"
+        await anyio.to_thread.run_sync(_save, upload, raw)
+        if raw.stat().st_size == 0:
+            raise UploadError(400, f"{upload.filename or 'the upload'} is empty")
+        found = await anyio.to_thread.run_sync(probe, raw, upload.filename or shown, limits)
+        src = folder / "in" / (shown + found.ext)
+        src.parent.mkdir()
+        raw.rename(src)
+        return DetectJob(folder, src, shown, found, band, max_frames(found, limits), threading.Event())
 
 
 def _band(form) -> BandConfig:

@@ -129,6 +129,13 @@ class ResultStore:
             shutil.rmtree(self.root / gone, ignore_errors=True)
         return job, folder
 
+    def discard(self, job: str) -> None:
+        """Delete a result that came to nothing (a refused upload), so it takes no place of a kept one."""
+        with self._lock:
+            if job in self._ids:
+                self._ids.remove(job)
+        shutil.rmtree(self.root / job, ignore_errors=True)
+
     def path(self, job: str, name: str) -> Path | None:
         """The file ``name`` of result ``job``, or None (unknown, deleted, or a name that leaves the folder)."""
         with self._lock:

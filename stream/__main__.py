@@ -17,6 +17,7 @@ from engines.backends import BACKENDS
 
 from depthstream.schema.config import load_config
 from depthstream.errors import ConfigError, StreamError
+from depthstream.redact import RedactingFilter, redact
 
 EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
@@ -32,7 +33,7 @@ exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctr
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, no usage block
-        self.exit(2, f"error: {message} (see python -m stream --help)\n")
+        self.exit(2, f"error: {redact(message)} (see python -m stream --help)\n")
 
 
 def _metres(flag: str):
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # credentials never reach a log line (the sources' own and the libraries')
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     progress = None
     try:
         overrides = {
@@ -228,7 +232,7 @@ def _main(args: argparse.Namespace) -> int:
             summary = run(cfg, on_frame=on_frame)
     except StreamError as exc:
         _close(progress)
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(exc)}\n")
         return exc.exit_code
     except KeyboardInterrupt as exc:
         _close(progress)

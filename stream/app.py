@@ -323,7 +323,8 @@ def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summ
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                           band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
-                                          selected=summary.depth_why, events=events.take(summary, records)))
+                                          selected=summary.depth_why, events=events.take(summary, records),
+                                          file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
         control.release(res.frame.index)
         if publish is not None:

@@ -36,12 +36,12 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from depthstream.errors import ConfigError, StreamError
+from depthstream.redact import redact
 from depthstream.schema.adapter import validate
 from depthstream.schema.config import BandConfig, ServeConfig
 
 from ..control import RuntimeControl
 from ..pipeline.jobs import Busy, JobWorker
-from ..sources import redact
 from .hub import FeedClosed, FrameHub, JpegFeed
 from .security import Guard
 from .state import state_json

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from depthstream.redact import redact
+
 from ..control import LiveFrame, RuntimeControl, Settings
-from ..sources import redact
 from ..track.display import shown_depth
 from ..track.events import APPROACH_SIGMAS
 from ..track.records import class_name

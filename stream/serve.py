@@ -46,8 +46,8 @@ def check_token(token: str | None, loopback: bool, shown: str) -> str | None:
                           "print(secrets.token_urlsafe())')")
     if token is None and not loopback:
         raise ConfigError(f"--serve {shown} listens beyond this machine: give a token every request must carry "
-                          f"(--serve-token TOKEN, or {TOKEN_ENV}=TOKEN to keep it out of the process list), or "
-                          f"listen on 127.0.0.1")
+                          f"(--serve-token, or the environment variable {TOKEN_ENV} to keep it out of the process "
+                          f"list), or listen on 127.0.0.1")
     if token is not None and len(token) < SHORT_TOKEN:
         log.warning("the --serve token has %d characters: one of %d or more is much harder to guess",
                     len(token), SHORT_TOKEN)

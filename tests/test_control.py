@@ -24,7 +24,8 @@ def test_a_change_is_validated_like_the_config_and_a_refused_one_changes_nothing
     control = RuntimeControl(BandConfig(closer_than=30.0), "parallel")
     with pytest.raises(ConfigError, match=r"^band: further_than 40 and closer_than 30 leave no distance"):
         control.update(further_than=40)
-    with pytest.raises(ConfigError, match=r"^band: closer_than: got 0, expected a positive number of metres or null$"):
+    with pytest.raises(ConfigError, match=r"^band: closer_than: got 0, expected a positive number of metres "
+                                          r"\(at most 10000\) or null$"):
         control.update(closer_than=0)
     with pytest.raises(ConfigError, match=r"^layout: got 'sideways', expected one of serial, parallel$"):
         control.update(layout="sideways")

@@ -221,7 +221,8 @@ def test_the_band_and_the_layout_change_the_running_pipeline(served):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("body", "status", "message"), [
     ({"closer_than": 5, "further_than": 10}, 400, "further_than 10 and closer_than 5 leave no distance"),
-    ({"closer_than": -1}, 400, r"^band: closer_than: got -1, expected a positive number of metres or null$"),
+    ({"closer_than": -1}, 400, r"^band: closer_than: got -1, expected a positive number of metres \(at most 10000\) "
+                               r"or null$"),
     ({"closer_than": "far"}, 400, "band: closer_than: got 'far', expected a positive number of metres"),
     ({"layout": "diagonal"}, 400, r"^layout: got 'diagonal', expected one of serial, parallel$"),
     ({"closest": 3}, 400, "send a JSON object with some of closer_than, further_than"),
@@ -463,8 +464,8 @@ def test_listening_beyond_this_machine_without_a_token_is_refused():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr == ("error: --serve 0.0.0.0:0 listens beyond this machine: give a token every request must carry "
-                        "(--serve-token TOKEN, or DEPTHSTREAM_SERVE_TOKEN=TOKEN to keep it out of the process list), "
-                        "or listen on 127.0.0.1\n")
+                        "(--serve-token, or the environment variable DEPTHSTREAM_SERVE_TOKEN to keep it out of the "
+                        "process list), or listen on 127.0.0.1\n")
 
 
 @pytest.mark.timeout(60)

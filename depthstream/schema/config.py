@@ -435,7 +435,8 @@ def _listen(text: str) -> str:
 class ServeConfig:
     """``serve``: the browser view (``--serve``, :mod:`stream.web`): where it listens and what it accepts."""
 
-    listen: Annotated[str, Strict(), AfterValidator(_listen), Allowed(LISTEN_FORMS)] | None = None
+    listen: Annotated[str, Strict(), Field(min_length=1, max_length=300), AfterValidator(_listen),
+                      Allowed(LISTEN_FORMS)] | None = None
     linger: Flag = True
     jpeg_quality: integer(ge=1, le=100) = 80
     video_max_fps: number(gt=0, le=240, noun="frames per second") = 30.0

@@ -237,10 +237,15 @@ def test_a_bad_change_is_refused_and_changes_nothing(served, body, status, messa
 
 
 @pytest.mark.timeout(60)
-def test_a_change_must_be_json(served):
+def test_a_change_must_be_small_json(served):
     r = httpx.post(served.url + "/api/control", content="closer_than=3",
                    headers={"content-type": "application/x-www-form-urlencoded"}, timeout=10)
     assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]
+    r = httpx.post(served.url + "/api/control", content='{"closer_than": 3' + " " * 10_000 + "}",
+                   headers={"content-type": "application/json"}, timeout=10)
+    assert r.status_code == 413 and r.json()["error"] == "a change is a small JSON object (at most 4096 bytes)"
+    r = httpx.post(served.url + "/api/control", content="{closer", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"].startswith("the body is not JSON (")
 
 
 # -- uploads ------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ PAGE_HEADERS = {
 }
 BOUNDARY = b"frame"
 FORM_OVERHEAD = 64 * 1024  # multipart headers and the small fields around the file
+CONTROL_MAX = 4096  # bytes of a POST /api/control body
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,13 @@ class WebView:
     async def set_control(self, request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "send the change as JSON (Content-Type: application/json), e.g. {\"closer_than\": 20}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > CONTROL_MAX:
+                return _error(413, f"a change is a small JSON object (at most {CONTROL_MAX} bytes)")
         try:
-            data = json.loads(await request.body())
+            data = json.loads(body)
         except ValueError as exc:
             return _error(400, f"the body is not JSON ({exc})")
         if not isinstance(data, dict) or not data or set(data) - {"closer_than", "further_than", "layout"}:

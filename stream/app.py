@@ -24,6 +24,7 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
+from .control import LiveFrame, RuntimeControl
 from .boxtrust import flag_boxes
 from .depth import DepthProvider, GroundPlaneDepth
 from .depth.scaled import ScaledNetworkDepth
@@ -103,16 +104,23 @@ def _ms(t0: float) -> float:
 
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
-                track: TrackStage | None = None, sizing: SizeStage | None = None) -> Stages:
+                track: TrackStage | None = None, sizing: SizeStage | None = None,
+                control: RuntimeControl | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
     serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
     ``track``: tracks, filtered distances, events, then the band keeps the boxes inside it, by the tracks'
-    filtered distances)."""
-    serial = cfg.pipeline.layout == "serial"
-    band = cfg.band
+    filtered distances).
+
+    The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
+    (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
+    the track events of the same frames. The layout too: a frame pinned to the serial layout is blanked by its mask
+    before detection when the graph it runs in computed the mask first (the serial graph; in the parallel graph
+    detection runs beside depth and there is no mask yet); ``finish`` knows it by the ``fill`` time."""
+    control = control or RuntimeControl.from_config(cfg)
     no_map = cfg.depth.is_size_prior
 
     def depth_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
         t0 = time.perf_counter()
         dm = depth(res.frame)
         t1 = time.perf_counter()
@@ -122,15 +130,18 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def detect_stage(res: Result) -> Result:
         image = res.frame.image
         extra = {}
-        if serial and res.mask is not None:
+        frame = control.for_frame(res.frame.index)
+        if frame.layout == "serial" and res.mask is not None:  # a mask before detection: depth ran first
             t0 = time.perf_counter()
-            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth, frame.band), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
         return replace(res, detections=dets, timings_ms={**res.timings_ms, **extra, "detect": _ms(t0), **sub})
 
     def finish_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
+        serial = "fill" in res.timings_ms  # detection ran on the frame blanked by this mask
         t0 = time.perf_counter()
         dm, mask = res.depth, res.mask
         if sizing is None:
@@ -143,6 +154,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
             dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
+            track.use_band(band)
             res = track(res)
         if band.active:
             res = replace(res, detections=res.detections[in_band(band_metres(res.detections), band)])
@@ -198,6 +210,7 @@ class Summary:
     flagged: int = 0  # of which with a distance flagged unreliable
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
     depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
+    served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 
     @property
     def fps(self) -> float:
@@ -289,16 +302,18 @@ class _Events:
         return records if self.tracking else None
 
 
-def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
+def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summary: Summary, depth: DepthProvider,
              overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
-             on_frame: Callable[[int, int | None], None] | None, total: int | None) -> str | None:
-    """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
-    ended)."""
+             on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             publish: Callable[[LiveFrame], None] | None) -> str | None:
+    """Every result: overlay, outputs, events, summary, ``publish``. Returns why the run stopped early (None: the
+    pipeline ended)."""
     names = overlay.class_names
     fps_meter = _Fps()
-    band_text = cfg.band.describe() if cfg.band.active else None
     for res in pipeline.results():
         fps = fps_meter.tick()
+        settings = control.for_frame(res.frame.index)
+        band_text = settings.band_text
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
         image = overlay.draw(shown, fps=fps, band_text=band_text)
@@ -311,6 +326,9 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                           selected=summary.depth_why, events=events.take(summary, records),
                                           file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
+        control.release(res.frame.index)
+        if publish is not None:
+            publish(LiveFrame(image, res, settings, fps, tuple(records), names, pipeline.dropped))
         if on_frame is not None:
             on_frame(summary.frames, total)
         if not outputs.show(image):
@@ -322,6 +340,8 @@ def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None,
                    track: TrackStage | None) -> None:
     stats: RunStats = pipeline.stats
     summary.wall_s = stats.wall_s
+    if len(stats.layouts) > 1:
+        summary.layout = " then ".join(stats.layouts)
     summary.dropped = stats.dropped
     summary.stopped_by = stopped_by or stats.stopped_by
     summary.outputs = outputs_paths
@@ -355,18 +375,24 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
     return dispatcher
 
 
-def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None) -> Summary:
+def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
+        control: RuntimeControl | None = None, publish: Callable[[LiveFrame], None] | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
     ``on_frame(done, total)`` is called after each written frame (progress bars).
+    ``control``: the band and layout, changeable while the run goes on (the browser view; default: the config's,
+    fixed). ``publish(LiveFrame)`` is called with each written frame (the browser view's frame hub; it must not
+    block).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
     """
     # A delivery target that cannot work is a usage error before anything opens.
     deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, cfg.source)
     refuse_output_over_source(cfg, src)
-    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
+    control = control or RuntimeControl.from_config(cfg)
+    start = control.settings
+    summary = Summary(layout=start.layout, source=src.source_id, band=start.band.describe())
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
@@ -385,17 +411,21 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track, sizing), layout=cfg.pipeline.layout, policy=policy,
-            queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
+            src, make_stages(cfg, depth, detector, stat, track, sizing, control), layout=control.layout(),
+            policy=policy, queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s,
+            max_frames=cfg.source.max_frames, switch=control.layout,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
-                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src))
+            stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
             summary.depth_notes = sizing.summary() if sizing is not None else []
+            end = control.settings
+            if end.band != start.band:
+                summary.band += f" at the start, {end.band.describe()} at the end (changed while running)"
     return summary

@@ -64,19 +64,25 @@ class DeliveryError(StreamError, OSError):
     logged, never a reason to stop the pipeline."""
 
 
+class ServeError(StreamError, OSError):
+    """The browser view (``--serve``) could not listen or start (a port in use, an address not of this machine)."""
+
+
 class PipelineError(StreamError, RuntimeError):
     """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""
 
 
 def guarded_main(body: Callable[[], int]) -> int:
     """Run a command-line entry point's body the way every ``python -m ...`` of the product does:
-    a ``StreamError`` becomes one ``error: <message>`` line on stderr and its exit code, Ctrl-C exits 130."""
+    a ``StreamError`` becomes one ``error: <message>`` line on stderr (credentials redacted) and its exit code, Ctrl-C exits 130."""
     import sys
+
+    from .redact import redact
 
     try:
         return body()
     except StreamError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(exc)}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -24,12 +24,15 @@ import threading
 from engines.backends import BACKENDS
 
 from depthstream.schema.config import load_config
-from depthstream.errors import StreamError
+from depthstream.errors import ConfigError, StreamError
+from depthstream.redact import RedactingFilter, redact
 
 EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+  python -m stream --source 0 --serve 127.0.0.1:8080    (a browser view: open http://127.0.0.1:8080/)
+  DEPTHSTREAM_SERVE_TOKEN=... python -m stream --source rtsp://cam/1 --serve 0.0.0.0:8080
   python -m stream calibrate --help    (camera profiles: chessboard photos, known distances, RGB-D pairs)
 
 every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
@@ -38,7 +41,7 @@ exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctr
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one clear line, no usage block
-        self.exit(2, f"error: {message} (see python -m stream --help)\n")
+        self.exit(2, f"error: {redact(message)} (see python -m stream --help)\n")
 
 
 def _metres(flag: str):
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "resolution, mounting, depth calibrations; python -m stream calibrate writes one). Default: config "
                    "camera.profile, else the source's own (the bundled clip's, for that clip only), else none")
     p.add_argument("--on-event", metavar="TARGET", help="deliver each track event (entered / left the band, approaching) as JSON: an http(s):// URL gets a POST, anything else is a command run with the event on its standard input (default: config events.on_event)")
+    p.add_argument("--serve", metavar="HOST:PORT", help="a browser view of the run: live video, the band and layout controls, the objects in the band, events, try a photo (PORT alone: 127.0.0.1; any other address needs --serve-token) (default: config serve.listen)")
+    p.add_argument("--serve-token", metavar="TOKEN", help="every request to the browser view must carry it (?token=TOKEN or Authorization: Bearer TOKEN); DEPTHSTREAM_SERVE_TOKEN keeps it out of the process list")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
     return p
 
@@ -143,6 +148,10 @@ def format_summary(s) -> str:
         lines.append(f"{'MANY ' if s.flagged >= MANY_FLAGGED * s.boxes else ''}distances flagged unreliable: "
                      f"{s.flagged} of {s.boxes} boxes ({100 * s.flagged / s.boxes:.0f} %), shown as estimates, never "
                      f"trusted: {why}")
+    if s.served is not None:
+        v = s.served
+        lines.append(f"browser view {v['url']}: {v['viewers_total']} video viewers in all, {v['encodes']} JPEG encodes "
+                     f"for {s.frames} frames, {v['dropped_viewers']} viewers dropped (stalled)")
     if s.objects:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
         lines.append(f"objects in band (boxes over all frames): {objs}")
@@ -194,6 +203,9 @@ def _interrupted(exc: BaseException | None, args: argparse.Namespace | None, sum
 
 def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # credentials never reach a log line (the sources' own and the libraries')
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     progress = None
     try:
         overrides = {
@@ -210,16 +222,25 @@ def _main(args: argparse.Namespace) -> int:
             "detect.model": args.detector,
             "engine.backend": args.backend,
             "events.on_event": args.on_event,
+            "serve.listen": args.serve,
         }
         cfg = load_config(args.config, args.set, overrides)
-        from .app import run
-
+        if args.serve_token is not None and cfg.serve.listen is None:
+            raise ConfigError("--serve-token is for the browser view: give --serve HOST:PORT too")
         if not args.quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
             progress = tqdm(unit="frame", dynamic_ncols=True, leave=False)
-        summary = run(cfg, on_frame=_progress_callback(progress) if progress is not None else None,
-                      inputs={"the config file": args.config} if args.config else None)
+        on_frame = _progress_callback(progress) if progress is not None else None
+        inputs = {"the config file": args.config} if args.config else None
+        if cfg.serve.listen is not None:
+            from .serve import run_served
+
+            summary = run_served(cfg, args.serve_token, on_frame=on_frame, inputs=inputs)
+        else:
+            from .app import run
+
+            summary = run(cfg, on_frame=on_frame, inputs=inputs)
     except KeyboardInterrupt as exc:
         _close(progress)
         return _interrupted(exc, args, getattr(exc, "summary", None))  # summary: set when frames flowed
@@ -227,7 +248,7 @@ def _main(args: argparse.Namespace) -> int:
         _close(progress)
         if signals.received():  # it failed because the signal cut something short
             return _interrupted(exc, args, None)
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(exc)}\n")
         return exc.exit_code
     except Exception as exc:
         if not signals.received():

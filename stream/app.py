@@ -26,6 +26,7 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
+from .control import LiveFrame, RuntimeControl
 from .boxtrust import flag_boxes
 from .depth import DepthProvider, GroundPlaneDepth
 from .depth.scaled import ScaledNetworkDepth
@@ -105,16 +106,23 @@ def _ms(t0: float) -> float:
 
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
-                track: TrackStage | None = None, sizing: SizeStage | None = None) -> Stages:
+                track: TrackStage | None = None, sizing: SizeStage | None = None,
+                control: RuntimeControl | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
     serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
     ``track``: tracks, filtered distances, events, then the band keeps the boxes inside it, by the tracks'
-    filtered distances)."""
-    serial = cfg.pipeline.layout == "serial"
-    band = cfg.band
+    filtered distances).
+
+    The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
+    (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
+    the track events of the same frames. The layout too: a frame pinned to the serial layout is blanked by its mask
+    before detection when the graph it runs in computed the mask first (the serial graph; in the parallel graph
+    detection runs beside depth and there is no mask yet); ``finish`` knows it by the ``fill`` time."""
+    control = control or RuntimeControl.from_config(cfg)
     no_map = cfg.depth.is_size_prior
 
     def depth_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
         t0 = time.perf_counter()
         dm = depth(res.frame)
         t1 = time.perf_counter()
@@ -124,15 +132,18 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     def detect_stage(res: Result) -> Result:
         image = res.frame.image
         extra = {}
-        if serial and res.mask is not None:
+        frame = control.for_frame(res.frame.index)
+        if frame.layout == "serial" and res.mask is not None:  # a mask before detection: depth ran first
             t0 = time.perf_counter()
-            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth, frame.band), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
         return replace(res, detections=dets, timings_ms={**res.timings_ms, **extra, "detect": _ms(t0), **sub})
 
     def finish_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
+        serial = "fill" in res.timings_ms  # detection ran on the frame blanked by this mask
         t0 = time.perf_counter()
         dm, mask = res.depth, res.mask
         if sizing is None:
@@ -145,6 +156,7 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
             dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
+            track.use_band(band)
             res = track(res)
         if band.active:
             res = replace(res, detections=res.detections[in_band(band_metres(res.detections), band)])
@@ -209,6 +221,7 @@ class Summary:
     flagged: int = 0  # of which with a distance flagged unreliable
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
     depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
+    served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 
     @property
     def fps(self) -> float:
@@ -307,17 +320,19 @@ class _Events:
         return records if self.tracking else None
 
 
-def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
+def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summary: Summary, depth: DepthProvider,
              overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
              on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             publish: Callable[[LiveFrame], None] | None,
              on_result: Callable[[Result, float], None] | None = None) -> str | None:
-    """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
-    ended)."""
+    """Every result: overlay, outputs, events, summary, ``publish``, ``on_result``. Returns why the run stopped
+    early (None: the pipeline ended)."""
     names = overlay.class_names
     fps_meter = _Fps()
-    band_text = cfg.band.describe() if cfg.band.active else None
     for res in pipeline.results():
         fps = fps_meter.tick()
+        settings = control.for_frame(res.frame.index)
+        band_text = settings.band_text
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
         image = overlay.draw(shown, fps=fps, band_text=band_text)
@@ -327,8 +342,12 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                 band_text=band_text) for e in res.events]
         outputs.write_record(frame_record(res, names, depth_source=depth.source, depth_kind=depth.kind,
                                           band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
-                                          selected=summary.depth_why, events=events.take(summary, records)))
+                                          selected=summary.depth_why, events=events.take(summary, records),
+                                          file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
+        control.release(res.frame.index)
+        if publish is not None:
+            publish(LiveFrame(image, res, settings, fps, tuple(records), names, pipeline.dropped))
         if on_result is not None:
             on_result(res, age_ms)
         if on_frame is not None:
@@ -342,6 +361,8 @@ def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None,
                    track: TrackStage | None) -> None:
     stats: RunStats = pipeline.stats
     summary.wall_s = stats.wall_s
+    if len(stats.layouts) > 1:
+        summary.layout = " then ".join(stats.layouts)
     summary.dropped = stats.dropped
     summary.stopped_by = stopped_by or stats.stopped_by
     summary.outputs = outputs_paths
@@ -376,6 +397,7 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
 
 
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
+        control: RuntimeControl | None = None, publish: Callable[[LiveFrame], None] | None = None,
         on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None,
         detector: Detector | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
@@ -383,6 +405,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
     ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result, age_ms)``
     too, with the frame's result and its age (the benchmarks keep every frame's numbers; the summary does not).
+    ``control``: the band and layout, changeable while the run goes on (the browser view; default: the config's,
+    fixed). ``publish(LiveFrame)`` is called with each written frame (the browser view's frame hub; it must not
+    block).
     ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
     ``detector`` runs instead of ``cfg.detect.model`` (the soak benchmark's instant stand-in, ``bench/soak.py``).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
@@ -391,7 +416,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     # A delivery target that cannot work is a usage error before anything opens.
     deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, cfg.source)
-    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
+    control = control or RuntimeControl.from_config(cfg)
+    start = control.settings
+    summary = Summary(layout=start.layout, source=src.source_id, band=start.band.describe())
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
         claim_outputs(cfg, src, stack, inputs)  # no output is an input or another output, nor written by another run
@@ -415,13 +442,15 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track, sizing), layout=cfg.pipeline.layout, policy=policy,
-            queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
+            src, make_stages(cfg, depth, detector, stat, track, sizing, control), layout=control.layout(),
+            policy=policy, queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s,
+            max_frames=cfg.source.max_frames, switch=control.layout,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
-                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), on_result)
+            stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish,
+                                  on_result)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
             raise
@@ -433,4 +462,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
             summary.depth_notes = sizing.summary() if sizing is not None else []
+            end = control.settings
+            if end.band != start.band:
+                summary.band += f" at the start, {end.band.describe()} at the end (changed while running)"
     return summary

@@ -285,15 +285,18 @@ class Detector:
         raw = self.engine.infer({self._input_name: blob})
         t2 = time.perf_counter()
         boxes, scores, class_ids = self.decode(np.asarray(raw[self._output_name][0], dtype=np.float32))
+        h, w = image.shape[:2]
+        in_frame = geometry.to_frame(boxes, w, h)
+        # A box wholly in the letterbox padding has nothing of the frame in it (zero width or height once clipped).
+        sel = (in_frame[:, 2] > in_frame[:, 0]) & (in_frame[:, 3] > in_frame[:, 1])
         if self.class_filter is not None:
-            sel = np.isin(class_ids, self.class_filter)
-            boxes, scores, class_ids = boxes[sel], scores[sel], class_ids[sel]
+            sel &= np.isin(class_ids, self.class_filter)
+        boxes, scores, class_ids, in_frame = boxes[sel], scores[sel], class_ids[sel], in_frame[sel]
         if self.layout == "end2end":  # one box per object already: best first, no NMS
             keep = np.argsort(-scores, kind="stable")[: self.options.max_det]
         else:
             keep = class_aware_nms(boxes, scores, class_ids, self.options.iou)[: self.options.max_det]
-        h, w = image.shape[:2]
-        dets = Detections(geometry.to_frame(boxes[keep], w, h), scores[keep], class_ids[keep])
+        dets = Detections(in_frame[keep], scores[keep], class_ids[keep])
         t3 = time.perf_counter()
         return dets, {"detect_pre": (t1 - t0) * 1e3, "detect_infer": (t2 - t1) * 1e3, "detect_post": (t3 - t2) * 1e3}
 

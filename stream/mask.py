@@ -9,15 +9,15 @@ config sections ``band`` (:class:`~depthstream.schema.config.BandConfig`) and ``
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
 from depthstream.schema.config import BandConfig, MaskConfig
 from depthstream.types import DepthMap
 
-__all__ = ["in_band", "band_mask", "grow_mask", "object_height_px", "fill_outside", "GREY_FILL", "ASSUMED_VFOV_DEG"]
+from .depth.sizeprior import camera_geometry
+
+__all__ = ["in_band", "band_mask", "grow_mask", "object_height_px", "fill_outside", "GREY_FILL"]
 
 GREY_FILL = 114
 """The grey of the detector's letterbox padding, so a blanked region looks like padding to it."""
@@ -40,18 +40,9 @@ def band_mask(depth: DepthMap, band: BandConfig) -> np.ndarray:
     return in_band(depth.metres, band)
 
 
-ASSUMED_VFOV_DEG = 50.0
-"""Vertical field of view assumed for a frame whose camera has no intrinsics (no camera profile): a common webcam or
-phone camera's (about 45-55 degrees); it only sizes the serial layout's mask growth."""
-
-
 def object_height_px(height_m: float, distance_m: float, fy: float) -> float:
     """Pixels an upright object ``height_m`` tall spans at ``distance_m`` under a vertical focal length ``fy``."""
     return fy * height_m / distance_m
-
-
-def focal_for_assumed_vfov(frame_height: int, vfov_deg: float = ASSUMED_VFOV_DEG) -> float:
-    return (frame_height / 2.0) / math.tan(math.radians(vfov_deg) / 2.0)
 
 
 def grow_mask(mask: np.ndarray, up_px: int, side_px: int, down_px: int) -> np.ndarray:
@@ -88,16 +79,17 @@ def fill_outside(image: np.ndarray, mask: np.ndarray, options: MaskConfig = Mask
     return cv2.copyTo(image, keep, out)
 
 
-def _focal(depth, width: int, height: int) -> float:
+def _focal(depth, width: int, height: int, cfg) -> float:
     """The vertical focal length of the frames a depth provider sees: its camera profile's intrinsics scaled to the
-    frame (a ground plane always has them), else one for :data:`ASSUMED_VFOV_DEG`."""
+    frame (a ground plane always has them), else the one the size priors assume (``depth.size_prior.assumed_hfov_deg``):
+    one assumed camera for the whole product."""
     profile = getattr(depth, "profile", None) or getattr(depth, "camera", None)
-    if profile is not None and profile.intrinsics is not None:
-        return profile.intrinsics_for(width, height).fy
-    return focal_for_assumed_vfov(height)
+    if profile is not None and profile.intrinsics is None:
+        profile = None
+    return camera_geometry(width, height, cfg.depth.size_prior, profile).fy
 
 
-def serial_mask(mask: np.ndarray, cfg, depth) -> np.ndarray:
+def serial_mask(mask: np.ndarray, cfg, depth, band: BandConfig | None = None) -> np.ndarray:
     """The band mask the serial layout blanks by (config ``mask``, validated): ``mask`` grown by the size of an
     object ``grow_height_m`` tall at the band's edge (``closer_than``, else ``further_than``), whose height in
     pixels is ``fy * grow_height_m / edge`` with the camera's focal length (:func:`_focal`):
@@ -108,14 +100,16 @@ def serial_mask(mask: np.ndarray, cfg, depth) -> np.ndarray:
       upright object standing on ground in the band rises over ground that lies farther, outside it.
 
     Measured (``python -m bench layouts-agree``, README 'Layouts'): without the growth the serial layout loses
-    objects cut by the mask and invents others from the mask's shapes.
+    objects cut by the mask and invents others from the mask's shapes. ``band``: the frame's band when it differs
+    from the config's (changed while the run goes on), else ``cfg.band``.
     """
     m = cfg.mask
-    edge = cfg.band.closer_than if cfg.band.closer_than is not None else cfg.band.further_than
+    band = band or cfg.band
+    edge = band.closer_than if band.closer_than is not None else band.further_than
     if m.grow_height_m <= 0 or edge is None:
         return mask
     h, w = mask.shape
-    px = object_height_px(m.grow_height_m, edge, _focal(depth, w, h))
+    px = object_height_px(m.grow_height_m, edge, _focal(depth, w, h, cfg))
     around = round(m.grow_around * px)
     up = round(px) if getattr(depth, "kind", "") == "geometric" else around
     return grow_mask(mask, up, around, around)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -71,3 +74,26 @@ FASTDEPTH_CARD = ROOT / "models" / "fastdepth_224_nyu.yaml"  # the bundled card:
 def fastdepth_onnx() -> Path:
     """The real FastDepth-224 ONNX (the model store checked its sha256; a missing file fails, never skips)."""
     return FASTDEPTH
+
+
+@contextlib.contextmanager
+def unwritable_folder(path: Path):
+    """``path`` (an existing folder) made unwritable for this process, also when it runs as root (as CI does):
+    mode 0o500, and for root the immutable attribute (``chattr +i``: root ignores mode bits, not that). Both are
+    undone on exit. A machine where neither holds fails the test: a permission test must run, not skip."""
+    path.chmod(0o500)
+    immutable = os.geteuid() == 0
+    try:
+        if immutable:
+            r = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, timeout=30)
+            if r.returncode != 0:
+                immutable = False
+                pytest.fail(f"cannot make {path} unwritable for root: chattr +i failed ({r.stderr.strip()}); the "
+                            f"permission tests need a file system with the immutable attribute (ext4, xfs, btrfs)")
+        if os.access(path, os.W_OK):
+            pytest.fail(f"{path} is still writable for this process after chmod 0o500 and chattr +i")
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True, timeout=30)
+        path.chmod(0o700)

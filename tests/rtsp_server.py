@@ -61,9 +61,12 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    # config-interval=-1: SPS/PPS with every key frame, so a client that joins or rejoins can decode at once.
+    # h264parse config-interval=-1: SPS/PPS in front of every key frame, inside its access unit, so a client that
+    # joins or rejoins decodes from the next key frame. (The same setting on rtph264pay sends them as an access unit
+    # of their own with the key frame's timestamp: FFmpeg then decodes the key frame twice, the second time into
+    # garbage, and every frame after it is green.)
     factory.set_launch(
-        f'( filesrc location="{clip}" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )'
+        f'( filesrc location="{clip}" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )'
     )
     factory.set_shared(False)
     if args.user:

@@ -161,15 +161,53 @@ def test_end2end_layout_keeps_every_box_without_nms():
 
 def test_yolox_layout_of_any_class_count_by_shape():
     raw = np.zeros((1, G, 5 + 3), np.float32)
-    row = 64 + 4 * 2 + 1  # stride 16 grid, cell x=1, y=2
+    row = 64 + 4 * 1 + 1  # stride 16 grid, cell x=1, y=1
     raw[0, row, :5] = [0.5, 0.5, np.log(2.0), np.log(1.0), 0.9]
     raw[0, row, 5 + 1] = 1.0
+    padding = 64 + 4 * 2 + 3  # cell x=3, y=2: a box wholly in the padding below the image (input rows 32..63)
+    raw[0, padding, :5] = [0.5, 0.5, np.log(1.0), np.log(1.0), 0.8]
+    raw[0, padding, 5 + 2] = 1.0
     det, dets = _detect(raw)
     assert det.layout == "yolox" and det.class_names == ("class0", "class1", "class2")
     assert det.preprocess.colour == "bgr" and det.preprocess.letterbox == "top-left" and det.preprocess.scale == 1.0
-    # cx = 1.5 * 16 = 24, cy = 2.5 * 16 = 40, w = 32, h = 16 -> [8, 32, 40, 48] in the input; top-left, r = 0.5
-    assert dets.xyxy.tolist() == [[16, 64, 80, 64]]  # y clipped to the 64-row frame
+    # cx = 1.5 * 16 = 24, cy = 1.5 * 16 = 24, w = 32, h = 16 -> [8, 16, 40, 32] in the input; top-left, r = 0.5.
+    # The padding box, [48, 32, 64, 48] in the input, is rows 64..96 of a 64-row frame: nothing of it is in the frame.
+    assert dets.xyxy.tolist() == [[16, 32, 80, 64]] and dets.class_id.tolist() == [1]
     assert det.engine.fed[0][0, 0, 0, 0] == 0.0 and det.engine.fed[0][0, 0, 40, 0] == 114.0
+
+
+@pytest.mark.timeout(120)
+def test_a_box_wholly_in_the_letterbox_padding_never_reaches_the_jsonl(tmp_path):
+    """python -m stream with a detector whose output is fixed: one box in the image, one in the padding above it."""
+    import json
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from conftest import ROOT
+
+    # The bundled clip (768 x 576) letterboxed, centred, into 640 x 640: r = 5/6, the image is 640 x 480 at rows
+    # 80..559. Input box [100, 200, 300, 400] -> frame [120, 144, 360, 384]; [100, 10, 300, 60] lies in rows 0..79.
+    boxes = np.array([[[100, 200, 300, 400, 0.9, 0], [100, 10, 300, 60, 0.8, 0]]], np.float32)
+    nodes = [helper.make_node("ReduceMax", ["images"], ["m"], keepdims=0),
+             helper.make_node("Mul", ["m", "zero"], ["z"]),
+             helper.make_node("Add", ["boxes", "z"], ["output0"])]
+    graph = helper.make_graph(nodes, "fixed", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 2, 6])],
+                              [numpy_helper.from_array(boxes, "boxes"), numpy_helper.from_array(np.float32(0), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    (tmp_path / "fixed.yaml").write_text("task: detect\nlayout: end2end\nnames: [thing]\n")
+    jsonl = tmp_path / "out.jsonl"
+    r = subprocess.run([sys.executable, "-m", "stream", "--source", "demo", "--detector", str(tmp_path / "fixed.onnx"),
+                        "--max-frames", "2", "--jsonl", str(jsonl), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    for line in jsonl.read_text().splitlines():
+        assert [d["box"] for d in json.loads(line)["detections"]] == [[120.0, 144.0, 360.0, 384.0]]
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (1, 50, 7), (1, 100, 85)])

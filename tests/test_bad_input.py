@@ -24,7 +24,7 @@ import pytest
 
 from stream.sources import opencv_has_gstreamer
 
-from conftest import DATA, DEMO, ROOT, YOLOX
+from conftest import DATA, DEMO, ROOT, YOLOX, unwritable_folder
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +41,7 @@ class Case:
     own_outputs: bool = False  # the case is about --output/--jsonl itself
     after_frames: bool = False  # fails after frames were written: the outputs then hold those frames
     skip: str | None = None
+    secrets: tuple[str, ...] = ()  # must appear nowhere in stdout or stderr (credentials in the arguments)
 
 
 def _camera_skip(n: int) -> str | None:
@@ -60,7 +61,7 @@ CASES = [
     Case("camera-device-absent", ("--source", "/dev/video42"), 2, r"^error: no camera /dev/video42: /dev/video42 does not exist",
          skip=_camera_skip(42)),
     Case("gstreamer-without-gstreamer", ("--source", "v4l2src device=/dev/video0 ! videoconvert ! appsink"), 2,
-         r"^error: --source looks like a GStreamer pipeline, but this OpenCV has no GStreamer support",
+         r"^error: --source 'v4l2src device=/dev/video0 ! videoconvert ! appsink' looks like a GStreamer pipeline, but this OpenCV has no GStreamer support",
          skip="this OpenCV has GStreamer" if opencv_has_gstreamer() else None),
     # -- the source: exit 1 (it is there but cannot be read) ---------------------------------------------
     Case("text-file-as-video", ("--source", "{ws}/notes.mp4"), 1,
@@ -75,6 +76,40 @@ CASES = [
          after_frames=True),
     Case("unreachable-host", ("--source", "rtsp://cam:hunter2@127.0.0.1:{port}/stream1"), 1,
          r"^error: cannot connect to rtsp://\*\*\*@127.0.0.1:\d+/stream1: connection refused \(is the server running, and is the port right\?\)$"),
+    Case("unknown-host", ("--source", "rtsp://no-such-host.invalid/stream1"), 1,
+         r"^error: cannot connect to rtsp://no-such-host.invalid/stream1: host 'no-such-host.invalid' not found \(DNS\); "
+         r"check the host name, or give its IP address$"),
+    Case("url-scheme-in-capitals", ("--source", "RTSP://127.0.0.1:{port}/stream1"), 1,
+         r"^error: cannot connect to RTSP://127.0.0.1:\d+/stream1: connection refused \(is the server running"),
+    # -- credentials: hidden in every form (finding 11 of issue 11) ---------------------------------------
+    Case("password-with-an-at-sign", ("--source", "rtsp://admin:p@ss@127.0.0.1:{port}/stream1"), 1,
+         r"^error: cannot connect to rtsp://\*\*\*@127.0.0.1:\d+/stream1: connection refused", secrets=("p@ss", "ss@", "admin")),
+    Case("token-query-values", ("--source", "http://127.0.0.1:{port}/live?access_token=TOK1&api_key=KEY2&apikey=KEY3&sig=SIG4&channel=2"), 1,
+         r"^error: cannot connect to http://127.0.0.1:\d+/live\?access_token=\*\*\*&api_key=\*\*\*&apikey=\*\*\*&sig=\*\*\*&channel=2: "
+         r"connection refused", secrets=("TOK1", "KEY2", "KEY3", "SIG4")),
+    Case("url-with-one-slash", ("--source", "rtsp:/user:secret@127.0.0.1/stream1"), 2,
+         r"^error: --source rtsp:/\*\*\*@127.0.0.1/stream1: a URL needs '//' after 'rtsp:' \(did you mean "
+         r"rtsp://\*\*\*@127.0.0.1/stream1\?\)$", secrets=("secret", "user:")),
+    Case("gstreamer-user-pw", ("--source", "rtspsrc location=rtsp://127.0.0.1:{port}/x user-id=admin user-pw=SECRETPW ! appsink"), 2,
+         r"^error: --source 'rtspsrc location=rtsp://127.0.0.1:\d+/x user-id=\*\*\* user-pw=\*\*\* ! appsink' looks like a GStreamer "
+         r"pipeline, but this OpenCV has no GStreamer support", secrets=("SECRETPW", "admin"),
+         skip="this OpenCV has GStreamer" if opencv_has_gstreamer() else None),
+    Case("secret-in-a-bad-config-value", ("--set", "source.uri=[rtsp://viewer:hunter2@127.0.0.1/x]"), 2,
+         r"^error: source.uri: got \['rtsp://\*\*\*@127.0.0.1/x'\], expected ", secrets=("hunter2", "viewer")),
+    # -- sources that are not what they look like (finding 14) ----------------------------------------------
+    Case("url-without-a-host", ("--source", "rtsp://"), 2,
+         r"^error: --source rtsp://: the URL has no host; expected rtsp://host\[:port\]/path$"),
+    Case("dev-zero-as-source", ("--source", "/dev/zero"), 2,
+         r"^error: --source /dev/zero is a character device, not a video file; give a video file, a folder or glob of "
+         r"images, a camera \(0 or /dev/video0\) or a URL$"),
+    Case("fifo-as-source", ("--source", "{ws}/pipe.mp4"), 2,
+         r"^error: --source .*/pipe.mp4 is a named pipe \(FIFO\), not a video file; give a video file, a folder or glob"),
+    Case("depth-network-as-detector", ("--detector", "{ws}/depthnet/net.onnx"), 2,
+         r"^error: detector sidecar .*/depthnet/net.yaml: is a depth model card \(kind: metric\), not a detector sidecar: "
+         r".*/depthnet/net.onnx is a depth network; give it with --depth-model \(depth.source\), and give --detector a "
+         r"YOLO-family detector \(e.g. models/yolox_nano.onnx\)$"),
+    Case("camera-zero-from-a-config-file", ("--config", "{ws}/camera0.yaml"), 2,
+         r"^error: no camera 0: /dev/video0 does not exist", skip=_camera_skip(0)),
     # -- models ------------------------------------------------------------------------------------------
     Case("model-file-missing", ("--set", "detect.model={ws}/nope.onnx"), 2, r"^error: detector model not found: .*/nope.onnx \(expected an ONNX file"),
     Case("onnx-not-a-detector", ("--set", "detect.model={ws}/relu.onnx"), 1, r"^error: relu.onnx is not a supported detector: its output matches no supported layout"),
@@ -94,8 +129,7 @@ CASES = [
     Case("output-replaces-source-images", ("--source", "{ws}/images_ok", "--output", "{ws}/images_ok"), 2,
          r"^error: --output .*/images_ok is the folder of the source images: the annotated images would replace them", own_outputs=True),
     Case("output-folder-not-writable", ("--output", "{ws}/locked/sub/out.mp4"), 2,
-         r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True,
-         skip="root can write to any folder" if hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0 else None),
+         r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True),
     # -- outputs that are an input or each other (issue 11): refused before anything is opened --------------
     Case("output-is-the-source", ("--source", "{ws}/src.mp4", "--output", "{ws}/src.mp4"), 2,
          r"^error: --output .*/src.mp4 is the source video: writing it would destroy it; choose another path$", own_outputs=True),
@@ -126,13 +160,41 @@ CASES = [
     Case("set-unknown-key", ("--set", "detect.cnf=0.4"), 2, r"^error: --set: unknown config key 'detect.cnf' \(did you mean 'detect.conf'\?\)$"),
     Case("set-bad-value", ("--set", "detect.conf=3"), 2, r"^error: detect.conf: got 3, expected a number in \[0, 1\]$"),
     Case("set-without-value", ("--set", "detect.conf"), 2, r"^error: --set expects key=value \(e.g. --set detect.conf=0.4\), got 'detect.conf'$"),
-    Case("set-bad-reconnect", ("--set", "source.reconnect_attempts=-1"), 2, r"^error: source.reconnect_attempts: got -1, expected an integer >= 0"),
+    Case("set-bad-reconnect", ("--set", "source.reconnect_attempts=-1"), 2, r"^error: source.reconnect_attempts: got -1, expected an integer in 0..10000 \(0 = do not reconnect\)$"),
     Case("set-bad-transport", ("--set", "source.rtsp_transport=http"), 2, r"^error: source.rtsp_transport: got 'http', expected tcp \| udp$"),
+    Case("set-number-with-an-exponent", ("--set", "detect.conf=5e0"), 2, r"^error: detect.conf: got 5.0, expected a number in \[0, 1\]$"),
+    # -- files that are not UTF-8, names too long for the file system (finding 12) --------------------------
+    Case("config-not-utf8", ("--config", "{ws}/latin1.yaml"), 2,
+         r"^error: config file .*/latin1.yaml: not UTF-8 text \(byte 0xe9 on line 2\); save it as UTF-8$"),
+    Case("card-not-utf8", ("--depth-model", "{ws}/card_latin1.yaml"), 2,
+         r"^error: model card .*/card_latin1.yaml: not UTF-8 text \(byte 0xe9 on line 1\); save it as UTF-8$"),
+    Case("binary-sidecar", ("--detector", "{ws}/binary_sidecar/model.onnx"), 2,
+         r"^error: detector sidecar .*/binary_sidecar/model.yaml: not UTF-8 text \(byte 0x80 on line 1\); save it as UTF-8$"),
+    Case("output-name-too-long", ("--output", "{ws}/" + "a" * 300 + ".mp4"), 2,
+         r"^error: output.mp4: got '.*\.\.\.a+\.mp4' \(\d+ characters\), expected a path whose every name is at most 255 bytes "
+         r"\(aaa.*\.mp4 is 304\); choose a shorter name$", own_outputs=True),
+    Case("jsonl-name-too-long", ("--jsonl", "{ws}/" + "j" * 300 + ".jsonl", "--output", "{ws}/keep/jsonl-name-too-long.mp4"), 2,
+         r"^error: output.jsonl: got .*, expected a path whose every name is at most 255 bytes \(jjj.*\.jsonl is 306\)", own_outputs=True),
+    Case("source-name-too-long", ("--source", "{ws}/" + "s" * 300 + ".mp4"), 2,
+         r"^error: source.uri: got .*, expected .*every name is at most 255 bytes \(sss.*\.mp4 is 304\)"),
+    Case("detector-name-too-long", ("--detector", "{ws}/" + "d" * 300 + ".onnx"), 2,
+         r"^error: detect.model: got .*, expected .*every name is at most 255 bytes \(ddd.*\.onnx is 305\)"),
+    # -- values without an upper bound, and documents that expand (finding 13) ------------------------------
+    Case("config-too-large", ("--config", "{ws}/huge.yaml"), 2,
+         r"^error: config file .*/huge.yaml: larger than 1024 KiB; expected a YAML file of a few kB \(is it the right file\?\)$"),
+    Case("yaml-alias-bomb", ("--config", "{ws}/laughs.yaml"), 2,
+         r"^error: .*/laughs.yaml: source.uri: got \[\[.*\.\.\..*\], expected a non-empty string"),
+    Case("blur-kernel-huge", ("--set", "mask.blur_ksize=100001"), 2,
+         r"^error: mask.blur_ksize: got 100001, expected an odd integer in 3..99$"),
+    Case("threads-huge", ("--set", "pipeline.threads=1000"), 2,
+         r"^error: pipeline.threads: got 1000, expected an integer in 0..256 \(0 = every core\)$"),
+    Case("max-det-huge", ("--set", "detect.max_det=10000000"), 2,
+         r"^error: detect.max_det: got 10000000, expected an integer in 1..10000$"),
     # -- values checked when the config loads (they used to pass and fail later, or never) -----------------
     Case("set-tint-too-short", ("--set", "overlay.tint_bgr=[1]"), 2,
          r"^error: overlay.tint_bgr: got \[1\], expected three integers 0..255 \(B, G, R\)$"),
     Case("set-band-negative", ("--set", "band.closer_than=-3"), 2,
-         r"^error: band.closer_than: got -3, expected a positive number of metres or null$"),
+         r"^error: band.closer_than: got -3, expected a positive number of metres \(at most 10000\) or null$"),
     Case("set-unknown-class", ("--set", "detect.classes=[persn]"), 2,
          r"^error: detect.classes: got \['persn'\], expected names of the detector's classes; 'persn' is not one \(did you mean 'person'\?\)$"),
     Case("set-bad-box-stat", ("--set", "depth.box_stat=mean"), 2,
@@ -195,8 +257,23 @@ def _make_workspace(ws: Path) -> None:
     (ws / "run.yaml").write_text("detect:\n  conf: 0.4\n")
     shutil.copy(YOLOX, ws / "det.onnx")
     (ws / "notes.txt").write_text("my notes, not a JSONL file\n")
-    (ws / "locked").mkdir()
-    (ws / "locked").chmod(0o500)
+    os.mkfifo(ws / "pipe.mp4")
+    (ws / "depthnet").mkdir()
+    shutil.copy(ws / "relu.onnx", ws / "depthnet" / "net.onnx")
+    (ws / "depthnet" / "net.yaml").write_text(
+        "name: net\nmodel: net.onnx\ninput: x\noutput: y\nlayout: nchw\nsize: [64, 64]\ncolour: rgb\nscale: 1\n"
+        "mean: [0, 0, 0]\nstd: [1, 1, 1]\nkind: metric\n")
+    (ws / "camera0.yaml").write_text("source:\n  uri: 0\n")
+    (ws / "latin1.yaml").write_bytes("detect:\n  conf: 0.4  # caf\u00e9\n".encode("latin-1"))
+    (ws / "card_latin1.yaml").write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    (ws / "binary_sidecar").mkdir()
+    shutil.copy(ws / "relu.onnx", ws / "binary_sidecar" / "model.onnx")
+    (ws / "binary_sidecar" / "model.yaml").write_bytes(bytes(range(0x80, 0x100)) * 4)
+    (ws / "huge.yaml").write_text("# padding\n" * 200_000)
+    # 372 bytes that expand to 10^8 strings: the value's whole repr was once the error line (580 MB)
+    anchors = ["&a0 [x,x,x,x,x,x,x,x,x,x]"] + [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
+    (ws / "laughs.yaml").write_text("source:\n  uri: [" + ", ".join(anchors) + "]\n")
+    (ws / "locked").mkdir()  # made unwritable (also for root) by the fixture
     (ws / "keep").mkdir()
 
 
@@ -225,10 +302,9 @@ def outcomes(tmp_path_factory):
                                        capture_output=True, text=True, timeout=120)
 
     todo = [c for c in CASES if c.skip is None]
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with unwritable_folder(ws / "locked"), ThreadPoolExecutor(max_workers=3) as pool:
         done = dict(pool.map(one, todo))
     yield done, ws
-    (ws / "locked").chmod(0o700)
 
 
 def test_the_catalogue_has_at_least_20_cases():
@@ -249,6 +325,9 @@ def test_bad_input_gives_one_clear_line_and_its_exit_code(case, outcomes):
     if not case.after_frames:
         assert lines == errors, r.stderr  # nothing else on stderr either
     assert re.search(case.line, errors[0]), errors[0]
+    assert len(errors[0]) < 1000, f"an error line of {len(errors[0])} characters"
+    for secret in case.secrets:
+        assert secret not in r.stderr and secret not in r.stdout, f"{secret!r} shown: {r.stderr}"
     assert r.returncode == case.code, (r.returncode, r.stderr)
     if not case.own_outputs and not case.after_frames:  # nothing already written is lost
         assert (ws / "keep" / f"{case.id}.mp4").read_bytes() == SENTINEL_MP4

@@ -250,10 +250,15 @@ def test_models_bench_rows(tmp_path):
     assert ok["status"] == "ok" and ok["threads"] == 1 and ok["latency_ms"]["n"] == 3
     assert ok["input_shapes"] == {"images": [1, 3, 416, 416]} and ok["throughput_fps"] > 0
     assert rows[("ort-cpu", "fp16")]["status"] == "skipped"
+    assert rows[("ort-cpu", "fp16")]["reason"].startswith("ort-cpu runs the ONNX as exported (FP32)")
+    import importlib.util
+
     for key in (("trt", "fp32"), ("trt", "fp16")):
-        assert rows[key]["status"] in ("ok", "skipped", "failed")
-        if rows[key]["status"] != "ok":
-            assert rows[key]["reason"]
+        if importlib.util.find_spec("tensorrt") is None:  # this machine: the row says why, it does not fail
+            assert rows[key]["status"] == "skipped" and rows[key]["reason"].startswith("--backend trt needs TensorRT, "
+                                                                                      "which is not installed here")
+        else:
+            assert rows[key]["status"] == "ok", rows[key].get("reason")
     report = rpt.new_report("models", ["models"], results, {"clock": "x"}, None)
     rpt.validate(report)
     broken = json.loads(json.dumps(report))

@@ -173,5 +173,5 @@ def test_unreadable_profiles(tmp_path):
     with pytest.raises(ConfigError, match="must be a mapping of keys, got list"):
         load_profile(tmp_path / "b.yaml")
     (tmp_path / "c.yaml").write_bytes(b"\xff\xfe name: x\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: cannot be read: 'utf-8' codec can't decode"):
+    with pytest.raises(ConfigError, match=r"^camera profile .*c.yaml: not UTF-8 text \(byte 0xff on line 1\); save it as UTF-8$"):
         load_profile(tmp_path / "c.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -83,25 +84,26 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.zzzzzz=1", r"unknown config key 'detect.zzzzzz' \(valid keys: detect.model, detect.conf, detect.iou, "
                             r"detect.classes, detect.max_det\)$"),
         ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, camera, depth, band, track, events, "
-                      r"mask, overlay, output, engine\)$"),
+                      r"mask, overlay, output, engine, serve\)$"),
         ("detect.conf=1.5", r"detect.conf: got 1.5, expected a number in \[0, 1\]"),
         ("detect.conf=abc", r"detect.conf: got 'abc', expected a number in \[0, 1\]"),
         ("pipeline.layout=fast", r"pipeline.layout: got 'fast', expected serial \| parallel"),
         ("pipeline.queue_size=0", r"pipeline.queue_size: got 0, expected an integer in 1..256"),
-        ("mask.blur_ksize=4", r"mask.blur_ksize: got 4, expected an odd integer >= 3"),
+        ("mask.blur_ksize=4", r"mask.blur_ksize: got 4, expected an odd integer in 3..99"),
         ("overlay.hud=maybe", r"overlay.hud: got 'maybe', expected true or false"),
         ("overlay.depth_inset=sometimes", r"overlay.depth_inset: got 'sometimes', expected true or false or auto"),
         ("overlay.timings=yes please", r"overlay.timings: got 'yes please', expected true or false"),
         ("overlay.inset_max_m=40", r"unknown config key 'overlay.inset_max_m'"),
         ("detect.conf", r"--set expects key=value"),
         ("overlay.tint_bgr=[1]", r"^overlay.tint_bgr: got \[1\], expected three integers 0..255 \(B, G, R\)$"),
-        ("band.closer_than=-3", r"^band.closer_than: got -3, expected a positive number of metres or null$"),
+        ("band.closer_than=-3", r"^band.closer_than: got -3, expected a positive number of metres \(at most 10000\) or null$"),
         ("detect.classes=[persn]", r"^detect.classes: got \['persn'\], expected names of the detector's classes; 'persn' is "
                                    r"not one \(did you mean 'person'\?\)$"),
         ("detect.classes=[person, -1]", r"^detect.classes: got \['person', -1\], expected a list of class names or ids"),
-        ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer >= 1$"),
+        ("detect.max_det=0", r"^detect.max_det: got 0, expected an integer in 1..10000$"),
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
-        ("source.uri=0", r"^source.uri: got 0, expected a non-empty string$"),
+        ("source.uri=-1", r"^source.uri: got -1, expected a camera index in 0..1023, or a video file, a folder or glob of "
+                          r"images, a URL or demo$"),
         ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],
@@ -125,6 +127,22 @@ def test_bad_yaml_and_missing_file(tmp_path):
     broken.write_text("detect: [unclosed\n")
     with pytest.raises(ConfigError, match=r"config file .*broken.yaml: not valid YAML: while parsing"):
         load_config(broken)
+
+
+def test_a_camera_index_is_a_number_in_yaml_and_a_source(tmp_path):
+    user = tmp_path / "camera.yaml"
+    user.write_text("source:\n  uri: 0\n")
+    assert load_config(user).source.uri == "0"
+    assert load_config(sets=["source.uri=2"]).source.uri == "2"
+
+
+def test_numbers_with_an_exponent_are_numbers(tmp_path):
+    """YAML 1.1 (PyYAML) reads 5e-1 as a string; a user means 0.5, on the command line and in a file."""
+    assert load_config(sets=["detect.conf=5e-1"]).detect.conf == 0.5
+    user = tmp_path / "exp.yaml"
+    user.write_text("detect:\n  iou: 45e-2\nsource:\n  read_timeout_s: 1E1\n")
+    cfg = load_config(user)
+    assert cfg.detect.iou == 0.45 and cfg.source.read_timeout_s == 10.0
 
 
 def test_parse_set_reads_null():
@@ -164,3 +182,16 @@ def test_cross_checks_name_the_file_that_breaks_them(tmp_path):
     user.write_text("band:\n  further_than: 5\n  closer_than: 3\n")
     with pytest.raises(ConfigError, match=r"band.yaml: band: further_than 5 and closer_than 3 leave no distance"):
         load_config(user)
+
+
+# Values no key of the config may accept: every number, string and list has bounds on both sides (issue 11: a
+# pipeline.threads of 1000 and a mask.blur_ksize of 100001 were taken, and ran).
+ABSURD = [10**12, -(10**12), 1e12, -1e12, "x" * 5000, ["x"] * 100_000]
+
+
+@pytest.mark.parametrize("key", config_keys())
+def test_no_config_key_accepts_an_absurd_value(key):
+    for value in ABSURD:
+        with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: got .*, expected ") as info:
+            load_config(overrides={key: value})
+        assert len(str(info.value)) < 600, str(info.value)

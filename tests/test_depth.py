@@ -483,16 +483,35 @@ def test_call_before_open_and_close_twice(cards):
 
 def test_threads_validated():
     """depth.threads is checked when the config loads; the provider gets at least 1 (the thread plan)."""
-    with pytest.raises(ConfigError, match=r"^depth\.threads: got -1, expected an integer >= 0$"):
+    with pytest.raises(ConfigError, match=r"^depth\.threads: got -1, expected an integer in 0..256 \(0 = a share of pipeline.threads\)$"):
         load_config(sets=["depth.threads=-1"])
 
 
-def test_results_do_not_alias_engine_buffers(cards):
-    card = load_card(write_card(cards))
+@pytest.mark.parametrize("kind", ["metric", "normalized"])
+def test_results_do_not_alias_engine_buffers(cards, monkeypatch, kind):
+    """The Engine contract lets a backend reuse its output arrays on the next infer (TensorRT's host buffers do;
+    ONNX Runtime returns new ones, so it cannot show the bug): a depth map handed out must not change after it."""
+    from engines import factory
+    from engines.ort import OrtEngine
+
+    class ReusingEngine(OrtEngine):
+        """ONNX Runtime's results copied into one array per output, the same array every call, as TensorRT does."""
+
+        def _infer(self, feeds):
+            out = super()._infer(feeds)
+            self.reused = getattr(self, "reused", {})
+            for name, value in out.items():
+                self.reused.setdefault(name, np.empty_like(value))[...] = value
+            return dict(self.reused)
+
+    monkeypatch.setattr(factory, "create_engine", lambda path, options, **kw: ReusingEngine(path, threads=kw.get("threads", 1)))
+    card = load_card(write_card(cards, kind=kind, **({"max_depth_m": 10} if kind == "normalized" else {})))
     with OnnxDepth(card) as provider:
-        first = provider(blank(8, 8, (5, 5, 5))).metres.copy()
+        assert isinstance(provider.engine, ReusingEngine)
         a = provider(blank(8, 8, (5, 5, 5)))
-        provider(blank(8, 8, (50, 50, 50)))
+        first = a.metres.copy()
+        second = provider(blank(8, 8, (50, 50, 50))).metres.copy()
+    assert not np.array_equal(first, second)  # the second frame's map differs: aliasing would show
     np.testing.assert_array_equal(a.metres, first)
 
 

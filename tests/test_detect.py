@@ -85,6 +85,26 @@ def detector():
         yield d
 
 
+def test_the_detector_feeds_yolox_what_yolox_expects(dog_image):
+    """What the shipped model really receives, against YOLOX's own recipe written out here with numpy: the photo
+    (768 x 576) resized by r = 416 / 768 to 416 x 312, at the top-left, the rest 114; BGR, 0..255, NCHW float32."""
+    import cv2
+
+    fed = []
+
+    class Recording(OrtEngine):
+        def _infer(self, feeds):
+            fed.append(feeds["images"].copy())
+            return super()._infer(feeds)
+
+    with YoloxDetector(Recording(YOLOX)) as d:
+        d(dog_image)
+    expected = np.full((416, 416, 3), 114, np.uint8)
+    expected[:312] = cv2.resize(dog_image, (416, 312), interpolation=cv2.INTER_LINEAR)
+    assert dog_image.shape == (576, 768, 3) and fed[0].dtype == np.float32
+    np.testing.assert_array_equal(fed[0][0], expected.transpose(2, 0, 1).astype(np.float32))
+
+
 def _named(dets):
     return [COCO_CLASSES[c] for c in dets.class_id]
 

@@ -81,6 +81,41 @@ def test_providers_are_explicit(tmp_path):
     assert providers_for("ort-trt", fp16=False, cache_dir=tmp_path)[0][1]["trt_fp16_enable"] is False
 
 
+# Provider options as ONNX Runtime documents them (not as engines.ort builds them): the TensorRT provider's in the
+# "Configurations" section of https://onnxruntime.ai/docs/execution-providers/TensorRT-ExecutionProvider.html, the
+# CUDA provider's in https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html. A misspelt key is
+# refused only when the provider loads, on a GPU machine: this is where a CPU-only CI can catch it.
+DOCUMENTED_OPTIONS = {
+    "TensorrtExecutionProvider": {
+        "device_id", "user_compute_stream", "trt_max_workspace_size", "trt_max_partition_iterations",
+        "trt_min_subgraph_size", "trt_fp16_enable", "trt_bf16_enable", "trt_int8_enable",
+        "trt_int8_calibration_table_name", "trt_int8_use_native_calibration_table", "trt_dla_enable", "trt_dla_core",
+        "trt_engine_cache_enable", "trt_engine_cache_path", "trt_engine_cache_prefix", "trt_dump_subgraphs",
+        "trt_force_sequential_engine_build", "trt_context_memory_sharing_enable", "trt_layer_norm_fp32_fallback",
+        "trt_timing_cache_enable", "trt_timing_cache_path", "trt_force_timing_cache", "trt_detailed_build_log",
+        "trt_build_heuristics_enable", "trt_sparsity_enable", "trt_builder_optimization_level", "trt_auxiliary_streams",
+        "trt_cuda_graph_enable", "trt_engine_decryption_enable", "trt_engine_decryption_lib_path",
+    },
+    "CUDAExecutionProvider": {
+        "device_id", "user_compute_stream", "do_copy_in_default_stream", "gpu_mem_limit", "arena_extend_strategy",
+        "cudnn_conv_algo_search", "cudnn_conv_use_max_workspace", "cudnn_conv1d_pad_to_nc1d", "enable_cuda_graph",
+        "enable_skip_layer_norm_strict_mode", "use_tf32", "prefer_nhwc", "use_ep_level_unified_stream",
+    },
+    "CPUExecutionProvider": set(),
+}
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "ort-cuda", "ort-trt"])
+@pytest.mark.parametrize("fp16", [True, False])
+def test_provider_options_are_ones_onnx_runtime_documents(backend, fp16, tmp_path):
+    for name, options in providers_for(backend, fp16=fp16, cache_dir=tmp_path):
+        unknown = set(options) - DOCUMENTED_OPTIONS[name]
+        assert not unknown, f"{name} does not document {sorted(unknown)}"
+        if name == "TensorrtExecutionProvider":  # what the user asked for: FP16 or not, engines cached under cache_dir
+            assert options["trt_fp16_enable"] is fp16 and options["trt_engine_cache_enable"] is True
+            assert Path(options["trt_engine_cache_path"]).is_relative_to(tmp_path)
+
+
 def test_check_running_accepts_the_provider_asked_for():
     assert check_running("ort-cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], fallback=False) == "ort-cuda"
     assert check_running("ort-cpu", ["CPUExecutionProvider"], fallback=False) == "ort-cpu"
@@ -170,11 +205,14 @@ def test_trt_provider_options_reach_the_session(tiny, monkeypatch, tmp_path):
             return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", Recording)
-    with OrtEngine(tiny, backend="ort-trt", fp16=True, cache_dir=tmp_path) as e:
+    with OrtEngine(tiny, backend="ort-trt", fp16=False, cache_dir=tmp_path) as e:
         assert e.backend == "ort-trt"
-    name, opts = seen["providers"][0]
-    assert name == "TensorrtExecutionProvider" and opts["trt_fp16_enable"] is True
-    assert (tmp_path / "ort-trt").is_dir()  # the engine cache folder exists before TensorRT writes to it
+    names = [name for name, _ in seen["providers"]]
+    assert names == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    options = seen["providers"][0][1]
+    assert options["trt_fp16_enable"] is False  # as asked: FP32 engines
+    cache = Path(options["trt_engine_cache_path"])
+    assert cache.is_dir() and cache.is_relative_to(tmp_path)  # created before TensorRT writes to it
 
 
 def test_unknown_optimisation_level(tiny):

@@ -44,7 +44,26 @@ def test_project_manifest_pins_urls_for_every_family_it_names():
             "yolo11n", "midas-small"} <= set(entries)
     for e in entries.values():
         assert all(f.url.startswith("https://") for f in e.files)
-    assert any("sha256 not pinned yet" in line or "pinned" in line for line in list_entries())
+
+
+def test_the_listing_says_which_entries_are_pinned(tmp_path):
+    """One entry with every sha256, one with a file left unpinned: the listing tells them apart, word for word."""
+    sha = "ab" * 32
+    path = tmp_path / "weights.yaml"
+    path.write_text(
+        "entries:\n"
+        "  - {name: full, default: true, licence: MIT, weights: a.pt, export: [depth],\n"
+        f"     files: [{{url: 'https://example.org/a.pt', path: a.pt, sha256: '{sha}'}}]}}\n"
+        "  - {name: half, licence: GPL, weights: b.pt, export: [depth],\n"
+        f"     files: [{{url: 'https://example.org/b.pt', path: b.pt, sha256: '{sha}'}},\n"
+        "             {url: 'https://example.org/b.json', path: b.json, sha256: null}]}\n")
+    assert list_entries(path) == [
+        "full: 1 file(s), pinned; licence MIT",
+        "  https://example.org/a.pt -> a.pt",
+        "half (not by default): 2 file(s), sha256 not pinned yet; licence GPL",
+        "  https://example.org/b.pt -> b.pt",
+        "  https://example.org/b.json -> b.json",
+    ]
 
 
 def test_offline_download_fails_with_one_line_saying_what_to_put_where(tmp_path):

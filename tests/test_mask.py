@@ -49,7 +49,7 @@ def test_band_mask_invalid_depth_is_outside():
 @pytest.mark.parametrize(
     ("given", "match"),
     [
-        ({"band.closer_than": -2}, r"^band.closer_than: got -2, expected a positive number of metres or null$"),
+        ({"band.closer_than": -2}, r"^band.closer_than: got -2, expected a positive number of metres \(at most 10000\) or null$"),
         ({"band.closer_than": 0}, r"^band.closer_than: got 0, expected a positive number of metres"),
         ({"band.further_than": float("nan")}, r"^band.further_than: got nan, expected a positive number of metres"),
         ({"band.further_than": float("inf")}, r"^band.further_than: got inf, expected a positive number of metres"),
@@ -148,7 +148,7 @@ def test_fill_errors(scene):
     image, mask = scene
     with pytest.raises(ConfigError, match=r"^mask\.fill: got 'white', expected black \| grey \| blur$"):
         load_config(sets=["mask.fill=white"])
-    with pytest.raises(ConfigError, match=r"^mask\.blur_ksize: got 4, expected an odd integer >= 3$"):
+    with pytest.raises(ConfigError, match=r"^mask\.blur_ksize: got 4, expected an odd integer in 3..99$"):
         load_config(sets=["mask.fill=blur", "mask.blur_ksize=4"])
     with pytest.raises(ValueError, match=r"\(H, W\) bool mask matching the image \(24, 32\)"):
         fill_outside(image, mask[:10])

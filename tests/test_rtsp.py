@@ -5,6 +5,8 @@ connection and then say nothing. Nothing here leaves the loopback interface."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import select
 import signal
 import socket
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from depthstream.errors import SourceError
@@ -22,10 +25,11 @@ from stream.pipeline import Pipeline, Stages
 from depthstream.schema.config import SourceConfig
 from stream.sources import open_source
 
-from conftest import ROOT
+from conftest import DEMO, ROOT
 
 SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi (GStreamer's bindings) is a Debian package, not in the venv
+# python3-gi (GStreamer's bindings) is a Debian package, not in the venv: the server runs under Debian's python3.
+SYSTEM_PYTHON = os.environ.get("DEPTHSTREAM_RTSP_PYTHON", "/usr/bin/python3")
 
 
 def free_port() -> int:
@@ -83,11 +87,31 @@ class RtspServer:
         self.proc.send_signal(signal.SIGCONT)
 
 
+REQUIRED = bool(os.environ.get("DEPTHSTREAM_REQUIRE_RTSP"))  # set by make test (and so CI): a missing server fails
+
+
 @pytest.fixture(scope="session")
 def rtsp_available() -> None:
     missing = _server_missing()
+    if missing and REQUIRED:
+        pytest.fail(f"the RTSP test server cannot run: {missing}")
     if missing:
         pytest.skip(f"no RTSP server: {missing}")
+
+
+@pytest.fixture(scope="session")
+def clip_frames() -> list[np.ndarray]:
+    """Every frame of the clip the server serves, BGR, decoded from the file by PyAV (the reference)."""
+    with av.open(str(DEMO)) as c:
+        return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+
+
+def assert_frames_are_the_clips(frames, clip_frames, first: int = 0) -> None:
+    """Each frame read from the server is the clip's frame of the same position (the same H.264 bitstream through
+    the same decoder: equal to within rounding), counted from clip frame ``first``."""
+    for n, frame in enumerate(frames):
+        diff = np.abs(frame.image.astype(np.int16) - clip_frames[first + n]).mean()
+        assert diff < 1.0, f"frame {n} differs from the clip's frame {first + n} by {diff:.1f} grey levels on average"
 
 
 @pytest.fixture
@@ -167,21 +191,33 @@ def _wait_for(predicate, timeout_s: float, step_s: float = 0.05) -> float:
 
 
 @pytest.mark.timeout(60)
-def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server):
+def test_reads_the_clip_from_a_real_rtsp_server(rtsp_server, clip_frames):
     server = rtsp_server()
     with open_source(server.url(), SourceConfig(open_timeout_s=10)) as src:
         assert src.live and src.fps == 10
         frames = [src.read() for _ in range(20)]
     assert all(f.image.shape == (576, 768, 3) for f in frames)
+    assert_frames_are_the_clips(frames, clip_frames)
     assert [f.index for f in frames] == list(range(20))
     times = [f.pts_s for f in frames if f.pts_s is not None]
     assert len(times) >= 18 and times == sorted(times)
     assert frames[0].source_id == server.url()
 
 
+@pytest.mark.timeout(60)
+def test_a_url_scheme_in_capitals_is_the_same_stream(rtsp_server, clip_frames):
+    server = rtsp_server()
+    url = server.url().replace("rtsp://", "RTSP://")
+    with open_source(url, SourceConfig(open_timeout_s=10)) as src:
+        frames = [src.read() for _ in range(5)]
+    assert_frames_are_the_clips(frames, clip_frames)
+    assert frames[0].source_id == url
+
+
 @pytest.mark.timeout(120)
 def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_path):
-    server = rtsp_server(user="viewer", password="pa55word")
+    # An @ in the password: FFmpeg logs in with everything up to the last @; no part of it may be shown.
+    server = rtsp_server(user="viewer", password="pa@55word")
     mp4, jsonl = tmp_path / "rtsp.mp4", tmp_path / "rtsp.jsonl"
     cli = subprocess.Popen(
         [sys.executable, "-m", "stream", "--source", server.url(), "--output", str(mp4), "--jsonl", str(jsonl)],
@@ -210,8 +246,25 @@ def test_killing_and_restarting_the_server_resumes_within_5s(rtsp_server, tmp_pa
     assert frames == len(recs)  # playable, one frame per processed frame, through the outage
     assert "lost rtsp://***@127.0.0.1" in err and "reconnected to rtsp://***@127.0.0.1" in err
     everything = out + err + jsonl.read_text()
-    assert "pa55word" not in everything and "viewer" not in everything
+    assert "pa@55word" not in everything and "55word" not in everything and "viewer" not in everything
     assert err.strip().splitlines()[-1].startswith("interrupted; outputs closed")
+
+
+@pytest.mark.timeout(60)
+def test_after_the_server_restarts_the_frames_are_the_clip_again(rtsp_server, clip_frames):
+    server = rtsp_server()
+    src = open_source(server.url(), SourceConfig(open_timeout_s=10, read_timeout_s=2, reconnect_backoff_s=0.2))
+    with src:
+        before = [src.read() for _ in range(5)]
+        server.kill()
+        server.start()  # a new session: the clip from its start
+        after = [src.read() for _ in range(15)]
+    # Frames already on their way when the server died come first; then the index jumps over the outage.
+    gap = next(n for n in range(1, len(after)) if after[n].index - after[n - 1].index > 1)
+    assert_frames_are_the_clips(before + after[:gap], clip_frames)
+    assert len(src.outages) == 1 and src.outages[0].recovered
+    assert len(after) - gap >= 10
+    assert_frames_are_the_clips(after[gap:], clip_frames)  # the new session plays the clip from its start
 
 
 @pytest.mark.timeout(60)
@@ -223,10 +276,46 @@ def test_a_server_that_stalls_mid_stream_cannot_hang_a_read(rtsp_server):
             src.read()
         server.pause()
         t0 = time.monotonic()
-        with pytest.raises(SourceError, match=r"lost rtsp://127.0.0.1:\d+/demo: no frame from rtsp://127.0.0.1:\d+/demo for 1 s \(source.read_timeout_s\)"):
+        with pytest.raises(SourceError, match=r"lost rtsp://127.0.0.1:\d+/demo: no frame from rtsp://127.0.0.1:\d+/demo for 1\.\d s \(source.read_timeout_s is 1\)"):
             while True:  # frames already on their way may still come
                 src.read()
         assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.timeout(90)
+def test_a_stalled_stream_gives_no_stale_frame_as_fresh_and_is_lost_after_the_timeout_it_states(rtsp_server, tmp_path):
+    """The server stops sending (SIGSTOP) mid-stream. No frame written later may claim to be young (a frame the
+    decoder still held was written 5 s late with age_ms 23), and the feed is declared lost after
+    source.read_timeout_s, as the message says (it took twice that)."""
+    server = rtsp_server()
+    jsonl = tmp_path / "stall.jsonl"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--source", server.url(), "--jsonl", str(jsonl), "--set", "source.read_timeout_s=2",
+         "--set", "source.reconnect_attempts=0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(_lines(jsonl)) >= 10, 60)
+        server.pause()
+        paused = time.monotonic()
+        before = len(_lines(jsonl))
+        appeared: list[float] = []  # seconds after the pause at which each later line was first seen
+        while cli.poll() is None and time.monotonic() - paused < 30:
+            appeared += [time.monotonic() - paused] * (len(_lines(jsonl)) - before - len(appeared))
+            time.sleep(0.02)
+        lost_after = time.monotonic() - paused
+    finally:
+        server.resume()
+        if cli.poll() is None:
+            cli.kill()
+        out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 1, err
+    late = _lines(jsonl)[before:]
+    for seen_at, record in zip(appeared, late):
+        if seen_at > 1.0:  # received before the pause: it is at least this old when written
+            assert record["age_ms"] >= (seen_at - 0.3) * 1000, (seen_at, record["age_ms"])
+    assert lost_after < 2 + 1.5, f"lost {lost_after:.1f} s after the server stopped, read_timeout_s is 2"
+    last = err.strip().splitlines()[-1]
+    stated = float(re.search(r"no frame from rtsp://127.0.0.1:\d+/demo for (\d+\.\d) s \(source.read_timeout_s is 2\)", last).group(1))
+    assert 2 <= stated <= lost_after + 0.1, last
 
 
 @pytest.mark.timeout(60)
@@ -250,6 +339,18 @@ def test_stop_returns_within_1s_while_ffmpeg_is_blocked_in_a_read(rtsp_server):
         reader.join(2 * 2 + 2)
         assert not reader.is_alive()
     src.close()
+
+
+@pytest.mark.timeout(120)
+def test_under_make_test_a_server_that_cannot_run_fails_the_tests(tmp_path):
+    """make test sets DEPTHSTREAM_REQUIRE_RTSP: without GStreamer's RTSP server the RTSP tests fail, never skip."""
+    env = {**os.environ, "DEPTHSTREAM_REQUIRE_RTSP": "1", "DEPTHSTREAM_RTSP_PYTHON": str(tmp_path / "no-python3")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        f"{Path(__file__).name}::test_reads_the_clip_from_a_real_rtsp_server"],
+                       cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=110)
+    assert r.returncode == 1, r.stdout
+    assert "the RTSP test server cannot run" in r.stdout and "no-python3 not found" in r.stdout
+    assert "1 error" in r.stdout and "skipped" not in r.stdout
 
 
 # -- servers that accept and then say nothing ----------------------------------------------------------
@@ -279,6 +380,169 @@ def test_nobody_listening_is_a_clear_error_at_once():
     assert r.stderr.splitlines() == [
         f"error: cannot connect to {url.replace('cam:hunter2@', '***@')}: connection refused (is the server running, and is the port right?)"
     ]
+
+
+# -- feeds that connect and then give no frame (issue 11, finding 6) -------------------------------------
+
+
+class StreamingHttpServer:
+    """An endless HTTP response on 127.0.0.1 (no length: a live feed), made by ``body(connection_number, write)``
+    for each connection; ``write`` raises once the client has gone."""
+
+    def __init__(self, content_type: str, body) -> None:
+        import http.server
+
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                with server.lock:
+                    server.connections += 1
+                    number = server.connections
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.end_headers()
+
+                def write(data: bytes) -> None:
+                    if server.stopping.is_set():
+                        raise ConnectionAbortedError("server stopping")
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+                try:
+                    body(number, write)
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                    pass
+
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.stopping = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cam"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="streaming-http")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def _mjpeg_part(jpeg: bytes) -> bytes:
+    return b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg)
+
+
+BROKEN_JPEG = b"\xff\xd8\xff\xe0" + b"\x00not a picture" * 100 + b"\xff\xd9"
+
+
+def _mjpeg(good_frames: list[bytes], *, good_connections: int):
+    """MJPEG at 20 fps: the first ``good_connections`` connections get ``good_frames`` and are then closed; every
+    later one (or all, with 0) gets broken JPEGs until the client goes."""
+    def body(number: int, write) -> None:
+        if number <= good_connections:
+            for jpeg in good_frames:
+                write(_mjpeg_part(jpeg))
+                time.sleep(0.05)
+            return
+        while True:
+            write(_mjpeg_part(BROKEN_JPEG))
+            time.sleep(0.05)
+
+    return body
+
+
+@pytest.fixture
+def streaming_http():
+    servers: list[StreamingHttpServer] = []
+
+    def make(content_type: str, body) -> StreamingHttpServer:
+        servers.append(StreamingHttpServer(content_type, body))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def demo_jpegs() -> list[bytes]:
+    import cv2
+
+    with av.open(str(DEMO)) as c:
+        return [cv2.imencode(".jpg", f.to_ndarray(format="bgr24"))[1].tobytes()
+                for f, _ in zip(c.decode(video=0), range(15))]
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_of_broken_frames_from_the_start_is_one_error_at_once(streaming_http):
+    server = streaming_http("multipart/x-mixed-replace; boundary=frame", _mjpeg([], good_connections=0))
+    t0 = time.monotonic()
+    r = run_cli("--source", server.url, "--set", "source.read_timeout_s=2", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"error: connected to {server.url}, but no frame came from it (decoding {server.url} failed at frame 0: Invalid "
+        "data found when processing input); check that the URL gives a video stream")
+    assert time.monotonic() - t0 < 20 and server.connections == 1  # not reopened: a wrong URL fails at once
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_that_turns_to_garbage_ends_after_its_reconnect_attempts(streaming_http, demo_jpegs, tmp_path):
+    """Each reopen of such a feed succeeds and then no frame decodes: the attempts must still count."""
+    server = streaming_http("multipart/x-mixed-replace; boundary=frame", _mjpeg(demo_jpegs, good_connections=1))
+    jsonl = tmp_path / "feed.jsonl"
+    r = run_cli("--source", server.url, "--jsonl", str(jsonl), "--set", "source.reconnect_attempts=3",
+                "--set", "source.reconnect_backoff_s=0.1", "--set", "source.read_timeout_s=2",
+                "--set", "pipeline.policy=block", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert re.fullmatch(rf"error: lost {re.escape(server.url)} and could not reconnect: 3 attempts in \d+\.\d s failed "
+                        rf"\(last: decoding {re.escape(server.url)} failed at frame \d+: Invalid data found when processing "
+                        rf"input\); check the camera or server, or raise source.reconnect_attempts",
+                        r.stderr.splitlines()[-1]), r.stderr
+    assert server.connections == 4  # the first, and three reopen attempts
+    assert len(_lines(jsonl)) == len(demo_jpegs)  # every good frame was processed
+
+
+def _ts_without_video_frames(path: Path) -> bytes:
+    """MPEG-TS that declares an H.264 stream and carries only audio: packets flow, no video frame ever comes."""
+    import io
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as dst:
+        video = dst.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = dst.add_stream("mp2", rate=16000)
+        audio.layout = "mono"
+        for n in range(100):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, n * 1152
+            for packet in audio.encode(frame):
+                dst.mux(packet)
+    return buf.getvalue()
+
+
+@pytest.mark.timeout(90)
+def test_a_feed_whose_packets_hold_no_video_frame_cannot_hang_a_read(streaming_http, tmp_path):
+    data = _ts_without_video_frames(tmp_path)
+
+    def body(number: int, write) -> None:
+        while True:  # about 7 s of audio, again and again, at about real time
+            for start in range(0, len(data), 188 * 50):
+                write(data[start:start + 188 * 50])
+                time.sleep(0.05)
+
+    server = streaming_http("video/mp2t", body)
+    t0 = time.monotonic()
+    r = run_cli("--source", server.url, "--set", "source.read_timeout_s=2", timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stderr
+    assert re.fullmatch(rf"error: connected to {re.escape(server.url)}, but no frame came from it \(no frame from "
+                        rf"{re.escape(server.url)} for 2\.\d s \(source.read_timeout_s is 2\)\); check that the URL "
+                        rf"gives a video stream", r.stderr.splitlines()[-1]), r.stderr
+    assert took < 20
 
 
 # -- a file served over HTTP is read like a file ----------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import stat
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -14,10 +13,11 @@ import av
 import numpy as np
 import pytest
 
-from stream.sinks import paths as sink_paths
 from depthstream.errors import SinkError
 from stream.sinks import JsonlSink, Mp4Sink, WindowSink, frame_record
 from depthstream.types import DepthMap, Detections, Frame, Result
+
+from conftest import unwritable_folder
 
 
 def synthetic_frames(n: int, width: int, height: int) -> list[np.ndarray]:
@@ -154,28 +154,15 @@ def test_sink_path_is_a_directory(tmp_path: Path, make_sink) -> None:
         make_sink(folder).open()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write to any folder, so permissions cannot be tested")
 @pytest.mark.parametrize("make_sink", [lambda p: Mp4Sink(p, 10, 16, 16), JsonlSink], ids=["mp4", "jsonl"])
 def test_sink_folder_not_writable(tmp_path: Path, make_sink) -> None:
+    """A real unwritable folder, also as root (conftest.unwritable_folder): the sink says so and creates nothing."""
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        with pytest.raises(SinkError, match="is not writable"):
+    with unwritable_folder(locked):
+        with pytest.raises(SinkError, match=r"folder .*locked is not writable"):
             make_sink(locked / "out.x").open()
-    finally:
-        locked.chmod(stat.S_IRWXU)
-
-
-def test_sink_folder_not_writable_via_access_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The permission check itself, also when running as root (os.access is faked)."""
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(sink_paths.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
-    with pytest.raises(SinkError, match=r"folder .*locked is not writable"):
-        Mp4Sink(locked / "out.mp4", 10, 16, 16).open()
-    assert not (locked / "out.mp4").exists()
+    assert list(locked.iterdir()) == []
 
 
 def test_jsonl_strict_json_nan_and_numpy(tmp_path: Path) -> None:

@@ -33,10 +33,41 @@ from conftest import DATA, DEMO
         ("http://127.0.0.1/video.mjpg?user=admin&pwd=hunter2&res=hd", "http://127.0.0.1/video.mjpg?user=***&pwd=***&res=hd"),
         ("cannot open rtsp://a:b@127.0.0.1/x: refused", "cannot open rtsp://***@127.0.0.1/x: refused"),
         ("data/clip.mp4", "data/clip.mp4"),
+        # issue 11: an @ in the password (FFmpeg logs in with everything up to the last @)
+        ("rtsp://admin:p@ss@127.0.0.1/x", "rtsp://***@127.0.0.1/x"),
+        # tokens, keys and signatures in the query, whatever the parameter is called
+        ("https://cam.example/live?access_token=T1&api_key=K2&apikey=K3&sig=S4&X-Amz-Signature=S5&ch=2",
+         "https://cam.example/live?access_token=***&api_key=***&apikey=***&sig=***&X-Amz-Signature=***&ch=2"),
+        # '//' mistyped, or the scheme left out
+        ("rtsp:/user:secret@127.0.0.1/x", "rtsp:/***@127.0.0.1/x"),
+        ("rtsp:user:secret@127.0.0.1/x", "rtsp:***@127.0.0.1/x"),
+        ("user:secret@127.0.0.1:554/x", "***@127.0.0.1:554/x"),
+        # GStreamer properties, bare or quoted, and a URL inside a property
+        ("rtspsrc location=rtsp://127.0.0.1/x user-id=admin user-pw=hunter2 ! appsink",
+         "rtspsrc location=rtsp://127.0.0.1/x user-id=*** user-pw=*** ! appsink"),
+        ('souphttpsrc location="http://a:b@127.0.0.1/x" proxy-id=p proxy-pw="x y" ! jpegdec',
+         'souphttpsrc location="http://***@127.0.0.1/x" proxy-id=*** proxy-pw=*** ! jpegdec'),
+        ("srtsrc uri=srt://127.0.0.1:7001 passphrase=longsecret ! appsink", "srtsrc uri=srt://127.0.0.1:7001 passphrase=*** ! appsink"),
+        ("got ['rtsp://viewer:hunter2@127.0.0.1/x'], expected", "got ['rtsp://***@127.0.0.1/x'], expected"),
+        # what is not a secret stays
+        ("--set expects key=value (e.g. --set detect.conf=0.4)", "--set expects key=value (e.g. --set detect.conf=0.4)"),
+        ("v4l2src device=/dev/video0 ! videoconvert ! appsink", "v4l2src device=/dev/video0 ! videoconvert ! appsink"),
+        ("write to me@example.org", "write to me@example.org"),
     ],
 )
 def test_redact_hides_credentials_anywhere_in_a_text(text, expected):
     assert redact(text) == expected
+    assert redact(expected) == expected  # redacting twice changes nothing
+
+
+def test_log_lines_are_redacted_by_the_cli_filter(caplog):
+    from depthstream.redact import RedactingFilter
+
+    log = logging.getLogger("test.redact")
+    caplog.handler.addFilter(RedactingFilter())
+    with caplog.at_level(logging.WARNING, logger="test.redact"):
+        log.warning("lost %s: %s", "rtsp://admin:p@ss@127.0.0.1/x", "user-pw=hunter2")
+    assert caplog.messages == ["lost rtsp://***@127.0.0.1/x: user-pw=***"]
 
 
 # -- which source ---------------------------------------------------------------------------------
@@ -346,6 +377,29 @@ def test_a_folder_of_images_gives_a_folder_of_annotated_images(tmp_path):
         original, annotated = cv2.imread(str(DATA / name)), cv2.imread(str(out / name))
         assert annotated.shape == original.shape  # each at its own size (no letterboxing into one video)
         assert float(np.abs(annotated.astype(int) - original.astype(int)).mean()) > 1  # boxes, labels, inset drawn
+
+
+@pytest.mark.timeout(120)
+def test_each_jsonl_line_of_an_image_glob_names_its_file(tmp_path):
+    """python -m stream on a glob of photos in two folders: each JSONL line says which file it is (issue 11)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for folder, name in (("a", "basketball1.png"), ("b", "basketball2.png"), ("b", "messi5.jpg")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        shutil.copy(DATA / name, tmp_path / folder / name)
+    (tmp_path / "a" / "messi5.jpg").write_bytes((DATA / "messi5.jpg").read_bytes())  # the same name in both folders
+    jsonl = tmp_path / "out.jsonl"
+    r = subprocess.run([sys.executable, "-m", "stream", "--source", str(tmp_path / "*" / "*.*"), "--jsonl", str(jsonl),
+                        "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    expected = sorted(str(p) for p in tmp_path.glob("*/*.*"))
+    assert [rec["file"] for rec in records] == expected and [rec["index"] for rec in records] == [0, 1, 2, 3]
 
 
 @pytest.mark.timeout(120)

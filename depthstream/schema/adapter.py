@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -43,18 +44,51 @@ _NOT_A_MAPPING = ("dataclass_type", "dataclass_args_type", "model_type", "dict_t
 _ABSENT = object()
 
 
+MAX_DOCUMENT_BYTES = 1 << 20  # a config, card, sidecar or profile is a few kB
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 does: ``5e-1`` and ``1e3`` are numbers (YAML 1.1, and
+    so PyYAML, wants ``5.0e-1``; a user typing ``--set detect.conf=5e-1`` means 0.5)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document (safe: plain data only), numbers read as YAML 1.2 does (see :class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
+
+
 def read_yaml_mapping(path: Path, where: str, *, missing: str | None = None) -> dict:
     """The mapping a YAML file holds (an empty file is an empty mapping); ConfigError naming ``where``
-    (e.g. ``model card x.yaml``) when the file is missing, unreadable, not YAML or not a mapping.
-    ``missing`` replaces the message for a file that does not exist."""
+    (e.g. ``model card x.yaml``) when the file is missing, unreadable, larger than 1 MiB, not UTF-8, not YAML
+    or not a mapping. ``missing`` replaces the message for a file that does not exist."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(missing or f"{where}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from exc
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_DOCUMENT_BYTES // 1024} KiB; expected a YAML file of a few kB "
+                          f"(is it the right file?)")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") from exc
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     if data is None:
@@ -122,6 +156,8 @@ def _loc(key: str) -> tuple:
 
 def unknown_key(schema: type, key: str, noun: str = "key") -> str:
     """``unknown {noun} '{key}' (did you mean '...'?)``, or the valid keys of its section when nothing is close."""
+    if len(key) > _SHOWN_CHARS:
+        return f"unknown {noun} {shown(key)} (keys are short names such as detect.conf; see config.yaml)"
     *section, name = key.split(".")
     prefix = "".join(f"{p}." for p in section)
     known = _section(schema, _loc(".".join(section))) if section else schema
@@ -145,12 +181,36 @@ def _value_error(schema: type, data: Any, error: dict) -> str:
     if field is None or field.section is not None:  # a whole section, or the document
         if error["type"] in _NOT_A_MAPPING:
             keys = ", ".join(fields_of(field.section if field else schema, keys_only=True))
-            return f"{key or 'the document'}: got {value!r}, expected a mapping of keys ({keys})"
+            return f"{key or 'the document'}: got {shown(value)}, expected a mapping of keys ({keys})"
         message = _validator_message(error)
         return f"{key}: {message}" if key else message
-    expected = _validator_message(error) if error["type"] in ("value_error", "assertion_error") else allowed(field)
-    got = "" if value is _ABSENT else f"got {value!r}, "
+    if error["type"] == "string_unicode":  # a file name in another encoding (Latin-1 on a UTF-8 system)
+        expected = (f"{allowed(field)} in UTF-8 (it holds bytes that are not UTF-8: rename the file, or give the "
+                    "path in UTF-8)")
+    elif error["type"] in ("value_error", "assertion_error"):
+        expected = _validator_message(error)
+    else:
+        expected = allowed(field)
+    got = "" if value is _ABSENT else f"got {shown(value)}, "
     return f"{key}: {got}expected {expected}{_did_you_mean(error, value, field)}"
+
+
+_SHOWN_CHARS = 80
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+_REPR.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable size: a message shows what was given, not all of it (a YAML document of
+    a few hundred bytes can expand, through its aliases, to a value whose repr is hundreds of MB)."""
+    text = _REPR.repr(value)
+    if len(text) > 2 * _SHOWN_CHARS:
+        text = text[: 2 * _SHOWN_CHARS] + "..."
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS - 2:
+        text += f" ({len(value)} characters)"
+    return text
 
 
 def _did_you_mean(error: dict, value: Any, field: SchemaField) -> str:

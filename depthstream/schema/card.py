@@ -116,7 +116,7 @@ Positive = number(gt=0)
 PixelScale = number(gt=0, note="e.g. 0.00392156862745098 for 1/255")
 MaxDepth = number(gt=0, noun="metres")
 RangeMetres = number(ge=0, noun="metres")
-Pixels = Annotated[int, Strict(), Field(gt=0)]
+Pixels = Annotated[int, Strict(), Field(gt=0, le=8192)]
 PadValue = integer(ge=0, le=255, note="a pixel value")
 
 
@@ -136,7 +136,7 @@ class ModelCard:
     layout: Literal["nchw", "nhwc"]
     output_layout: Annotated[Literal["nchw", "nhwc", "hw"],
                              Allowed("nchw ([1, 1, h, w]) | nhwc ([1, h, w, 1]) | hw ([1, h, w] or [h, w])")]
-    size: Annotated[tuple[Pixels, Pixels], Allowed("[height, width], two positive integers of pixels (e.g. [256, 256])")]
+    size: Annotated[tuple[Pixels, Pixels], Allowed("[height, width], two positive integers of pixels, at most 8192 (e.g. [256, 256])")]
     resize: Literal["stretch", "letterbox", "crop"] = "stretch"
     pad: PadValue = 0
     colour: Literal["rgb", "bgr"]

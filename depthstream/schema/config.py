@@ -17,7 +17,7 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
@@ -26,7 +26,7 @@ from depthstream.store import DEFAULT_CONFIG, MODELS_DIR
 
 from . import loading
 from .adapter import all_keys
-from .fields import Allowed, FilePath, Flag, Metres, Text, integer, number
+from .fields import MAX_TEXT, Allowed, FilePath, Flag, OutputPath, Text, fits_file_system, integer, number
 
 SCHEMA = ConfigDict(extra="forbid")
 
@@ -37,20 +37,23 @@ QueueSeconds = number(gt=0, le=5, noun="seconds")
 Fraction01 = number(ge=0, le=1)
 BoxFraction = number(gt=0, le=1, noun="a fraction")
 InsetFraction = number(ge=0.05, le=0.5, noun="a fraction")
-Count = integer(ge=0)
-Attempts = integer(ge=0, note="0 = do not reconnect")
+MaxFrames = integer(ge=0, le=1_000_000_000, note="0 = the whole source")
+Threads = integer(ge=0, le=256, note="0 = every core")
+DepthThreads = integer(ge=0, le=256, note="0 = a share of pipeline.threads")
+Attempts = integer(ge=0, le=10_000, note="0 = do not reconnect")
 QueueSize = integer(ge=1, le=256)
-MaxBoxes = integer(ge=1)
+MaxBoxes = integer(ge=1, le=10_000)
 Crf = integer(ge=0, le=51, note="lower = better quality")
-PositiveMetres = number(gt=0, noun="metres")
+FarMetres = number(gt=0, le=1_000_000, noun="metres")
+BandMetres = number(gt=0, le=10_000, text="a positive number of metres (at most 10000)")
 OpenFraction = number(gt=0, lt=1)
 Share = number(gt=0, le=1, noun="a fraction")
 Gain = number(gt=0, le=1)
-Factor = number(ge=1)
+Factor = number(ge=1, le=100)
 Window = integer(ge=2, le=100)
-Accel = number(gt=0, noun="metres per second squared")
-Speed = number(gt=0, noun="metres per second")
-MarginMetres = number(ge=0, noun="metres")
+Accel = number(gt=0, le=100, noun="metres per second squared")
+Speed = number(gt=0, le=1000, noun="metres per second")
+MarginMetres = number(ge=0, le=1000, noun="metres")
 ShortSeconds = number(gt=0, le=60, noun="seconds")
 HoldSeconds = number(ge=0, le=60, noun="seconds")
 TtcSeconds = number(gt=0, le=600, noun="seconds")
@@ -58,8 +61,8 @@ DrainSeconds = number(ge=0, le=600, noun="seconds")
 EventQueue = integer(ge=1, le=10000)
 Degrees90 = number(gt=-90, lt=90, noun="degrees")
 Degrees180 = number(gt=0, lt=180, noun="degrees")
-FocalPixels = number(gt=0, noun="pixels")
-Pixels = number(noun="a number of pixels")
+FocalPixels = number(gt=0, le=1_000_000, noun="pixels")
+Pixels = number(ge=-1_000_000, le=1_000_000, noun="pixels")
 Spread = number(gt=0, le=1, noun="a relative spread (1 sigma / value)")
 Tolerance = number(gt=0, le=5, noun="a relative difference")
 BorderPixels = number(ge=0, le=50, noun="pixels")
@@ -67,8 +70,10 @@ BoxErrorPixels = number(ge=0, le=20, noun="pixels")
 Aspect = number(ge=1, le=5, noun="a height / width ratio")
 References = number(gt=0, le=1000, noun="a number of references per frame")
 Frames = integer(ge=1, le=10000, noun="a number of frames")
-GrowHeight = number(ge=0, noun="metres", note="0 = the mask is not grown")
+GrowHeight = number(ge=0, le=10, noun="metres", note="0 = the mask is not grown")
 GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
+MAX_CAMERA_INDEX = 1023
+BLUR_KSIZE_MAX = 99  # a Gaussian kernel this wide already costs tens of ms a frame on a CPU; wider ones cost seconds
 
 BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
 
@@ -100,16 +105,31 @@ def _backend(text: str) -> str:
 
 def _odd(value: int) -> int:
     if value % 2 == 0:
-        raise ValueError("an odd integer >= 3")
+        raise ValueError(f"an odd integer in 3..{BLUR_KSIZE_MAX}")
     return value
+
+
+def _camera_index(value: Any) -> Any:
+    """``uri: 0`` in a YAML file (an integer) is camera 0, as ``--source 0`` is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_CAMERA_INDEX:
+            raise ValueError(f"a camera index in 0..{MAX_CAMERA_INDEX}, or a video file, a folder or glob of images, "
+                             f"a URL or demo")
+        return str(value)
+    return value
+
+
+def _source_uri(value: str) -> str:
+    """A path's names must fit the file system; a URL or a GStreamer pipeline is not a path."""
+    return value if "://" in value or any(c.isspace() for c in value) else fits_file_system(value)
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class SourceConfig:
     """``source``: what to read, and how live sources are opened, read and reopened."""
 
-    uri: Text = "demo"
-    max_frames: Count = 0
+    uri: Annotated[Text, BeforeValidator(_camera_index), AfterValidator(_source_uri)] = "demo"
+    max_frames: MaxFrames = 0
     open_timeout_s: Seconds = 5.0  # connecting (and reading a stream's header) may take this long
     read_timeout_s: Seconds = 5.0  # no frame for this long: the feed is lost
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
@@ -125,12 +145,12 @@ class PipelineConfig:
     layout: Literal["serial", "parallel"] = "parallel"
     queue_size: QueueSize = 4
     policy: Literal["auto", "block", "latest"] = "auto"
-    threads: Count = 0
+    threads: Threads = 0
     timeout_s: QueueSeconds = 0.1
 
 
-ClassName = Annotated[str, Strict(), Field(min_length=1)]
-ClassId = Annotated[int, Strict(), Field(ge=0)]
+ClassName = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
+ClassId = Annotated[int, Strict(), Field(ge=0, le=9_999)]
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -145,8 +165,8 @@ class DetectConfig:
     model: FilePath = "models/yolox_nano.onnx"
     conf: Fraction01 = 0.3
     iou: Fraction01 = 0.45
-    classes: Annotated[tuple[ClassName | ClassId, ...],
-                       Allowed("a list of class names or ids (e.g. [person, car]; [] = all)")] = ()
+    classes: Annotated[tuple[ClassName | ClassId, ...], Field(max_length=1_000),
+                       Allowed("a list of class names or ids (at most 1000; e.g. [person, car]; [] = all)")] = ()
     max_det: MaxBoxes = 100
 
     @field_validator("classes")
@@ -242,11 +262,12 @@ class DepthConfig:
     else a depth model card (or an .onnx with its card beside it).
     """
 
-    source: Annotated[str, Strict(), Field(min_length=1), Allowed(DEPTH_SOURCE_FORMS)] = "auto"
-    box_stat: Annotated[str, Strict(), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
+    source: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), AfterValidator(fits_file_system),
+                      Allowed(DEPTH_SOURCE_FORMS)] = "auto"
+    box_stat: Annotated[str, Strict(), Field(max_length=40), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
     roi: BoxFraction = 0.4
-    threads: Count = 0
-    ground_max_m: PositiveMetres = 100.0
+    threads: DepthThreads = 0
+    ground_max_m: FarMetres = 100.0
     size_prior: SizePriorConfig = SizePriorConfig()
     autoscale: AutoScaleConfig = AutoScaleConfig()
     crosscheck: CrossCheckConfig = CrossCheckConfig()
@@ -269,8 +290,8 @@ class DepthConfig:
 class BandConfig:
     """``band``: the distances kept, in metres along the optical axis: ``further_than < d < closer_than``."""
 
-    closer_than: Metres | None = None
-    further_than: Metres | None = None
+    closer_than: BandMetres | None = None
+    further_than: BandMetres | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> "BandConfig":
@@ -330,7 +351,8 @@ class EventsConfig:
     margin_m: MarginMetres = 0.3
     min_duration_s: HoldSeconds = 0.5
     approach_ttc_s: TtcSeconds = 3.0
-    on_event: Annotated[str, Strict(), AfterValidator(_not_blank), Allowed(ON_EVENT_FORMS)] | None = None
+    on_event: Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(_not_blank),
+                        Allowed(ON_EVENT_FORMS)] | None = None
     deliver_timeout_s: ShortSeconds = 2.0
     queue_size: EventQueue = 64
     drain_s: DrainSeconds = 5.0
@@ -347,7 +369,8 @@ class MaskConfig:
     """
 
     fill: Literal["black", "grey", "blur"] = "blur"
-    blur_ksize: Annotated[int, Strict(), Field(ge=3), AfterValidator(_odd), Allowed("an odd integer >= 3")] = 31
+    blur_ksize: Annotated[int, Strict(), Field(ge=3, le=BLUR_KSIZE_MAX), AfterValidator(_odd),
+                          Allowed(f"an odd integer in 3..{BLUR_KSIZE_MAX}")] = 31
     grow_height_m: GrowHeight = 1.8
     grow_around: GrowFraction = 0.1
 
@@ -377,18 +400,59 @@ class OverlayConfig:
 class OutputConfig:
     """``output``: the annotated MP4 (or image folder), the JSONL and the window."""
 
-    mp4: Text | None = None
-    jsonl: Text | None = None
+    mp4: OutputPath | None = None
+    jsonl: OutputPath | None = None
     show: Flag = False
     crf: Crf = 23
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
+
+
+LISTEN_FORMS = "HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080) or a PORT on 127.0.0.1; port 0 = any free one"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8080`` -> ('127.0.0.1', 8080); ``[::1]:8080`` -> ('::1', 8080); ``8080`` -> ('127.0.0.1', 8080).
+    A missing host (``:8080``) is refused: listening on every interface must be asked for by name (0.0.0.0)."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(LISTEN_FORMS + "; an IPv6 address goes in brackets")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(LISTEN_FORMS)
+    return host, int(port)
+
+
+def _listen(text: str) -> str:
+    parse_listen(text)
+    return text
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ServeConfig:
+    """``serve``: the browser view (``--serve``, :mod:`stream.web`): where it listens and what it accepts."""
+
+    listen: Annotated[str, Strict(), Field(min_length=1, max_length=300), AfterValidator(_listen),
+                      Allowed(LISTEN_FORMS)] | None = None
+    linger: Flag = True
+    jpeg_quality: integer(ge=1, le=100) = 80
+    video_max_fps: number(gt=0, le=240, noun="frames per second") = 30.0
+    max_viewers: integer(ge=1, le=256) = 16
+    viewer_timeout_s: Seconds = 10.0
+    max_upload_mb: number(gt=0, le=4096, noun="megabytes") = 50.0
+    max_clip_s: number(gt=0, le=600, noun="seconds") = 20.0
+    max_side_px: integer(ge=16, le=16384, noun="pixels") = 8192
+    keep_results: integer(ge=1, le=100) = 8
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class EngineConfig:
     """``engine``: how the models run."""
 
-    backend: Annotated[str, Strict(), AfterValidator(_backend), Allowed(BACKEND_FORMS)] = "auto"
+    backend: Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(_backend), Allowed(BACKEND_FORMS)] = "auto"
     fp16: Flag = True
     cache_dir: FilePath | None = None
 
@@ -409,6 +473,7 @@ class Config:
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+    serve: ServeConfig = ServeConfig()
 
     @model_validator(mode="after")
     def _size_prior_layout(self) -> "Config":

@@ -41,7 +41,7 @@ class SetByLoader:
 
 
 def _g(v: float) -> str:
-    return f"{v:g}"
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
 def _range_text(noun: str, gt, ge, lt, le, integer: bool) -> str:
@@ -59,10 +59,10 @@ def _range_text(noun: str, gt, ge, lt, le, integer: bool) -> str:
 
 
 def number(*, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None,
-           noun: str = "a number", note: str = "") -> Any:
+           noun: str = "a number", note: str = "", text: str = "") -> Any:
     """A finite float (an integer is accepted) within the given bounds, e.g. ``number(gt=0, le=120,
-    noun="seconds")`` -> allowed ``seconds in (0, 120]``."""
-    text = _range_text(noun, gt, ge, lt, le, integer=False) + (f" ({note})" if note else "")
+    noun="seconds")`` -> allowed ``seconds in (0, 120]``; ``text`` says it in other words."""
+    text = text or _range_text(noun, gt, ge, lt, le, integer=False) + (f" ({note})" if note else "")
     return Annotated[float, Strict(), Field(allow_inf_nan=False, gt=gt, ge=ge, lt=lt, le=le), Allowed(text)]
 
 
@@ -79,11 +79,32 @@ def _non_zero(value: float) -> float:
     return value
 
 
+MAX_TEXT = 4096  # characters of any string value (a path, a URL, a name)
+MAX_NAME_BYTES = 255  # one name in a path (NAME_MAX of ext4, XFS, btrfs, tmpfs, ...)
+MAX_PATH_BYTES = 4096  # a whole path (Linux's PATH_MAX)
+
 Flag = Annotated[bool, Strict(), Allowed("true or false")]
 NonZero = Annotated[float, Strict(), Field(allow_inf_nan=False), AfterValidator(_non_zero), Allowed("a non-zero number")]
-Text = Annotated[str, Strict(), Field(min_length=1), Allowed("a non-empty string")]
+Text = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), Allowed("a non-empty string")]
 FiniteNumber = number()
-Metres = Annotated[float, Strict(), Field(allow_inf_nan=False, gt=0), Allowed("a positive number of metres")]
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 30 else f"{name[:12]}...{name[-12:]}"
+
+
+def fits_file_system(value: str) -> str:
+    """A path the file system can hold: every name at most 255 bytes, the whole at most 4096 (a longer one fails
+    deep inside the OS with "File name too long")."""
+    for name in value.split("/"):
+        size = len(name.encode("utf-8", "surrogateescape"))
+        if size > MAX_NAME_BYTES:
+            raise ValueError(f"a path whose every name is at most {MAX_NAME_BYTES} bytes ({_short(name)} is {size}); "
+                             f"choose a shorter name")
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"a path of at most {MAX_PATH_BYTES} bytes (this one has {size}); choose a shorter path")
+    return value
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
@@ -96,5 +117,7 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
     return str(expanded if expanded.is_absolute() else (Path(base) / expanded).resolve())
 
 
-FilePath = Annotated[str, Strict(), Field(min_length=1), AfterValidator(_resolve_path),
-                     Allowed("a path (relative to the folder of the file that sets it)")]
+FilePath = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), AfterValidator(fits_file_system),
+                     AfterValidator(_resolve_path), Allowed("a path (relative to the folder of the file that sets it)")]
+OutputPath = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), AfterValidator(fits_file_system),
+                       Allowed("a file or folder path")]

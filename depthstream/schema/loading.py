@@ -18,7 +18,7 @@ import yaml
 
 from depthstream.errors import ConfigError
 
-from .adapter import all_keys, fields_of, read_yaml_mapping, unknown_key, validate
+from .adapter import all_keys, fields_of, load_yaml, read_yaml_mapping, unknown_key, validate
 
 T = TypeVar("T")
 
@@ -68,8 +68,8 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def parse_set(schema: type, item: str, noun: str, moved: Mapping[str, str] = {}) -> tuple[str, Any]:
-    """``detect.conf=0.4`` -> ('detect.conf', 0.4) for a key of ``schema``; the value is read as YAML. A key in
-    ``moved`` (gone, with what replaced it) gets that message."""
+    """``detect.conf=0.4`` -> ('detect.conf', 0.4) for a key of ``schema``; the value is read as YAML (``5e-1`` is a
+    number, as in YAML 1.2). A key in ``moved`` (gone, with what replaced it) gets that message."""
     if "=" not in item:
         raise ConfigError(f"--set expects key=value (e.g. --set detect.conf=0.4), got {item!r}")
     key, raw = item.split("=", 1)
@@ -79,7 +79,7 @@ def parse_set(schema: type, item: str, noun: str, moved: Mapping[str, str] = {})
     if key not in all_keys(schema):
         raise ConfigError("--set: " + unknown_key(schema, key, noun))
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: cannot read value {raw!r}: {str(exc).splitlines()[0]}") from exc
     return key, value

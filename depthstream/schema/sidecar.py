@@ -36,7 +36,7 @@ from .fields import Allowed, SetByLoader, Text, integer, number
 DETECTOR_LAYOUTS = ("yolox", "ultralytics", "yolov5", "end2end")
 PLACEMENTS = ("centre", "top-left")
 
-Multiple32 = Annotated[int, Strict(), Field(gt=0, multiple_of=32)]
+Multiple32 = Annotated[int, Strict(), Field(gt=0, le=8192, multiple_of=32)]
 PixelScale = number(gt=0, le=1, note="1 for 0..255, 0.00392156862745098 for /255")
 PadValue = integer(ge=0, le=255)
 
@@ -62,7 +62,7 @@ class DetectorCard:
     model: Text | None = None
     input: Text | None = None
     output: Text | None = None
-    size: Annotated[tuple[Multiple32, Multiple32], Allowed("[height, width], two positive multiples of 32")] | None = None
+    size: Annotated[tuple[Multiple32, Multiple32], Allowed("[height, width], two positive multiples of 32, at most 8192")] | None = None
     colour: Literal["rgb", "bgr"] | None = None
     scale: PixelScale | None = None
     letterbox: Literal["centre", "top-left"] | None = None
@@ -73,14 +73,19 @@ class DetectorCard:
     path: Annotated[Path | None, SetByLoader()] = None
 
 
-def load_detector_card(path: str | Path) -> DetectorCard:
-    """Read and validate a detector sidecar; every problem is one ConfigError naming the file, key and value."""
+DEPTH_CARD_KEYS = ("kind", "mean", "std", "max_depth_m", "calibration")  # keys only a depth model card has
+
+
+def load_detector_card(path: str | Path, *, model: Path | None = None) -> DetectorCard:
+    """Read and validate a detector sidecar; every problem is one ConfigError naming the file, key and value.
+    A depth model card (a depth network given as the detector ``model``) is refused as such."""
     path = Path(path)
     where = f"detector sidecar {path}"
     data = read_yaml_mapping(path, where)
     if "task" not in data and ("kind" in data or "output_layout" in data):
-        raise ConfigError(f"{where}: is a depth model card (kind: {data.get('kind', '?')}), not a detector sidecar: give "
-                          f"it to --depth-model (depth.source); --detector takes a YOLO-family detector")
+        raise ConfigError(f"{where}: is a depth model card (kind: {data.get('kind', '?')}), not a detector sidecar: "
+                          f"{model or path} is a depth network; give it with --depth-model (depth.source), and give "
+                          f"--detector a YOLO-family detector (e.g. models/yolox_nano.onnx)")
     return validate(DetectorCard, {**data, "path": path}, where=f"{where}: ")
 
 
@@ -89,5 +94,5 @@ def find_sidecar(model: Path) -> DetectorCard | None:
     for suffix in (".yaml", ".yml"):
         p = Path(model).with_suffix(suffix)
         if p.is_file():
-            return load_detector_card(p)
+            return load_detector_card(p, model=Path(model))
     return None

@@ -1,4 +1,5 @@
-"""Threads and queues: the only package of the product that creates them.
+"""Threads and queues: the only package of the product that creates them (besides the browser view's one server
+thread, :mod:`stream.web.server`).
 
 Layouts (every arrow is a bounded queue; every box a thread running plain, synchronous stages):
 
@@ -9,6 +10,10 @@ Layouts (every arrow is a bounded queue; every box a thread running plain, synch
 Both layouts pipeline across frames (frame n+1 can be in depth while frame n is detected); the
 parallel one also runs depth and detection of the *same* frame at once, so a frame's latency tends to
 max(depth, detect) instead of their sum.
+
+The layout can change while a run goes on (``Pipeline(..., switch=...)``, the browser view's layout switch): the
+capture thread ends the running graph behind the frames already in it, the caller's thread starts the other one on
+the same capture queue; no frame is lost or reordered (:class:`Pipeline`).
 
 Queue policies: ``block`` (files: every frame is processed, capture waits for room) and ``latest``
 (live feeds: a frame nobody has taken yet is replaced by the newer one and counted as dropped; at most
@@ -37,11 +42,14 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
 - :mod:`.layouts`: :class:`Pipeline` (the threads of each layout), :class:`Stages`, signals.
 - :mod:`.dispatch`: :class:`Dispatcher`, besides the layouts: one worker thread behind a bounded queue that never
   blocks its caller, which delivers track events (``--on-event``) off the pipeline's threads.
+- :mod:`.jobs`: :class:`JobWorker`, one low-priority worker thread behind a bounded queue for the browser view's
+  uploads (each a run of its own), so they never take the cores from the live pipeline.
 """
 
 from .dispatch import DispatchStats, Dispatcher
+from .jobs import Busy, JobWorker
 from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages
 from .queues import EOS, BoundedQueue, Slots, Stopped
 
 __all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "BoundedQueue", "Slots", "Stopped", "EOS",
-           "STAGE_GRACE_S", "Dispatcher", "DispatchStats"]
+           "STAGE_GRACE_S", "Dispatcher", "DispatchStats", "JobWorker", "Busy"]

@@ -12,6 +12,7 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
       "index": 42,                      # frame index from the source (int, monotonic; gaps = dropped frames)
       "pts_s": 1.4,                     # media time in seconds (float), null for cameras / images
       "source": "data/clip.mp4",        # the source as given, credentials redacted
+      "file": "photos/a/img_001.jpg",   # image sources only: the file this line is about, as the glob/folder matched it
       "depth": {"source": "fastdepth-224-nyu",   # what produced the depth map: a model card's name | "ground-plane" | "size-prior"
                 "kind": "metric",       # "metric" | "relative+calibrated" | "relative+autoscaled" | "geometric" | "size-prior"
                 "unit": "m",
@@ -213,6 +214,7 @@ def frame_record(
     events: Sequence[dict[str, Any]] | None = None,
     camera: str | None = None,
     selected: str | None = None,
+    file: str | None = None,
 ) -> dict[str, Any]:
     """One frame's JSONL record (schema in this module's docstring); plain Python types only.
 
@@ -222,6 +224,7 @@ def frame_record(
     The depth map's state and valid range come from ``result.depth``.
     events: the event records of this frame (``stream.track.records.event_record``); the key is left out
     when None (tracking off).
+    file: the image file of this frame (image sources); the key is left out when None.
     """
     frame = result.frame
     detections: list[dict[str, Any]] = []
@@ -254,6 +257,7 @@ def frame_record(
         "index": int(frame.index),
         "pts_s": None if frame.pts_s is None else _round_or_none(frame.pts_s, 6),
         "source": frame.source_id,
+        **({"file": file} if file is not None else {}),
         "depth": _depth_block(result, depth_source, depth_kind, camera, selected),
         "band": band_text,
         "detections": detections,

@@ -11,7 +11,11 @@ a GStreamer pipeline; :func:`open_source` picks the one for what the user typed.
 from __future__ import annotations
 
 import glob
+import os
+import re
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from depthstream.errors import ConfigError, SourceNotFoundError
 from depthstream.schema.config import SourceConfig
@@ -27,6 +31,8 @@ __all__ = ["Source", "Outage", "redact", "open_source", "VideoFileSource", "Imag
            "IMAGE_EXTS", "NETWORK_SCHEMES"]
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+_SLASHES_MISSING = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/?(?!/)(.*)$", re.S)
+V4L2_MAJOR = 81  # Linux's video4linux devices (/dev/video*, and the /dev/v4l/by-id/... links to them)
 
 
 def _network_options(uri: str, live: SourceConfig) -> dict[str, str]:
@@ -53,20 +59,64 @@ def open_source(uri: str, live: SourceConfig | None = None) -> Source:
     if uri.isdigit() or uri.startswith("/dev/video"):
         return ReconnectingSource(CameraSource(uri, live.read_timeout_s), live)
     if "://" in uri:
-        if not uri.lower().startswith(NETWORK_SCHEMES):
-            raise ConfigError(f"unsupported URL scheme in --source {redact(uri)}: expected one of {', '.join(s[:-3] for s in NETWORK_SCHEMES)}")
+        _check_url(uri)
         inner = VideoFileSource(uri, network=True, options=_network_options(uri, live),
                                 open_timeout_s=live.open_timeout_s, read_timeout_s=live.read_timeout_s)
         return ReconnectingSource(inner, live)
+    typo = _SLASHES_MISSING.match(uri)
+    if typo and f"{typo.group(1).lower()}://" in NETWORK_SCHEMES and not Path(uri).exists():
+        scheme, rest = typo.group(1), typo.group(2).lstrip("/")
+        raise ConfigError(f"--source {redact(uri)}: a URL needs '//' after '{scheme}:' (did you mean "
+                          f"{redact(f'{scheme}://{rest}')}?)")
     if any(ch in uri for ch in "*?["):
         paths = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_EXTS)
         if not paths:
             raise SourceNotFoundError(f"no images match {uri} (looked for {', '.join(sorted(IMAGE_EXTS))})")
         return ImagesSource(uri, paths)
     path = Path(uri)
+    kind = _special_file(path)
+    if kind == "camera":
+        return ReconnectingSource(CameraSource(uri, live.read_timeout_s), live)
+    if kind is not None:
+        raise ConfigError(f"--source {uri} is {kind}, not a video file; give a video file, a folder or glob of images, "
+                          f"a camera (0 or /dev/video0) or a URL")
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         if not paths:
             raise SourceNotFoundError(f"folder {uri} holds no images (looked for {', '.join(sorted(IMAGE_EXTS))})")
         return ImagesSource(uri, paths)
     return VideoFileSource(uri)
+
+
+def _check_url(uri: str) -> None:
+    """A URL we can open: a network scheme (in any case: ``RTSP://`` is ``rtsp://``) and a host."""
+    scheme = uri.split("://", 1)[0]
+    if f"{scheme.lower()}://" not in NETWORK_SCHEMES:
+        raise ConfigError(f"unsupported URL scheme in --source {redact(uri)}: expected one of "
+                          f"{', '.join(s[:-3] for s in NETWORK_SCHEMES)}")
+    try:
+        host = urlsplit(uri).hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ConfigError(f"--source {redact(uri)} is not a valid URL ({exc}); expected "
+                          f"{scheme.lower()}://host[:port]/path") from exc
+    if not host:
+        raise ConfigError(f"--source {redact(uri)}: the URL has no host; expected "
+                          f"{scheme.lower()}://host[:port]/path")
+
+
+def _special_file(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a plain file or a folder: ``camera`` for a video4linux device,
+    else words for the user (``a character device``); None for a plain file, a folder or nothing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    if stat.S_ISCHR(st.st_mode):
+        return "camera" if os.major(st.st_rdev) == V4L2_MAJOR else "a character device"
+    if stat.S_ISFIFO(st.st_mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(st.st_mode):
+        return "a socket"
+    return "a block device" if stat.S_ISBLK(st.st_mode) else "not a regular file"

@@ -2,22 +2,22 @@
 
 Every source has the same small interface, so the pipeline (and tests, with a fake) can inject any
 producer: ``open()``, ``read() -> Frame | None`` (None: the source has ended), ``close()``, and the
-facts the sinks need (``fps``, ``live``, ``frame_count``). ``read()`` stamps ``captured_ns`` right after
-decoding; every latency is measured from it.
+facts the sinks need (``fps``, ``live``, ``frame_count``). ``read()`` stamps ``captured_ns`` with when the
+frame arrived (a network stream: when the packet that carried it came in; otherwise right after decoding);
+every latency and frame age is measured from it.
 
 Threads: ``read()`` is called by one thread (the pipeline's reader); ``close()`` may be called from any
 thread at any time. A source that holds a decoder (FFmpeg, OpenCV) must never free it under a read in
 progress, so a ``close()`` that arrives during a read is deferred to the end of that read
 (:meth:`Source._reading`). Reads of live sources are bounded by timeouts (the config section ``source``),
 so a deferred close always happens. Credentials never leave the sources unredacted: ``source_id`` and
-every message use :func:`redact`.
+every message use :func:`~depthstream.redact.redact` (re-exported here).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -26,18 +26,12 @@ from typing import Iterator
 
 import numpy as np
 
+from depthstream.redact import redact
 from depthstream.types import Frame
 
+__all__ = ["IMAGE_EXTS", "Outage", "Source", "redact"]
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-_SECRET_QUERY = re.compile(r"(?i)([?&;](?:user|username|pass|passwd|password|pwd|token|key|auth|secret)=)[^&;\s]*")
-
-
-def redact(text: str) -> str:
-    """Hide credentials in a URL or in a message holding URLs: ``rtsp://user:pw@host/x`` ->
-    ``rtsp://***@host/x``, and ``?user=a&password=b`` -> ``?user=***&password=***``."""
-    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", str(text)))
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,10 @@ class Source(abc.ABC):
         name for image sources; None: the writer numbers the frames)."""
         return None
 
+    def frame_file(self, index: int) -> str | None:
+        """The file frame ``index`` was read from, as matched (image sources; None for a video or a feed)."""
+        return None
+
     def open(self) -> "Source":
         return self
 
@@ -118,8 +116,9 @@ class Source(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _frame(self, image: np.ndarray, pts_s: float | None) -> Frame:
-        frame = Frame(np.ascontiguousarray(image), self._index, pts_s, time.monotonic_ns(), self.source_id)
+    def _frame(self, image: np.ndarray, pts_s: float | None, captured_ns: int | None = None) -> Frame:
+        """The next Frame; ``captured_ns``: when its data arrived (default: now)."""
+        frame = Frame(np.ascontiguousarray(image), self._index, pts_s, captured_ns or time.monotonic_ns(), self.source_id)
         self._index += 1
         return frame
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import collections
+import socket
 import time
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -22,6 +25,13 @@ class VideoFileSource(Source):
     interrupt callback makes FFmpeg give up on a connect, a header or a packet that takes longer, so a
     server that accepts the connection and then says nothing cannot hang a read. It is ``live`` unless it
     turns out to be a file served over HTTP(S) (it has a duration): that one is read like a file.
+
+    Packets of every stream are read here (PyAV's own filter would skip audio packets inside one call, out of
+    reach of any clock), so a live read that receives data but no video frame for ``read_timeout_s`` ends with
+    a SourceError too. A frame's ``captured_ns`` is when the packet that carried it arrived, not when the decoder
+    let it out: a decoder holds a frame until the next packet comes, and a stream that stalls would otherwise
+    hand out its last frame, seconds old, as new. For the same reason the frames a live decoder still holds when
+    the feed stops are dropped, not flushed out.
     """
 
     def __init__(self, uri: str, *, network: bool = False, options: dict[str, str] | None = None,
@@ -33,7 +43,9 @@ class VideoFileSource(Source):
         self._timeouts = (open_timeout_s, read_timeout_s)
         self._container = None
         self._stream = None
-        self._frames = None
+        self._packets = None  # the container's packets, every stream
+        self._pending: collections.deque = collections.deque()  # (decoded frame, when its packet arrived)
+        self._arrived: dict[int, int] = {}  # packet pts -> time.monotonic_ns() when it arrived
         self._fps: Fraction | None = None
         self._times = PresentationTimes()
 
@@ -50,7 +62,8 @@ class VideoFileSource(Source):
                 raise SourceError(f"cannot open {self.source_id} as a video: the file is empty (0 bytes)")
         t0 = time.monotonic()
         try:
-            container = av.open(self.uri, options=self._options, timeout=self._timeouts if self.network else None)
+            container = av.open(_ffmpeg_url(self.uri) if self.network else self.uri, options=self._options,
+                                timeout=self._timeouts if self.network else None)
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(self._open_failure(exc, time.monotonic() - t0)) from exc
         if not container.streams.video:
@@ -60,7 +73,9 @@ class VideoFileSource(Source):
         self._stream = container.streams.video[0]
         rate = self._stream.average_rate or self._stream.guessed_rate
         self._fps = Fraction(rate) if rate else None
-        self._frames = container.decode(self._stream)
+        self._packets = container.demux()
+        self._pending.clear()
+        self._arrived.clear()
         self._times = PresentationTimes()
         if self.network and not self.uri.lower().startswith(("rtsp://", "rtsps://")):
             self.live = not (container.duration and container.duration > 0)  # a file over HTTP has one
@@ -75,6 +90,9 @@ class VideoFileSource(Source):
         if elapsed_s >= self._timeouts[0] * 0.95:
             return (f"no answer from {self.source_id} within {self._timeouts[0]:g} s (source.open_timeout_s): "
                     "the server accepted the connection but sent no video; check the URL's path and the server")
+        host = _unknown_host(self.uri)
+        if host is not None:
+            return f"cannot connect to {self.source_id}: host '{host}' not found (DNS); check the host name, or give its IP address"
         return f"cannot open {self.source_id}: {reason}"
 
     @property
@@ -95,24 +113,57 @@ class VideoFileSource(Source):
         return int(n) if n else None
 
     def read(self) -> Frame | None:
-        import av
-
         with self._reading():
-            if self._frames is None:
+            if self._packets is None:
                 raise SourceError(f"source {self.source_id} is not open")
             t0 = time.monotonic()
-            try:
-                frame = next(self._frames)
-            except StopIteration:
-                return None
-            except (av.FFmpegError, OSError) as exc:
-                if self.network and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
-                    raise SourceError(f"no frame from {self.source_id} for {self._timeouts[1]:g} s (source.read_timeout_s)") from exc
-                raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
-            return self._frame(frame.to_ndarray(format="bgr24"), self._times.seconds(frame))
+            while not self._pending:
+                if not self._decode_next_packet(t0):
+                    return None
+            frame, arrived_ns = self._pending.popleft()
+            return self._frame(frame.to_ndarray(format="bgr24"), self._times.seconds(frame),
+                               captured_ns=arrived_ns)
+
+    def _decode_next_packet(self, t0: float) -> bool:
+        """Read one packet and decode it if it is video; False at the end of the source."""
+        import av
+
+        try:
+            packet = next(self._packets)
+        except StopIteration:
+            if self.live and time.monotonic() - t0 >= self._timeouts[1] * 0.95:  # FFmpeg ends a timed-out read as EOF
+                raise self._no_frame(t0) from None
+            return False
+        except (av.FFmpegError, OSError) as exc:
+            if self.network and time.monotonic() - t0 >= self._timeouts[1] * 0.95:
+                raise self._no_frame(t0) from exc
+            raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
+        arrived_ns = time.monotonic_ns()
+        if self.live and time.monotonic() - t0 >= self._timeouts[1]:
+            raise self._no_frame(t0)
+        if packet.stream_index != self._stream.index:
+            return True
+        if packet.size == 0 and self.live:  # the end: what the decoder still holds is as old as the stall before it
+            return True
+        if packet.pts is not None:
+            self._arrived[packet.pts] = arrived_ns
+            while len(self._arrived) > 64:  # pts the decoder never gave a frame for
+                del self._arrived[next(iter(self._arrived))]
+        try:
+            frames = packet.decode()
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(f"decoding {self.source_id} failed at frame {self._index}: {_ff_message(exc)}") from exc
+        for frame in frames:
+            self._pending.append((frame, self._arrived.pop(frame.pts, None) or arrived_ns))
+        return True
+
+    def _no_frame(self, t0: float) -> SourceError:
+        return SourceError(f"no frame from {self.source_id} for {time.monotonic() - t0:.1f} s "
+                           f"(source.read_timeout_s is {self._timeouts[1]:g})")
 
     def _release(self) -> None:
-        container, self._container, self._stream, self._frames = self._container, None, None, None
+        container, self._container, self._stream, self._packets = self._container, None, None, None
+        self._pending.clear()
         if container is not None:
             container.close()
 
@@ -132,6 +183,9 @@ class ImagesSource(Source):
 
     def frame_name(self, index: int) -> str | None:
         return self.paths[index].name if 0 <= index < len(self.paths) else None
+
+    def frame_file(self, index: int) -> str | None:
+        return str(self.paths[index]) if 0 <= index < len(self.paths) else None
 
     def read(self) -> Frame | None:
         if self._index >= len(self.paths):
@@ -181,3 +235,26 @@ def _ff_message(exc: Exception) -> str:
     return redact(text.splitlines()[0])
 
 
+
+
+def _ffmpeg_url(url: str) -> str:
+    """The URL with its scheme in lower case (schemes are case-insensitive; FFmpeg's protocol names are not)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}"
+
+
+def _unknown_host(url: str) -> str | None:
+    """The URL's host when it is a name that does not resolve (FFmpeg says only "Input/output error"), else None."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return host
+    except OSError:
+        return None
+    return None

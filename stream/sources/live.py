@@ -20,11 +20,13 @@ log = logging.getLogger("stream.sources")
 class ReconnectingSource(Source):
     """A live source that is reopened when it is lost, with exponential backoff.
 
-    Lost: ``read()`` raised ``SourceError`` (timeout, connection reset, camera unplugged) or the feed
-    ended (a live feed has no end). The first ``open()`` does not retry: a wrong URL fails at once.
-    Each outage waits ``backoff_s``, then twice that, ... up to ``backoff_max_s``, for at most
-    ``attempts`` reopen attempts, then raises ``SourceError``. ``close()`` (from any thread) ends a wait
-    at once. No frame is invented for the gap: the next frame's index jumps by the number of frames the
+    Lost: ``read()`` raised ``SourceError`` (timeout, connection reset, camera unplugged, nothing decodable)
+    or the feed ended (a live feed has no end). The first ``open()`` does not retry, nor does a feed that
+    never gave a frame: a wrong URL fails at once. An outage lasts until a frame comes: a reopen that succeeds
+    and then gives no frame (a server sending garbage) is one more failed attempt of the same outage, so such a
+    feed cannot loop forever. Each outage waits ``backoff_s``, then twice that, ... up to ``backoff_max_s``,
+    for at most ``attempts`` reopen attempts, then raises ``SourceError``. ``close()`` (from any thread) ends
+    a wait at once. No frame is invented for the gap: the next frame's index jumps by the number of frames the
     feed would have delivered meanwhile (outage seconds x fps, at least 1), and its ``pts_s`` continues
     the media clock by the outage's length, so the gap shows in the JSONL.
     """
@@ -88,18 +90,26 @@ class ReconnectingSource(Source):
                 return self._renumber(frame)
             if self._closed.is_set():
                 return None
+            if self._last is None and self._lost is None:
+                raise SourceError(f"connected to {self.source_id}, but no frame came from it ({reason}); check that "
+                                  f"the URL gives a video stream")
             self._reconnect(reason)
         return None
 
     def _reconnect(self, reason: str) -> None:
         opts = self.options
-        lost_at = time.monotonic()
         if opts.reconnect_attempts == 0:
             raise SourceError(f"lost {self.source_id}: {reason} (reconnecting is off: source.reconnect_attempts is 0)")
         self.inner.close()
-        wait = opts.reconnect_backoff_s
-        log.warning("lost %s: %s; reconnecting (%d attempts at most)", self.source_id, reason, opts.reconnect_attempts)
-        for attempt in range(1, opts.reconnect_attempts + 1):
+        if self._lost is None:  # a new outage
+            lost_at, done = time.monotonic(), 0
+            log.warning("lost %s: %s; reconnecting (%d attempts at most)", self.source_id, reason, opts.reconnect_attempts)
+        else:  # reopened, and no frame came: the same outage goes on
+            lost_at, done, _ = self._lost
+            log.warning("reopened %s but no frame came (%s); attempt %d of %d failed", self.source_id, reason, done,
+                        opts.reconnect_attempts)
+        wait = min(opts.reconnect_backoff_s * 2 ** done, opts.reconnect_backoff_max_s)
+        for attempt in range(done + 1, opts.reconnect_attempts + 1):
             self._lost = (lost_at, attempt, reason)
             if self._closed.wait(wait):
                 return
@@ -113,8 +123,6 @@ class ReconnectingSource(Source):
                 continue
             if self._closed.is_set():  # closed while it was reopening: nobody will read it any more
                 self.inner.close()
-                return
-            log.warning("reconnected to %s after %.1f s", self.source_id, time.monotonic() - lost_at)
             return
         self._outages.append(Outage(lost_at, time.monotonic() - lost_at, opts.reconnect_attempts, reason, False))
         self._lost = None
@@ -129,6 +137,7 @@ class ReconnectingSource(Source):
             lost_at, attempts, reason = self._lost
             self._lost = None
             self._outages.append(Outage(lost_at, time.monotonic() - lost_at, attempts, reason, True))
+            log.warning("reconnected to %s after %.1f s", self.source_id, time.monotonic() - lost_at)
             last = self._last
             if last is not None:
                 gap_s = (frame.captured_ns - last.captured_ns) / 1e9

@@ -128,7 +128,7 @@ class GStreamerSource(OpenCVSource):
     def open(self) -> "GStreamerSource":
         if not opencv_has_gstreamer():
             raise ConfigError(
-                "--source looks like a GStreamer pipeline, but this OpenCV has no GStreamer support (pip's "
+                f"--source '{redact(self.uri)}' looks like a GStreamer pipeline, but this OpenCV has no GStreamer support (pip's "
                 "opencv-python-headless is built without it): install an OpenCV built with GStreamer (on a "
                 "Jetson, the system's python3-opencv) or give a camera index, a file or an rtsp:// URL"
             )

@@ -39,9 +39,11 @@ $(TRITON_STAMP): tests/triton-server-requirements.txt
 
 triton-env: $(TRITON_STAMP)  ## the venv of the Triton server the tests start (.venv-triton, about 330 MB)
 
-test: $(TEST_STAMP) $(TRITON_STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU; the Triton and RTSP tests must run); models and photos through the model store
+# DEPTHSTREAM_REQUIRE_RTSP / _BROWSER: the RTSP and the browser view's tests fail (never skip) when their server
+# or browser is missing.
+test: $(TEST_STAMP) $(TRITON_STAMP)  ## the test suite (CPU only; GPU tests skip without a GPU; the Triton, RTSP and browser tests must run); models and photos through the model store
 	$(BIN)/python -m export models --for test
-	DEPTHSTREAM_TRITON_VENV=$(TRITON_VENV) DEPTHSTREAM_REQUIRE_RTSP=1 $(BIN)/python -m pytest -q
+	DEPTHSTREAM_TRITON_VENV=$(TRITON_VENV) DEPTHSTREAM_REQUIRE_RTSP=1 DEPTHSTREAM_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 engines: $(DEMO_STAMP)  ## TensorRT engines for every model the config uses (needs TensorRT + a GPU: pip install -e '.[gpu]')
 	$(BIN)/python -m engines build

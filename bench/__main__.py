@@ -197,6 +197,22 @@ def cmd_tracks(args, argv: list[str]) -> list[Path]:
     return paths
 
 
+def cmd_serve(args, argv: list[str]) -> list[Path]:
+    from depthstream.schema.config import load_config
+
+    from .report import new_report
+    from .serve_bench import SERVE_TIMING, bench_serve, serve_markdown
+
+    cfg = load_config(args.config, args.set, {"band.closer_than": args.closer_than})
+    results = bench_serve(cfg, args.source, args.frames, args.warmup, args.viewers, args.stalled, args.repeat,
+                          args.pace)
+    report = new_report("serve", argv, results, dict(SERVE_TIMING), args.loadavg_before)
+    md = serve_markdown(report)
+    paths = _write(report, Path(args.out), "serve", md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
     from .tracks import contact_sheets
 
@@ -216,7 +232,7 @@ COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, 
             "fixed-costs": cmd_fixed_costs, "live-age": cmd_live_age,
             "layouts-agree": cmd_layouts,
             "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet,
-            "size-prior": cmd_size_prior}
+            "size-prior": cmd_size_prior, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

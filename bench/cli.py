@@ -23,6 +23,7 @@ EPILOG = """examples:
   python -m bench overlay --source demo --closer-than 30
   python -m bench overlay --source demo --size 640x360 --stem overlay-640
   python -m bench tracks out/demo.jsonl
+  python -m bench serve --viewers 10 --frames 300 --repeat 4
   python -m bench contact-sheet out/demo.jsonl --source demo --frames 100 --out out/sheets
 
 exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted"""
@@ -228,6 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--threshold", type=_positive(float, "--threshold", 1e-6), default=0.10,
                     help="a change counts when it is above this share of the earlier distance (default 0.10)")
     pt.add_argument("--out", default=DEFAULT_OUT, help=f"folder for tracks.json / .md (default {DEFAULT_OUT})")
+
+    pv = sub.add_parser("serve", help="FPS of a served run (--serve) without and with N MJPEG viewers, paired runs",
+                        description="Runs the bundled clip looped through python -m stream's run with its browser view on "
+                                    "127.0.0.1, alternately without and with N viewers (a separate process reading "
+                                    "/stream.mjpg). See bench/serve_bench.py.")
+    pv.add_argument("--source", default="demo", help="what to decode, looped (default: demo)")
+    pv.add_argument("--viewers", type=_positive(int, "--viewers", 1), default=10, help="MJPEG viewers (default 10)")
+    pv.add_argument("--stalled", type=_positive(int, "--stalled", 0), default=0,
+                    help="viewers more that connect and never read (default 0)")
+    pv.add_argument("--frames", type=_positive(int, "--frames", 2), default=300, help="measured frames per run (default 300)")
+    pv.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=30, help="frames left out at the start (default 30)")
+    pv.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=4, help="pairs of runs (default 4)")
+    pv.add_argument("--pace", type=_positive(float, "--pace", 0.1), default=None, metavar="FPS",
+                    help="feed frames at this rate, like a camera (default: as fast as the pipeline goes)")
+    pv.add_argument("--closer-than", type=_positive(float, "--closer-than", 1e-6), default=30.0, metavar="M",
+                    help="the distance band, metres (default 30, as make demo)")
+    pv.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
+    pv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    pv.add_argument("--out", default=DEFAULT_OUT, help=f"folder for serve.json / .md (default {DEFAULT_OUT})")
 
     pc = sub.add_parser("contact-sheet", help="grids of frames with every box's track id, to count identity switches by eye",
                         description="Draws the boxes of a python -m stream run's JSONL on the frames of its source.")

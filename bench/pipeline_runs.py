@@ -317,7 +317,8 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
     )
     clock = _Clock(warmup, warmup + frames)
     src = LoopSource(uri, warmup + frames, pace_fps)
-    summary = run(cfg, source=src, on_frame=clock.tick)
+    frames_seen = _PerFrame()
+    summary = run(cfg, source=src, on_frame=clock.tick, on_result=frames_seen)
     if summary.frames <= warmup + 1:
         raise SourceError(f"{layout}: only {summary.frames} results for a warm-up of {warmup} frames")
     wall, cpu, others = clock.window()
@@ -338,10 +339,25 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
                               "frames_at": {str(n): k for n, k in sorted(rate.frames_at.items())}}
     if pace_fps:
         info["pace_fps"] = round(pace_fps, 2)
-    series = {"latency_ms" if pace_fps else "frame_age_ms": summary.ages_ms[warmup:]}
-    stages = _stage_samples(summary.timings, warmup)
+    series = {"latency_ms" if pace_fps else "frame_age_ms": frames_seen.ages_ms[warmup:]}
+    stages = _stage_samples(frames_seen.timings, warmup)
     # The pipeline's decode clock runs around source.read(), which for a paced source also waits for the
     # next tick: report the source's own decode time instead.
-    stages["decode"] = [src.decode_ms[i] for i in summary.indices[warmup:]]
+    stages["decode"] = [src.decode_ms[i] for i in frames_seen.indices[warmup:]]
     return RunResult(info, steady_fps(clock.stamps, warmup), cpu / wall, _per_wall(others, wall), stages, series,
-                     _dropped_after_warmup(summary.indices, warmup))
+                     _dropped_after_warmup(frames_seen.indices, warmup))
+
+
+class _PerFrame:
+    """``run(on_result=...)``: every frame's numbers, which the run's summary keeps only as quantile sketches."""
+
+    def __init__(self) -> None:
+        self.ages_ms: list[float] = []
+        self.indices: list[int] = []  # frame index of each result (gaps = dropped frames)
+        self.timings: dict[str, list[float]] = {}
+
+    def __call__(self, res, age_ms: float) -> None:
+        self.ages_ms.append(age_ms)
+        self.indices.append(res.frame.index)
+        for stage, ms in res.timings_ms.items():
+            self.timings.setdefault(stage, []).append(ms)

@@ -68,6 +68,8 @@ MODEL_RAN = {**MODEL_ROW, "threads": None, "providers": None, "input_shapes": No
 DEPTH_METRICS = {k: None for k in ("abs_rel", "sq_rel", "rmse_m", "rmse_log", "log10", "delta_1", "delta_2", "delta_3",
                                    "seed_equal_share")}
 OVERLAY_SHARE = {k: None for k in ("frames", "boxes", "hidden", "hidden_share", "mean_painted_share")}
+SERVE_RUN = {k: None for k in ("viewers", "stalled", "fps", "frames", "encodes", "encodes_per_frame", "dropped_viewers",
+                               "cores_busy", "others_busy")}
 SCHEMAS = {
     "pipeline": {**_HEAD, "settings": None, "workloads": [WORKLOAD]},
     "models": {**_HEAD, "settings": None, "rows": [MODEL_ROW]},
@@ -78,6 +80,8 @@ SCHEMAS = {
     "overlay": {**_HEAD, "settings": None, "all": OVERLAY_SHARE, "busiest": OVERLAY_SHARE, "overlay_ms": None,
                 "draw_ms": None,
                 "per_frame": [None]},
+    "serve": {**_HEAD, "settings": None, "median_ratio": None, "fps_without_median": None, "fps_with_median": None,
+              "pairs": [{"order": None, "ratio": None, "without": SERVE_RUN, "with": {**SERVE_RUN, "viewer_parts": None}}]},
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},

@@ -64,6 +64,10 @@ class DeliveryError(StreamError, OSError):
     logged, never a reason to stop the pipeline."""
 
 
+class ServeError(StreamError, OSError):
+    """The browser view (``--serve``) could not listen or start (a port in use, an address not of this machine)."""
+
+
 class PipelineError(StreamError, RuntimeError):
     """A worker of the pipeline failed; the original exception is chained as ``__cause__``."""
 

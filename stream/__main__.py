@@ -1,28 +1,38 @@
 """``python -m stream``: detect objects and tell how far away they are, on a video, camera or stream.
 
 Exit codes: 0 ok, 1 runtime error, 2 usage or config error, 130 interrupted (Ctrl-C), 143 terminated
-(SIGTERM). Both signals close the outputs first: the MP4 is playable and holds every processed frame.
+(SIGTERM). Both signals close the outputs first, at any moment of a run: the MP4 is playable and holds the same
+frames as the JSONL (:mod:`stream.signals`).
 """
 
 from __future__ import annotations
 
+import sys
+
+from . import signals
+
+if __name__ == "__main__":
+    signals.install(armed=False)  # before the imports below: a signal during them is noted, main() then exits
+
 import argparse
 import logging
 import math
+import os
 import signal
-import sys
 import threading
 
 from engines.backends import BACKENDS
 
 from depthstream.schema.config import load_config
-from depthstream.errors import StreamError
+from depthstream.errors import ConfigError, StreamError
 from depthstream.redact import RedactingFilter, redact
 
 EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+  python -m stream --source 0 --serve 127.0.0.1:8080    (a browser view: open http://127.0.0.1:8080/)
+  DEPTHSTREAM_SERVE_TOKEN=... python -m stream --source rtsp://cam/1 --serve 0.0.0.0:8080
   python -m stream calibrate --help    (camera profiles: chessboard photos, known distances, RGB-D pairs)
 
 every default lives in config.yaml; --set KEY=VALUE overrides any of them (e.g. --set detect.classes=[person,car])
@@ -89,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "resolution, mounting, depth calibrations; python -m stream calibrate writes one). Default: config "
                    "camera.profile, else the source's own (the bundled clip's, for that clip only), else none")
     p.add_argument("--on-event", metavar="TARGET", help="deliver each track event (entered / left the band, approaching) as JSON: an http(s):// URL gets a POST, anything else is a command run with the event on its standard input (default: config events.on_event)")
+    p.add_argument("--serve", metavar="HOST:PORT", help="a browser view of the run: live video, the band and layout controls, the objects in the band, events, try a photo (PORT alone: 127.0.0.1; any other address needs --serve-token) (default: config serve.listen)")
+    p.add_argument("--serve-token", metavar="TOKEN", help="every request to the browser view must carry it (?token=TOKEN or Authorization: Bearer TOKEN); DEPTHSTREAM_SERVE_TOKEN keeps it out of the process list")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary; errors are still printed")
     return p
 
@@ -125,10 +137,8 @@ def format_summary(s) -> str:
             if stage in s.timings:
                 p50, p95 = s.percentiles(stage)
                 lines.append(f"  {stage:<12} {p50:7.1f} {p95:7.1f}")
-        import numpy as np
-
-        lines.append(f"  {'frame age':<12} {np.percentile(s.ages_ms, 50):7.1f} {np.percentile(s.ages_ms, 95):7.1f}   "
-                     f"p99 {np.percentile(s.ages_ms, 99):.1f}  (decode -> written)")
+        p50, p95, p99 = s.age_percentiles()
+        lines.append(f"  {'frame age':<12} {p50:7.1f} {p95:7.1f}   p99 {p99:.1f}  (decode -> written)")
     if s.tracks is not None:
         rejected, measured = s.distances_rejected
         share = f" ({100 * rejected / measured:.1f} %)" if measured else ""
@@ -143,6 +153,10 @@ def format_summary(s) -> str:
         lines.append(f"{'MANY ' if s.flagged >= MANY_FLAGGED * s.boxes else ''}distances flagged unreliable: "
                      f"{s.flagged} of {s.boxes} boxes ({100 * s.flagged / s.boxes:.0f} %), shown as estimates, never "
                      f"trusted: {why}")
+    if s.served is not None:
+        v = s.served
+        lines.append(f"browser view {v['url']}: {v['viewers_total']} video viewers in all, {v['encodes']} JPEG encodes "
+                     f"for {s.frames} frames, {v['dropped_viewers']} viewers dropped (stalled)")
     if s.objects:
         objs = ", ".join(f"{k} {v}" for k, v in sorted(s.objects.items(), key=lambda kv: -kv[1]))
         lines.append(f"objects in band (boxes over all frames): {objs}")
@@ -153,39 +167,43 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so the same cleanup runs."""
-
-    signum = signal.SIGTERM
-
-
-def _on_signal(signum, frame) -> None:
-    """Ctrl-C / SIGTERM. While frames flow, the pipeline stops at the next frame boundary (no frame is
-    left half written); otherwise (loading models, connecting) or on a second signal, raise at once."""
-    first = not getattr(_on_signal, "fired", False)
-    _on_signal.fired = True
-    pipeline = sys.modules.get("stream.pipeline")  # not imported yet: no pipeline can be running
-    if first and pipeline is not None and pipeline.interrupt_running(signum):
-        return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, program: bool = False) -> int:
+    """The CLI. ``program``: this process is ``python -m stream`` and ends when it returns, so the signal handler
+    stays (a signal after the run only is noted) instead of being put back as for a call from Python."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["calibrate"]:  # python -m stream calibrate ...: camera profiles (stream/calibrate/cli.py)
         from .calibrate.cli import main as calibrate_main
 
         return calibrate_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = None
     if threading.current_thread() is not threading.main_thread():
-        return _main(args)
-    _on_signal.fired = False
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return _main(build_parser().parse_args(argv))
+    signals.install()
     try:
+        signals.arm()  # a signal noted while this module was imported: exit now
+        args = build_parser().parse_args(argv)
         return _main(args)
+    except KeyboardInterrupt as exc:  # before the run started
+        return _interrupted(exc, args, None)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.disarm() if program else signals.restore()
+
+
+def _interrupted(exc: BaseException | None, args: argparse.Namespace | None, summary) -> int:
+    """Ctrl-C / SIGTERM: the summary of what was done (if frames were written), one line on stderr, 130 / 143."""
+    signum = signals.received() or getattr(exc, "signum", signal.SIGINT)
+    quiet = args is not None and args.quiet
+    if summary is not None and summary.frames and not quiet:
+        sys.stdout.write(format_summary(summary) + "\n")
+    if summary is not None and summary.frames:
+        paths = [p for p in (args.output, args.jsonl) if p] if args is not None else []
+        out = f"; outputs closed: {' '.join(paths)}" if paths else ""
+    else:
+        out = "; nothing written" if args is not None and (args.output or args.jsonl) else ""
+    word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    when = "" if summary is not None and summary.frames else " before the first frame"
+    sys.stderr.write(f"{word}{when}{out}\n")
+    return signals.EXIT_CODES.get(signum, 130)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -209,31 +227,42 @@ def _main(args: argparse.Namespace) -> int:
             "detect.model": args.detector,
             "engine.backend": args.backend,
             "events.on_event": args.on_event,
+            "serve.listen": args.serve,
         }
         cfg = load_config(args.config, args.set, overrides)
-        from .app import run
-
+        if args.serve_token is not None and cfg.serve.listen is None:
+            raise ConfigError("--serve-token is for the browser view: give --serve HOST:PORT too")
         if not args.quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
             progress = tqdm(unit="frame", dynamic_ncols=True, leave=False)
-        summary = run(cfg, on_frame=_progress_callback(progress) if progress is not None else None)
-    except StreamError as exc:
-        _close(progress)
-        sys.stderr.write(f"error: {redact(exc)}\n")
-        return exc.exit_code
+        on_frame = _progress_callback(progress) if progress is not None else None
+        inputs = {"the config file": args.config} if args.config else None
+        if cfg.serve.listen is not None:
+            from .serve import run_served
+
+            summary = run_served(cfg, args.serve_token, on_frame=on_frame, inputs=inputs)
+        else:
+            from .app import run
+
+            summary = run(cfg, on_frame=on_frame, inputs=inputs)
     except KeyboardInterrupt as exc:
         _close(progress)
-        summary = getattr(exc, "summary", None)  # set when the signal came while frames flowed
-        if summary is not None and not args.quiet:
-            sys.stdout.write(format_summary(summary) + "\n")
-        out = f"; outputs closed: {args.output or ''} {args.jsonl or ''}".rstrip() if (args.output or args.jsonl) else ""
-        if getattr(exc, "signum", signal.SIGINT) == signal.SIGTERM:
-            sys.stderr.write(f"terminated (SIGTERM){out}\n")
-            return 143
-        sys.stderr.write(f"interrupted{out}\n")
-        return 130
+        return _interrupted(exc, args, getattr(exc, "summary", None))  # summary: set when frames flowed
+    except StreamError as exc:
+        _close(progress)
+        if signals.received():  # it failed because the signal cut something short
+            return _interrupted(exc, args, None)
+        sys.stderr.write(f"error: {redact(exc)}\n")
+        return exc.exit_code
+    except Exception as exc:
+        if not signals.received():
+            raise
+        _close(progress)
+        return _interrupted(exc, args, None)  # e.g. an import interrupted inside a C extension
     _close(progress)
+    if signals.received():  # while the outputs were being finished: they are whole, the run was still interrupted
+        return _interrupted(None, args, summary)
     if not args.quiet:
         sys.stdout.write(format_summary(summary) + "\n")
     return 0
@@ -254,4 +283,14 @@ def _close(progress) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main(program=True)
+    if signals.received() is not None:
+        # Interrupted: leave now, with our exit code. A Ctrl-C that landed while a C extension ran Python code of its
+        # own (onnxruntime's module set-up, which pybind11 runs through PyRun_String) is marked "unhandled" by CPython
+        # even though it was caught here, and Python would then end the process by SIGINT at exit (-2 instead of 130).
+        # Everything is closed and written: only stdio and logging are left to flush.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)

@@ -16,14 +16,17 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from engines.backends import Choice, EngineOptions, resolve_options
 
+from depthstream.errors import SourceError
 from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .boxdepth import assign_box_depth
+from .control import LiveFrame, RuntimeControl
 from .boxtrust import flag_boxes
 from .depth import DepthProvider, DepthRate, GroundPlaneDepth
 from .depth.scaled import ScaledNetworkDepth
@@ -33,7 +36,7 @@ from .detect import Detector
 from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
 from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
-from .outputs import DEFAULT_IMAGE_FPS, Outputs, refuse_output_over_source
+from .outputs import DEFAULT_IMAGE_FPS, Outputs, claim_outputs
 from .sinks import frame_record
 from .sources import Source, open_source
 from .track import TrackStage, band_metres
@@ -104,40 +107,52 @@ def _ms(t0: float) -> float:
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
                 track: TrackStage | None = None, sizing: SizeStage | None = None,
-                rate: DepthRate | None = None) -> Stages:
+                control: RuntimeControl | None = None, rate: DepthRate | None = None) -> Stages:
     """The three stages the pipeline runs: depth (+ the band's mask; on the frames ``rate`` says, the others
     reuse the last map and its mask, with no ``depth`` / ``mask`` timing; ``rate`` None: every frame), detect
     (on the masked frame in the serial layout), finish (per-box depth -- through ``sizing``, the size priors'
     stage, when given --, then ``track``: tracks, filtered distances, events, then the band keeps the boxes
-    inside it, by the tracks' filtered distances)."""
-    serial = cfg.pipeline.layout == "serial"
-    band = cfg.band
+    inside it, by the tracks' filtered distances).
+
+    The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
+    (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
+    the track events of the same frames (a reused map's mask is made again when the band changed since). The
+    layout too: a frame pinned to the serial layout is blanked by its mask before detection when the graph it runs
+    in computed the mask first (the serial graph; in the parallel graph detection runs beside depth and there is
+    no mask yet); ``finish`` knows it by the ``fill`` time."""
+    control = control or RuntimeControl.from_config(cfg)
     no_map = cfg.depth.is_size_prior
     rate = rate or DepthRate()
-    last: list = [None, None]  # the last map and its mask; only the depth stage's thread touches it
+    last: list = [None, None, None]  # the last map, the band of its mask, the mask; only the depth stage's thread touches them
 
     def depth_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
         if not rate.due(res.frame, last[0]):
-            return replace(res, depth=last[0], mask=last[1])
+            if last[1] != band:  # the band changed since the map was made: its mask for the band in force
+                last[1:] = band, band_mask(last[0], band) if band.active and not no_map else None
+            return replace(res, depth=last[0], mask=last[2])
         t0 = time.perf_counter()
         dm = depth(res.frame).stamped(res.frame)
         t1 = time.perf_counter()
         mask = band_mask(dm, band) if band.active and not no_map else None
-        last[:] = dm, mask
+        last[:] = dm, band, mask
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
         image = res.frame.image
         extra = {}
-        if serial and res.mask is not None:
+        frame = control.for_frame(res.frame.index)
+        if frame.layout == "serial" and res.mask is not None:  # a mask before detection: depth ran first
             t0 = time.perf_counter()
-            image = fill_outside(image, serial_mask(res.mask, cfg, depth), cfg.mask)
+            image = fill_outside(image, serial_mask(res.mask, cfg, depth, frame.band), cfg.mask)
             extra["fill"] = _ms(t0)
         t0 = time.perf_counter()
         dets, sub = detector(image)
         return replace(res, detections=dets, timings_ms={**res.timings_ms, **extra, "detect": _ms(t0), **sub})
 
     def finish_stage(res: Result) -> Result:
+        band = control.for_frame(res.frame.index).band
+        serial = "fill" in res.timings_ms  # detection ran on the frame blanked by this mask
         t0 = time.perf_counter()
         dm, mask = res.depth, res.mask
         if sizing is None:
@@ -150,12 +165,19 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
             dets = flag_boxes(dets, dm, domain_note=depth.domain_note, stat=stat, frame_height=res.frame.height)
         res = res.timed("box_depth", _ms(t0), detections=dets, depth=dm, mask=mask)
         if track is not None:
+            track.use_band(band)
             res = track(res)
         if band.active:
             res = replace(res, detections=res.detections[in_band(band_metres(res.detections), band)])
         return res
 
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
+
+
+def sketch() -> LogCollapsingLowestDenseDDSketch:
+    """A quantile sketch (DDSketch): any quantile within 1 % of the true value, in at most 2048 bins however many
+    values it is given, so a run's summary keeps constant memory (a day at 30 fps is 2.6 million frames)."""
+    return LogCollapsingLowestDenseDDSketch(relative_accuracy=0.01, bin_limit=2048)
 
 
 def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: CameraProfile | None = None) -> SizeStage | None:
@@ -170,7 +192,11 @@ def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: C
 
 @dataclass
 class Summary:
-    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects."""
+    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects.
+
+    Per-frame numbers (stage timings, frame ages) go into quantile sketches, never into lists: its size does not
+    grow with the run. Who needs every frame's numbers (the benchmarks) passes ``on_result`` to :func:`run`.
+    """
 
     frames: int = 0
     wall_s: float = 0.0
@@ -190,9 +216,8 @@ class Summary:
     stopped_by: str = ""
     dropped: int = 0
     outputs: list[str] = field(default_factory=list)
-    timings: dict[str, list[float]] = field(default_factory=dict)
-    ages_ms: list[float] = field(default_factory=list)
-    indices: list[int] = field(default_factory=list)  # frame index of each result (gaps = dropped frames)
+    timings: dict[str, LogCollapsingLowestDenseDDSketch] = field(default_factory=dict)  # stage -> its ms
+    ages_ms: LogCollapsingLowestDenseDDSketch = field(default_factory=sketch)  # decode -> written, each frame
     outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
     outage_s: float = 0.0  # seconds without frames, all outages together
     objects: dict[str, int] = field(default_factory=dict)
@@ -206,13 +231,19 @@ class Summary:
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
     depth_rate: DepthRate | None = None  # depth.every: how often the depth network ran
     depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
+    served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
     def percentiles(self, stage: str, qs=(50, 95)) -> list[float]:
-        return [float(np.percentile(self.timings[stage], q)) for q in qs]
+        """The stage's milliseconds at the percentiles ``qs`` (within 1 %)."""
+        return [float(self.timings[stage].get_quantile_value(q / 100)) for q in qs]
+
+    def age_percentiles(self, qs=(50, 95, 99)) -> list[float]:
+        """The frame age (decode -> written) in ms at the percentiles ``qs`` (within 1 %)."""
+        return [float(self.ages_ms.get_quantile_value(q / 100)) for q in qs]
 
 
 # Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
@@ -264,10 +295,12 @@ def _frame_total(cfg: Config, src: Source) -> int | None:
 
 def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
     summary.frames += 1
-    summary.ages_ms.append(age_ms)
-    summary.indices.append(res.frame.index)
+    summary.ages_ms.add(age_ms)
     for k, v in res.timings_ms.items():
-        summary.timings.setdefault(k, []).append(v)
+        stage = summary.timings.get(k)
+        if stage is None:
+            stage = summary.timings[k] = sketch()
+        stage.add(v)
     dets = res.detections
     summary.boxes += len(dets)
     for c in dets.class_id:
@@ -297,17 +330,19 @@ class _Events:
         return records if self.tracking else None
 
 
-def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary, depth: DepthProvider,
+def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summary: Summary, depth: DepthProvider,
              overlay: Overlay, camera: CameraChoice, backend: str, events: _Events,
              on_frame: Callable[[int, int | None], None] | None, total: int | None,
+             publish: Callable[[LiveFrame], None] | None,
              on_result: Callable[[Result, float], None] | None = None) -> str | None:
-    """Every result: overlay, outputs, events, summary. Returns why the run stopped early (None: the pipeline
-    ended)."""
+    """Every result: overlay, outputs, events, summary, ``publish``, ``on_result``. Returns why the run stopped
+    early (None: the pipeline ended)."""
     names = overlay.class_names
     fps_meter = _Fps()
-    band_text = cfg.band.describe() if cfg.band.active else None
     for res in pipeline.results():
         fps = fps_meter.tick()
+        settings = control.for_frame(res.frame.index)
+        band_text = settings.band_text
         t0 = time.perf_counter()
         shown = replace(res, timings_ms={k: res.timings_ms[k] for k in MAIN_STAGES if k in res.timings_ms})
         image = overlay.draw(shown, fps=fps, band_text=band_text)
@@ -320,6 +355,9 @@ def _consume(pipeline: Pipeline, cfg: Config, outputs: Outputs, summary: Summary
                                           selected=summary.depth_why, events=events.take(summary, records),
                                           file=outputs.src.frame_file(res.frame.index)))
         _count(summary, res, age_ms, names)
+        control.release(res.frame.index)
+        if publish is not None:
+            publish(LiveFrame(image, res, settings, fps, tuple(records), names, pipeline.dropped))
         if on_result is not None:
             on_result(res, age_ms)
         if on_frame is not None:
@@ -333,6 +371,8 @@ def _close_summary(summary: Summary, pipeline: Pipeline, stopped_by: str | None,
                    track: TrackStage | None) -> None:
     stats: RunStats = pipeline.stats
     summary.wall_s = stats.wall_s
+    if len(stats.layouts) > 1:
+        summary.layout = " then ".join(stats.layouts)
     summary.dropped = stats.dropped
     summary.stopped_by = stopped_by or stats.stopped_by
     summary.outputs = outputs_paths
@@ -374,25 +414,39 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
 
 
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
-        on_result: Callable[[Result, float], None] | None = None) -> Summary:
+        control: RuntimeControl | None = None, publish: Callable[[LiveFrame], None] | None = None,
+        on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None,
+        detector: Detector | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
-    ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result,
-    age_ms)`` with each written frame's Result (its stage timings included) and its age in milliseconds.
-    KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable).
+    ``on_frame(done, total)`` is called after each written frame (progress bars); ``on_result(result, age_ms)``
+    too, with the frame's result and its age (the benchmarks keep every frame's numbers; the summary does not).
+    ``control``: the band and layout, changeable while the run goes on (the browser view; default: the config's,
+    fixed). ``publish(LiveFrame)`` is called with each written frame (the browser view's frame hub; it must not
+    block).
+    ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
+    ``detector`` runs instead of ``cfg.detect.model`` (the soak benchmark's instant stand-in, ``bench/soak.py``).
+    KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
+    fails mid-way (a file cut short) still gives every frame read before it, then its error is raised.
     """
     # A delivery target that cannot work is a usage error before anything opens.
     deliver = delivery_target(cfg.events.on_event, cfg.events.deliver_timeout_s) if cfg.events.on_event else None
     src = source or open_source(cfg.source.uri, cfg.source)
-    refuse_output_over_source(cfg, src)
-    summary = Summary(layout=cfg.pipeline.layout, source=src.source_id, band=cfg.band.describe())
+    control = control or RuntimeControl.from_config(cfg)
+    start = control.settings
+    summary = Summary(layout=start.layout, source=src.source_id, band=start.band.describe())
     cv2.setNumThreads(1)  # OpenCV's own thread pool would compete with the models' threads for the same cores
     with contextlib.ExitStack() as stack:
+        claim_outputs(cfg, src, stack, inputs)  # no output is an input or another output, nor written by another run
         stack.enter_context(src)  # first: a wrong --source fails before any model loads
         camera = select_camera(cfg, getattr(src, "uri", ""))
         choice = select_depth(cfg, camera)
-        threads, depth, detector = build_models(cfg, camera, choice)
+        if detector is None:
+            threads, depth, detector = build_models(cfg, camera, choice)
+        else:
+            threads = plan_threads(cfg, choice.is_network)
+            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg)[0], choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
@@ -407,18 +461,27 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track, sizing, rate), layout=cfg.pipeline.layout,
-            policy=policy,
-            queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s, max_frames=cfg.source.max_frames,
+            src, make_stages(cfg, depth, detector, stat, track, sizing, control, rate), layout=control.layout(),
+            policy=policy, queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s,
+            max_frames=cfg.source.max_frames, switch=control.layout,
         )
         stopped_by = None
         try:
-            stopped_by = _consume(pipeline, cfg, outputs, summary, depth, overlay, camera, backend,
-                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), on_result)
+            stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
+                                  _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish,
+                                  on_result)
         except Interrupted as exc:
             exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
+            raise
+        except SourceError as exc:
+            if summary.frames and outputs.paths:  # a source that failed mid-way: say what the outputs still hold
+                frames = f"{summary.frames} frame" + ("s" if summary.frames != 1 else "")
+                exc.args = (f"{exc} (the outputs hold the {frames} before it)",)
             raise
         finally:
             _close_summary(summary, pipeline, stopped_by, outputs.paths, src, track)
             summary.depth_notes = sizing.summary() if sizing is not None else []
+            end = control.settings
+            if end.band != start.band:
+                summary.band += f" at the start, {end.band.describe()} at the end (changed while running)"
     return summary

@@ -107,7 +107,7 @@ def _focal(depth, width: int, height: int, cfg) -> float:
     return camera_geometry(width, height, cfg.depth.size_prior, profile).fy
 
 
-def serial_mask(mask: np.ndarray, cfg, depth) -> np.ndarray:
+def serial_mask(mask: np.ndarray, cfg, depth, band: BandConfig | None = None) -> np.ndarray:
     """The band mask the serial layout blanks by (config ``mask``, validated): ``mask`` grown by the size of an
     object ``grow_height_m`` tall at the band's edge (``closer_than``, else ``further_than``), whose height in
     pixels is ``fy * grow_height_m / edge`` with the camera's focal length (:func:`_focal`):
@@ -118,10 +118,12 @@ def serial_mask(mask: np.ndarray, cfg, depth) -> np.ndarray:
       upright object standing on ground in the band rises over ground that lies farther, outside it.
 
     Measured (``python -m bench layouts-agree``, README 'Layouts'): without the growth the serial layout loses
-    objects cut by the mask and invents others from the mask's shapes.
+    objects cut by the mask and invents others from the mask's shapes. ``band``: the frame's band when it differs
+    from the config's (changed while the run goes on), else ``cfg.band``.
     """
     m = cfg.mask
-    edge = cfg.band.closer_than if cfg.band.closer_than is not None else cfg.band.further_than
+    band = band or cfg.band
+    edge = band.closer_than if band.closer_than is not None else band.further_than
     if m.grow_height_m <= 0 or edge is None:
         return mask
     h, w = mask.shape

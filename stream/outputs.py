@@ -1,9 +1,15 @@
-"""The outputs of one run: an MP4 or a folder of annotated images, a JSONL, a window (``output.*``),
-checked before anything heavy runs and created on the first frame."""
+"""The outputs of one run: an MP4 or a folder of annotated images, a JSONL, a window (``output.*``), checked and
+locked before anything heavy runs and created on the first frame.
+
+What survives a fault: the MP4 is fragmented and the JSONL written line by line, so a killed run or a full disk
+leaves both readable (the MP4 all but about its last second); an output is never an input or another output, and
+never written by two runs at once (:mod:`stream.sinks.lock`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +22,9 @@ from depthstream.schema.config import Config
 from depthstream.types import Result
 
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, prepare_output_path
+from .sinks.lock import OutputLock
+from .sinks.paths import refuse_outputs_over_inputs, refuse_replacing_a_non_jsonl
+from .sinks.timeline import Timeline
 from .sources import Source
 
 DEFAULT_IMAGE_FPS = Fraction(5)  # an MP4 made from a folder of images plays at this rate
@@ -65,6 +74,7 @@ class Outputs:
         if self.cfg.jsonl:
             prepare_output_path(self.cfg.jsonl, "JSONL")
         self.mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
+        self.timeline = Timeline(live=src.live, fps=src.fps or DEFAULT_IMAGE_FPS, stills=src.stills)
         self.jsonl: JsonlSink | None = None
         self.window = WindowSink("stream") if self.cfg.show else None
         if self.window is not None:
@@ -90,7 +100,7 @@ class Outputs:
                     crf=self.cfg.crf, preset=self.cfg.preset,
                 ))
                 t0 = time.perf_counter()
-            self.mp4.write(fit_frame(image, self.mp4.height, self.mp4.width))
+            self.mp4.write(fit_frame(image, self.mp4.height, self.mp4.width), self.timeline.seconds(res.frame))
         return res.timed("encode", (time.perf_counter() - t0) * 1e3)
 
     def write_record(self, record: dict) -> None:
@@ -102,6 +112,61 @@ class Outputs:
     def show(self, image: np.ndarray) -> bool:
         """Show the frame; False when the user closed the window (q, Esc)."""
         return self.window is None or self.window.write(image)
+
+
+def claim_outputs(cfg: Config, src: Source, stack: contextlib.ExitStack, inputs: dict[str, str] | None = None) -> None:
+    """Before anything is opened: refuse outputs that are an input (the source, the config file, a model) or each
+    other (OutputPathError, exit code 2), an existing file at the JSONL's path that is no JSONL, then lock every
+    output against a second run (SinkError, exit code 1; released by ``stack``).
+
+    inputs: other files this run reads, what they are -> path (e.g. {"the config file": "run.yaml"}).
+    """
+    out = cfg.output
+    outputs = {flag: path for flag, path in (("--output", out.mp4), ("--jsonl", out.jsonl)) if path}
+    if not outputs:
+        return
+    refuse_output_over_source(cfg, src)
+    refuse_outputs_over_inputs(outputs, {**_source_files(src), **(inputs or {}), **_config_files(cfg)})
+    if out.jsonl:
+        refuse_replacing_a_non_jsonl(out.jsonl)
+    for flag, path in outputs.items():
+        if flag == "--output" and output_is_folder(path):
+            what = "annotated images"
+            ImageFolderSink(path).open()  # checks the folder and creates it
+        else:
+            what = "MP4" if flag == "--output" else "JSONL"
+            prepare_output_path(path, what)  # checks the path and creates its folders
+        stack.enter_context(OutputLock(path, what))
+
+
+def _source_files(src: Source) -> dict[str, str]:
+    files = {f"a source image ({Path(p).name})": str(p) for p in getattr(src, "paths", [])}
+    for inner in (src, getattr(src, "inner", None)):
+        uri = getattr(inner, "uri", None)
+        if uri and Path(uri).is_file():
+            files["the source video"] = uri
+    return files
+
+
+_INPUT_NAMES = {"detect.model": "the detector model", "depth.source": "the depth model card"}
+
+
+def _config_files(cfg: Config) -> dict[str, str]:
+    """Every file the config names (outside ``output``): what it is (with its key) -> path."""
+    found: dict[str, str] = {}
+
+    def walk(section, prefix: str) -> None:
+        for f in dataclasses.fields(section):
+            value, key = getattr(section, f.name), f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                walk(value, key + ".")
+            elif isinstance(value, str) and key != "source.uri" and Path(value).is_file():
+                found[f"{_INPUT_NAMES.get(key, 'the file of')} ({key})"] = value
+
+    for f in dataclasses.fields(cfg):
+        if f.name != "output":
+            walk(getattr(cfg, f.name), f.name + ".")
+    return found
 
 
 def refuse_output_over_source(cfg: Config, src: Source) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 from stream.sources import opencv_has_gstreamer
 
-from conftest import DATA, DEMO, ROOT, unwritable_folder
+from conftest import DATA, DEMO, ROOT, YOLOX, unwritable_folder
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,10 @@ CASES = [
     Case("empty-file-as-video", ("--source", "{ws}/empty.mp4"), 1, r"^error: cannot open .*/empty.mp4 as a video: the file is empty \(0 bytes\)$"),
     Case("truncated-video", ("--source", "{ws}/cut.mp4"), 1, r"^error: cannot open .*/cut.mp4 as a video: .*truncated or corrupt file\)$"),
     Case("corrupt-video-mid-way", ("--source", "{ws}/corrupt.mp4", "--output", "{ws}/corrupt_out.mp4", "--jsonl", "{ws}/corrupt_out.jsonl"), 1,
-         r"^error: decoding .*/corrupt.mp4 failed at frame \d+: Invalid data found when processing input$", own_outputs=True, after_frames=True),
-    Case("corrupt-image-in-folder", ("--source", "{ws}/images_bad"), 1, r"^error: cannot read image .*/images_bad/b.jpg \(corrupt, or not an image\)$",
+         r"^error: decoding .*/corrupt.mp4 failed at frame \d+: Invalid data found when processing input \(the outputs hold the "
+         r"\d+ frames before it\)$", own_outputs=True, after_frames=True),
+    Case("corrupt-image-in-folder", ("--source", "{ws}/images_bad"), 1, r"^error: cannot read image .*/images_bad/b.jpg \(corrupt, or not an image\) \(the outputs hold the 1 frame "
+         r"before it\)$",
          after_frames=True),
     Case("unreachable-host", ("--source", "rtsp://cam:hunter2@127.0.0.1:{port}/stream1"), 1,
          r"^error: cannot connect to rtsp://\*\*\*@127.0.0.1:\d+/stream1: connection refused \(is the server running, and is the port right\?\)$"),
@@ -128,6 +130,27 @@ CASES = [
          r"^error: --output .*/images_ok is the folder of the source images: the annotated images would replace them", own_outputs=True),
     Case("output-folder-not-writable", ("--output", "{ws}/locked/sub/out.mp4"), 2,
          r"^error: cannot write the MP4 to .*/locked/sub/out.mp4: folder .*/locked is not writable \(permission denied\)", own_outputs=True),
+    # -- outputs that are an input or each other (issue 11): refused before anything is opened --------------
+    Case("output-is-the-source", ("--source", "{ws}/src.mp4", "--output", "{ws}/src.mp4"), 2,
+         r"^error: --output .*/src.mp4 is the source video: writing it would destroy it; choose another path$", own_outputs=True),
+    Case("jsonl-is-the-source", ("--source", "{ws}/src.mp4", "--jsonl", "{ws}/src.mp4"), 2,
+         r"^error: --jsonl .*/src.mp4 is the source video: writing it would destroy it; choose another path$", own_outputs=True),
+    Case("jsonl-links-to-the-source", ("--source", "{ws}/src.mp4", "--jsonl", "{ws}/link.jsonl"), 2,
+         r"^error: --jsonl .*/link.jsonl is the source video \(.*/src.mp4, through a link\): writing it would destroy it; "
+         r"choose another path$", own_outputs=True),
+    Case("output-hard-link-to-the-source", ("--source", "{ws}/src.mp4", "--output", "{ws}/hard.mp4"), 2,
+         r"^error: --output .*/hard.mp4 is the source video \(.*/src.mp4, through a link\)", own_outputs=True),
+    Case("output-and-jsonl-the-same", ("--output", "{ws}/same.mp4", "--jsonl", "{ws}/same.mp4"), 2,
+         r"^error: --output and --jsonl are the same file \(.*/same.mp4\): each would overwrite the other; give them "
+         r"different paths$", own_outputs=True),
+    Case("jsonl-is-the-config-file", ("--config", "{ws}/run.yaml", "--jsonl", "{ws}/run.yaml"), 2,
+         r"^error: --jsonl .*/run.yaml is the config file: writing it would destroy it; choose another path$", own_outputs=True),
+    Case("jsonl-is-the-detector", ("--detector", "{ws}/det.onnx", "--jsonl", "{ws}/det.onnx"), 2,
+         r"^error: --jsonl .*/det.onnx is the detector model \(detect.model\): writing it would destroy it; choose another "
+         r"path$", own_outputs=True),
+    Case("jsonl-over-a-file-that-is-not-jsonl", ("--jsonl", "{ws}/notes.txt"), 2,
+         r"^error: --jsonl .*/notes.txt exists and is not a JSONL file \(its first line is not a JSON object\): "
+         r"refusing to replace it; remove it or choose another path$", own_outputs=True),
     Case("show-without-a-display", ("--show",), 1, r"^error: --show needs a desktop window \(Tk\): DISPLAY is not set"),
     # -- flags and config --------------------------------------------------------------------------------
     Case("closer-than-negative", ("--closer-than", "-2"), 2, r"^error: argument --closer-than: --closer-than must be a positive number of metres, got -2"),
@@ -228,6 +251,12 @@ def _make_workspace(ws: Path) -> None:
     (ws / "card_bad.yaml").write_text(
         "name: x\nmodel: relu.onnx\ninput: x\noutput: y\nlayout: nchw\nsize: [64, 64]\ncolour: rgb\nkind: metric\nbogus_key: 1\n")
     (ws / "afile").write_text("a plain file\n")
+    shutil.copy(DEMO, ws / "src.mp4")
+    (ws / "link.jsonl").symlink_to(ws / "src.mp4")
+    os.link(ws / "src.mp4", ws / "hard.mp4")
+    (ws / "run.yaml").write_text("detect:\n  conf: 0.4\n")
+    shutil.copy(YOLOX, ws / "det.onnx")
+    (ws / "notes.txt").write_text("my notes, not a JSONL file\n")
     os.mkfifo(ws / "pipe.mp4")
     (ws / "depthnet").mkdir()
     shutil.copy(ws / "relu.onnx", ws / "depthnet" / "net.onnx")
@@ -300,9 +329,14 @@ def test_bad_input_gives_one_clear_line_and_its_exit_code(case, outcomes):
     for secret in case.secrets:
         assert secret not in r.stderr and secret not in r.stdout, f"{secret!r} shown: {r.stderr}"
     assert r.returncode == case.code, (r.returncode, r.stderr)
-    if not case.own_outputs:  # nothing already written is lost
+    if not case.own_outputs and not case.after_frames:  # nothing already written is lost
         assert (ws / "keep" / f"{case.id}.mp4").read_bytes() == SENTINEL_MP4
         assert (ws / "keep" / f"{case.id}.jsonl").read_bytes() == SENTINEL_JSONL
+    elif not case.own_outputs:  # the frames before the failure were ready: they replaced the earlier outputs
+        held = int(re.search(r"the outputs hold the (\d+) frames? before it", errors[0]).group(1))
+        assert len((ws / "keep" / f"{case.id}.jsonl").read_text().splitlines()) == held
+        with av.open(str(ws / "keep" / f"{case.id}.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == held
 
 
 @pytest.mark.timeout(300)
@@ -311,7 +345,7 @@ def test_a_video_corrupt_mid_way_leaves_playable_outputs_with_every_frame_before
     assert done["corrupt-video-mid-way"].returncode == 1
     lines = (ws / "corrupt_out.jsonl").read_text().splitlines()
     failed_at = int(re.search(r"failed at frame (\d+)", done["corrupt-video-mid-way"].stderr).group(1))
-    assert 0 < len(lines) <= failed_at
+    assert len(lines) == failed_at  # every frame decoded before the damage is written
     with av.open(str(ws / "corrupt_out.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == len(lines)
 
@@ -322,3 +356,14 @@ def test_output_problems_create_nothing(outcomes):
     assert not (ws / "keep_ok.jsonl").exists()  # the MP4 path was wrong: the JSONL was not even created
     assert sorted(p.name for p in (ws / "images_ok").iterdir()) == ["messi5.jpg"]
     assert not (ws / "out.avi").exists()
+
+
+@pytest.mark.timeout(300)
+def test_outputs_never_replace_an_input(outcomes):
+    _, ws = outcomes
+    assert (ws / "src.mp4").read_bytes() == DEMO.read_bytes()
+    assert (ws / "src.mp4").samefile(ws / "hard.mp4") and (ws / "link.jsonl").resolve() == ws / "src.mp4"
+    assert (ws / "run.yaml").read_text() == "detect:\n  conf: 0.4\n"
+    assert (ws / "det.onnx").read_bytes() == YOLOX.read_bytes()
+    assert (ws / "notes.txt").read_text() == "my notes, not a JSONL file\n"
+    assert not (ws / "same.mp4").exists()

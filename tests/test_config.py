@@ -84,7 +84,7 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("detect.zzzzzz=1", r"unknown config key 'detect.zzzzzz' \(valid keys: detect.model, detect.conf, detect.iou, "
                             r"detect.classes, detect.max_det\)$"),
         ("zzz.qqq=1", r"unknown config key 'zzz.qqq' \(valid keys: source, pipeline, detect, camera, depth, band, track, events, "
-                      r"mask, overlay, output, engine\)$"),
+                      r"mask, overlay, output, engine, serve\)$"),
         ("detect.conf=1.5", r"detect.conf: got 1.5, expected a number in \[0, 1\]"),
         ("detect.conf=abc", r"detect.conf: got 'abc', expected a number in \[0, 1\]"),
         ("pipeline.layout=fast", r"pipeline.layout: got 'fast', expected serial \| parallel"),

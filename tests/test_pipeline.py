@@ -152,3 +152,76 @@ def test_serial_and_parallel_give_the_same_detections_when_the_band_covers_every
         np.testing.assert_array_equal(a.depth_m, b.depth_m)
         total += len(a)
     assert total > 30  # the clip has several pedestrians per frame
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("layout", ["serial", "parallel"])
+def test_frames_decoded_before_a_source_error_all_reach_the_caller_first(layout):
+    class CutShort(FakeSource):
+        def read(self):
+            if self._index == 20:
+                raise SourceError("decoding fake:// failed at frame 20: Invalid data found when processing input")
+            return super().read()
+
+    p = Pipeline(CutShort(100), _stages(detect_sleep=0.005), layout=layout, policy="block", queue_size=4, timeout_s=0.05)
+    got = []
+    with pytest.raises(SourceError, match="failed at frame 20"):
+        for r in p.results():
+            got.append(r.frame.index)
+    assert got == list(range(20))  # every frame read before the error, none lost in the queues
+
+
+class _Gate:
+    """Counts the frames between capture and the caller as the stages and the caller see them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most = 0
+        self.first = threading.Event()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.inside -= 1
+
+
+@pytest.mark.timeout(30)
+def test_latest_policy_keeps_its_in_flight_slots_when_frames_are_dropped_in_every_queue_position():
+    """A frame dropped in the first queue gave its slot back (it never did: the pipeline then ran with one slot
+    less for the rest of the run, 91.6 -> 47.6 fps). Drops are forced at the reader's handoff and at the first
+    queue; afterwards the pipeline must still hold ``in_flight`` frames at once, and none when it ends."""
+    gate = _Gate()
+    hold_first = threading.Event()
+
+    def depth(res: Result) -> Result:
+        gate.enter()
+        if res.frame.index == 0:
+            hold_first.wait(5)  # frame 0 sits in depth: the next one waits in the first queue, a newer one replaces it
+        return res
+
+    src = FakeSource(400, live=True, delay_s=0.001)  # faster than the caller: the handoff drops too
+    p = Pipeline(src, Stages(depth=depth, detect=lambda r: r, finish=lambda r: r), layout="serial", policy="latest",
+                 timeout_s=0.02, in_flight=3)
+
+    def release_when_the_first_queue_dropped() -> None:
+        deadline = time.monotonic() + 5
+        while p.queue_drops["captured"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        hold_first.set()
+
+    threading.Thread(target=release_when_the_first_queue_dropped).start()
+    later_most = 0
+    for r in p.results():
+        time.sleep(0.01)  # the caller is the slowest step: frames wait for it in every free slot
+        if r.frame.index > 200:
+            later_most = max(later_most, gate.inside)
+        gate.leave()
+    assert later_most == 3  # every slot still in use long after the drop in the first queue
+    assert p.stats.dropped > 100
+    assert p.queue_drops["captured"] >= 1  # the first queue dropped a frame (besides the handoff)
+    assert p.in_flight == 0 and gate.inside == 0

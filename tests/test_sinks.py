@@ -66,7 +66,7 @@ def test_mp4_roundtrip(tmp_path: Path, fps) -> None:
         assert np.abs(written.astype(np.int16) - got.astype(np.int16)).mean() < 4.0
 
 
-def test_mp4_faststart_puts_index_first(tmp_path: Path) -> None:
+def test_mp4_index_comes_first_then_fragments(tmp_path: Path) -> None:
     out = tmp_path / "fs.mp4"
     with Mp4Sink(out, 10, 32, 32) as sink:
         for f in synthetic_frames(3, 32, 32):
@@ -359,3 +359,91 @@ def test_show_runs_the_demo_in_a_window(tmp_path: Path, xvfb: str) -> None:
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x.mp4").stat().st_size > 1000
 
+
+
+def test_mp4_shows_frames_at_the_times_given(tmp_path: Path) -> None:
+    """A variable frame rate (a live feed with drops and an outage) keeps its timing; the last frame lasts 1 / fps."""
+    times = [0.0, 0.1, 0.2, 1.5, 1.6, 1.65, 4.0, 4.1]
+    out = tmp_path / "vfr.mp4"
+    with Mp4Sink(out, 10, 32, 32) as sink:
+        for t, f in zip(times, synthetic_frames(len(times), 32, 32)):
+            sink.write(f, t)
+    with av.open(str(out)) as c:
+        got = [float(f.time) for f in c.decode(video=0)]
+        duration = c.duration / 1e6
+    assert got == pytest.approx(times, abs=1e-4)
+    assert duration == pytest.approx(4.2, abs=1e-3)
+
+
+def test_mp4_being_written_plays_all_but_its_last_second_and_is_rewritten_index_first(tmp_path: Path) -> None:
+    out = tmp_path / "run.mp4"
+    sink = Mp4Sink(out, 10, 64, 48)
+    for f in synthetic_frames(60, 64, 48):  # 6 s: twelve fragments of 0.5 s
+        sink.write(f)
+    killed = tmp_path / "killed.mp4"
+    killed.write_bytes(out.read_bytes())  # what a kill (or a power loss after the last sync) leaves
+    sink.close()
+    data = killed.read_bytes()
+    assert data.count(b"moof") >= 10
+    n = 0
+    with av.open(str(killed)) as c:
+        try:
+            for _ in c.decode(video=0):
+                n += 1
+        except av.FFmpegError:
+            pass
+    assert 60 - 10 <= n < 60  # the open fragment (<= 0.5 s) and the encoder's look-ahead (0.5 s) are missing
+    whole = out.read_bytes()
+    assert b"moof" not in whole and 0 <= whole.find(b"moov") < whole.find(b"mdat")  # closed: a regular MP4
+    decoded, _ = read_back(out)
+    assert len(decoded) == 60
+    assert not list(tmp_path.glob(".*"))  # no copy left beside it
+
+
+def test_mp4_times_must_increase(tmp_path: Path) -> None:
+    with Mp4Sink(tmp_path / "t.mp4", 10, 32, 32) as sink:
+        frame = synthetic_frames(1, 32, 32)[0]
+        sink.write(frame, 1.0)
+        with pytest.raises(ValueError, match=r"time 0.5 s is before the previous frame's \(1.0 s\); times must increase"):
+            sink.write(frame, 0.5)
+
+
+def test_jsonl_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    sink = JsonlSink("/dev/full")  # every write: ENOSPC
+    with pytest.raises(SinkError, match=r"writing line 1 of JSONL /dev/full failed: No space left on device; the disk "
+                                        r"holding /dev/full is full: free space there or write the outputs elsewhere"):
+        sink.write({"index": 0})
+    sink.close()
+
+
+def test_output_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path: Path) -> None:
+    from stream.sinks.lock import OutputLock, lock_path
+
+    out = tmp_path / "out.mp4"
+    first = OutputLock(out, "MP4").acquire()
+    with pytest.raises(SinkError, match=rf"cannot write the MP4 to {out}: another run of python -m stream "
+                                        rf"\(pid {os.getpid()}, started \d\d:\d\d:\d\d\) is writing it"):
+        OutputLock(out, "MP4").acquire()
+    first.release()
+    assert not lock_path(out).exists()
+    lock_path(out).write_text("999999 00:00:00\n")  # left by a run that was killed: no process holds its lock
+    with OutputLock(out, "MP4"):
+        assert lock_path(out).read_text().split()[0] == str(os.getpid())
+    assert not lock_path(out).exists()
+
+
+def test_timeline_follows_the_source_clock_and_repairs_times_that_go_back() -> None:
+    from stream.sinks.timeline import Timeline
+
+    def frame(i, pts=None, captured_s=0.0):
+        return Frame(np.zeros((2, 2, 3), np.uint8), i, pts, int(captured_s * 1e9), "x")
+
+    file = Timeline(live=False, fps=25)
+    got = [file.seconds(frame(i, pts)) for i, pts in enumerate([2.0, 2.04, 2.08, 2.04, 2.16, 2.2])]
+    assert got == pytest.approx([0.0, 0.04, 0.08, 0.12, 0.16, 0.2])  # media time; the step back shown one frame on
+    assert file.repaired == 1
+    live = Timeline(live=True, fps=30)
+    got = [live.seconds(frame(i, pts=0.0, captured_s=c)) for i, c in enumerate([100.0, 100.1, 103.6])]
+    assert got == pytest.approx([0.0, 0.1, 3.6])  # capture time: the outage lasts as long as it did
+    stills = Timeline(live=False, fps=5, stills=True)
+    assert [stills.seconds(frame(i)) for i in range(3)] == pytest.approx([0.0, 0.2, 0.4])

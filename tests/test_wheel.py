@@ -63,7 +63,7 @@ def test_the_wheel_holds_the_data_it_needs(installed):
     assert {"depthstream/_project/config.yaml", "depthstream/_project/models/MANIFEST.yaml",
             "depthstream/_project/models/fastdepth_224_nyu.yaml", "depthstream/_project/data/vtest_pets2009_150f.mp4",
             "depthstream/_project/data/vtest_pets2009.camera.yaml",
-            "depthstream/store.py", "stream/__main__.py"} <= names
+            "depthstream/store.py", "stream/__main__.py", "stream/web/page.html"} <= names
     assert not any(n.endswith((".onnx", ".jpg", ".png")) for n in names)  # models and photos come through the store
 
 
@@ -87,3 +87,7 @@ def test_the_installed_wheel_runs_the_demo_from_another_folder(installed):
     r = subprocess.run([str(python), "-m", "stream", "--source", "demo", "--max-frames", "2", "--output", "y.mp4",
                         "--quiet"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and (elsewhere / "y.mp4").is_file(), r.stderr
+    page = subprocess.run([str(python), "-c", "from importlib.resources import files; "
+                           "print(files('stream.web').joinpath('page.html').read_text()[:15])"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+    assert page.stdout.strip() == "<!doctype html>", page.stderr  # the browser view's page comes with the wheel

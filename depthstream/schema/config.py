@@ -411,6 +411,47 @@ class OutputConfig:
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
 
 
+LISTEN_FORMS = "HOST:PORT (e.g. 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080) or a PORT on 127.0.0.1; port 0 = any free one"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8080`` -> ('127.0.0.1', 8080); ``[::1]:8080`` -> ('::1', 8080); ``8080`` -> ('127.0.0.1', 8080).
+    A missing host (``:8080``) is refused: listening on every interface must be asked for by name (0.0.0.0)."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(LISTEN_FORMS + "; an IPv6 address goes in brackets")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(LISTEN_FORMS)
+    return host, int(port)
+
+
+def _listen(text: str) -> str:
+    parse_listen(text)
+    return text
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ServeConfig:
+    """``serve``: the browser view (``--serve``, :mod:`stream.web`): where it listens and what it accepts."""
+
+    listen: Annotated[str, Strict(), Field(min_length=1, max_length=300), AfterValidator(_listen),
+                      Allowed(LISTEN_FORMS)] | None = None
+    linger: Flag = True
+    jpeg_quality: integer(ge=1, le=100) = 80
+    video_max_fps: number(gt=0, le=240, noun="frames per second") = 30.0
+    max_viewers: integer(ge=1, le=256) = 16
+    viewer_timeout_s: Seconds = 10.0
+    max_upload_mb: number(gt=0, le=4096, noun="megabytes") = 50.0
+    max_clip_s: number(gt=0, le=600, noun="seconds") = 20.0
+    max_side_px: integer(ge=16, le=16384, noun="pixels") = 8192
+    keep_results: integer(ge=1, le=100) = 8
+
+
 @dataclass(frozen=True, config=SCHEMA)
 class EngineConfig:
     """``engine``: how the models run."""
@@ -436,6 +477,7 @@ class Config:
     overlay: OverlayConfig = OverlayConfig()
     output: OutputConfig = OutputConfig()
     engine: EngineConfig = EngineConfig()
+    serve: ServeConfig = ServeConfig()
 
     @model_validator(mode="after")
     def _size_prior_layout(self) -> "Config":

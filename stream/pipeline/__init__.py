@@ -1,4 +1,5 @@
-"""Threads and queues: the only package of the product that creates them.
+"""Threads and queues: the only package of the product that creates them (besides the browser view's one server
+thread, :mod:`stream.web.server`).
 
 Layouts (every arrow is a bounded queue; every box a thread running plain, synchronous stages):
 
@@ -10,13 +11,18 @@ Both layouts pipeline across frames (frame n+1 can be in depth while frame n is 
 parallel one also runs depth and detection of the *same* frame at once, so a frame's latency tends to
 max(depth, detect) instead of their sum.
 
+The layout can change while a run goes on (``Pipeline(..., switch=...)``, the browser view's layout switch): the
+capture thread ends the running graph behind the frames already in it, the caller's thread starts the other one on
+the same capture queue; no frame is lost or reordered (:class:`Pipeline`).
+
 Queue policies: ``block`` (files: every frame is processed, capture waits for room) and ``latest``
 (live feeds: a frame nobody has taken yet is replaced by the newer one and counted as dropped; at most
 ``in_flight`` frames are between capture and the caller and every queue holds one frame, so the
 pipeline never falls behind the camera and a frame's age stays at the pipeline's own latency). Every
 put/get waits at most ``timeout_s`` before checking the stop event; a worker's exception stops every
-thread and is re-raised in the caller's thread. Ctrl-C / SIGTERM (``interrupt_running``) stop the
-pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
+thread and is re-raised in the caller's thread; a source's read error ends the stream like its end, so the frames
+read before it still reach the caller, then ``results()`` raises it. Ctrl-C / SIGTERM (:mod:`stream.signals`) stop
+the pipeline and make ``results()`` raise :class:`Interrupted` between two frames.
 
 Capture is two threads, so that ``stop()`` never waits on a read:
 
@@ -36,11 +42,14 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
 - :mod:`.layouts`: :class:`Pipeline` (the threads of each layout), :class:`Stages`, signals.
 - :mod:`.dispatch`: :class:`Dispatcher`, besides the layouts: one worker thread behind a bounded queue that never
   blocks its caller, which delivers track events (``--on-event``) off the pipeline's threads.
+- :mod:`.jobs`: :class:`JobWorker`, one low-priority worker thread behind a bounded queue for the browser view's
+  uploads (each a run of its own), so they never take the cores from the live pipeline.
 """
 
 from .dispatch import DispatchStats, Dispatcher
-from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages, interrupt_running
-from .queues import EOS, BoundedQueue, Stopped
+from .jobs import Busy, JobWorker
+from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages
+from .queues import EOS, BoundedQueue, Slots, Stopped
 
-__all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "interrupt_running", "BoundedQueue", "Stopped", "EOS",
-           "STAGE_GRACE_S", "Dispatcher", "DispatchStats"]
+__all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "BoundedQueue", "Slots", "Stopped", "EOS",
+           "STAGE_GRACE_S", "Dispatcher", "DispatchStats", "JobWorker", "Busy"]

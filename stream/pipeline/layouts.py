@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -13,8 +14,9 @@ from typing import Callable, Iterator
 from depthstream.errors import PipelineError, StreamError
 from depthstream.types import Result
 
+from .. import signals
 from ..sources import Source
-from .queues import EOS, BoundedQueue, Handoff, Stopped
+from .queues import EOS, BoundedQueue, Handoff, Slots, Stopped
 
 log = logging.getLogger("stream.pipeline")
 
@@ -29,18 +31,6 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
-
-_running: list["Pipeline"] = []  # pipelines whose results() runs in the main thread, where signals arrive
-
-
-def interrupt_running(signum: int) -> bool:
-    """For a signal handler: ask the pipeline running in the main thread to stop at the next frame
-    boundary (``results()`` then raises :class:`Interrupted`). False when none is running: the handler
-    should then raise KeyboardInterrupt itself (e.g. while the models load)."""
-    if not _running:
-        return False
-    _running[-1]._interrupt(signum)
-    return True
 
 @dataclass
 class Stages:
@@ -59,6 +49,7 @@ class RunStats:
     stopped_by: str = "end of source"
     wall_s: float = 0.0
     extra: dict = field(default_factory=dict)
+    layouts: list[str] = field(default_factory=list)  # the layouts run, in order (more than one: switched)
 
 
 class Pipeline:
@@ -66,6 +57,12 @@ class Pipeline:
 
     ``for result in pipeline.results(): ...`` yields finished Results in frame order. Leaving the loop
     (break, exception, Ctrl-C) stops and joins every worker thread. The source must already be open.
+
+    ``switch``: asked by the capture thread before each frame, the layout that frame should run in (a
+    ``RuntimeControl``'s ``layout``). When it differs from the running one, the capture thread ends the running
+    stage graph with an end marker behind the frames already in it and waits; ``results()`` takes that marker,
+    joins the graph's threads, builds the other layout's queues and threads on the same capture queue, and lets
+    capture go on. No frame is lost or reordered; the reader and capture threads keep running throughout.
     """
 
     def __init__(
@@ -79,44 +76,46 @@ class Pipeline:
         timeout_s: float = 0.1,
         max_frames: int = 0,
         in_flight: int = 2,
+        switch: Callable[[], str] | None = None,
     ) -> None:
-        if layout not in ("serial", "parallel"):
-            raise ValueError(f"layout must be 'serial' or 'parallel', got {layout!r}")
+        _check_layout(layout)
         self.source = source
         self.stages = stages
         self.layout = layout
         self.max_frames = max_frames
+        self._switch = switch
+        self._feeding = layout  # the layout of the graph the capture thread feeds
+        self._requested: str | None = None  # set by capture: the layout the next graph runs
+        self._graph_ready = threading.Event()
+        self._graph: list[threading.Thread] = []  # the running graph's threads (also in _threads)
         self.stop_event = threading.Event()
         self.stats = RunStats()
         self._errors: list[tuple[str, BaseException]] = []
         self._threads: list[threading.Thread] = []
         self._reader: threading.Thread | None = None
         self._stopping = False  # set by stop(): failures after it (a read cut short by close) are not errors
-        self._signum: int | None = None  # set by interrupt_running()
+        self._signum: int | None = None  # set when Ctrl-C / SIGTERM stops the run (stream.signals)
+        self._source_error: BaseException | None = None  # the reader's: raised after the frames read before it
         # latest: every queue holds one frame, so a frame waits behind at most one other at each stage
         # and its age stays near the pipeline's own latency; deeper queues would only add old frames.
-        size = 1 if policy == "latest" else queue_size
-
-        def mk(name: str) -> BoundedQueue:
-            # Only the first queue drops frames (policy); after it nothing is lost, so the branches of
-            # the parallel layout always see the same frames.
-            return BoundedQueue(name, size, "block", self.stop_event, timeout_s)
-
+        self._size = 1 if policy == "latest" else queue_size
         self._handoff = Handoff(policy, self.stop_event, timeout_s)
         # latest: at most ``in_flight`` frames between capture and the caller (one in the models, one
         # being drawn and written); the capture thread takes the newest frame only when one is done.
-        self._tokens = threading.Semaphore(in_flight) if policy == "latest" else None
+        self._slots = Slots(in_flight) if policy == "latest" else None
         self._timeout = timeout_s
-        self._captured = BoundedQueue("captured", size, policy, self.stop_event, timeout_s)
-        self._out = mk("results")
-        if layout == "serial":
-            self._depth_in = self._captured
-            self._depth_out = mk("depth->detect")
-        else:
-            self._depth_in = mk("split->depth")
-            self._detect_in = mk("split->detect")
-            self._depth_out = mk("depth->join")
-            self._detect_out = mk("detect->join")
+        self._captured = BoundedQueue("captured", self._size, policy, self.stop_event, timeout_s,
+                                      on_drop=self._slots.release if self._slots is not None else None)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped so far by the ``latest`` policy (a live count; ``stats.dropped`` at the end)."""
+        return self._handoff.dropped + self._captured.dropped
+
+    def _queue(self, name: str) -> BoundedQueue:
+        # Only the capture queue drops frames (policy); after it nothing is lost, so the branches of
+        # the parallel layout always see the same frames.
+        return BoundedQueue(name, self._size, "block", self.stop_event, self._timeout)
 
     # -- workers ----------------------------------------------------------------------------------
     def _spawn(self, name: str, target: Callable[[], None], *, daemon: bool = False) -> threading.Thread:
@@ -140,10 +139,18 @@ class Pipeline:
         return t
 
     def _read(self) -> None:
-        """The reader thread: ``source.read()`` and nothing else that can block for long."""
+        """The reader thread: ``source.read()`` and nothing else that can block for long. A read that fails
+        ends the stream like its end does: the frames read before it go through the pipeline first, then
+        ``results()`` raises the error (a video cut short still gives every frame it has)."""
         while not self.stop_event.is_set():
             t0 = time.perf_counter()
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except Exception as exc:  # noqa: BLE001 - re-raised by results() after the frames before it
+                if self._stopping:
+                    return
+                self._source_error = exc
+                frame = None
             if frame is None:
                 self._handoff.offer(EOS)
                 return
@@ -155,12 +162,16 @@ class Pipeline:
                 if self.max_frames and self.stats.frames_in >= self.max_frames:
                     self.stats.stopped_by = f"--max-frames {self.max_frames}"
                     break
-                if self._tokens is not None:
-                    while not self._tokens.acquire(timeout=self._timeout):
+                if self._switch is not None:
+                    self._switch_if_asked()
+                if self._slots is not None:
+                    while not self._slots.acquire(self._timeout):
                         if self.stop_event.is_set():
                             raise Stopped
                 item = self._handoff.take()
                 if item is EOS:
+                    if self._slots is not None:
+                        self._slots.release()
                     break
                 self.stats.frames_in += 1
                 self._captured.put(item)
@@ -168,11 +179,26 @@ class Pipeline:
             self._handoff.close()  # the reader stops at its next handoff
         self._captured.put(EOS)
 
-    def _split(self) -> None:
+    def _switch_if_asked(self) -> None:
+        """Between two frames: when ``switch`` asks for another layout, end the running graph (an end marker
+        behind the frames already in it) and wait until ``results()`` has started the new one."""
+        wanted = self._switch()
+        if wanted == self._feeding:
+            return
+        _check_layout(wanted)
+        self._graph_ready.clear()
+        self._requested = wanted
+        self._captured.put(EOS)
+        while not self._graph_ready.wait(self._timeout):
+            if self.stop_event.is_set():
+                raise Stopped
+        self._feeding = wanted
+
+    def _split(self, depth_in: BoundedQueue, detect_in: BoundedQueue) -> None:
         while True:
             item = self._captured.get()
-            self._depth_in.put(item)
-            self._detect_in.put(item)
+            depth_in.put(item)
+            detect_in.put(item)
             if item is EOS:
                 return
 
@@ -188,22 +214,22 @@ class Pipeline:
 
         return loop
 
-    def _serial_back(self) -> None:
+    def _serial_back(self, src: BoundedQueue, out: BoundedQueue) -> None:
         while True:
-            item = self._depth_out.get()
+            item = src.get()
             if item is EOS:
-                self._out.put(EOS)
+                out.put(EOS)
                 return
-            self._out.put(self.stages.finish(self.stages.detect(item)))
+            out.put(self.stages.finish(self.stages.detect(item)))
 
-    def _join(self) -> None:
+    def _join(self, depth_out: BoundedQueue, detect_out: BoundedQueue, out: BoundedQueue) -> None:
         """Pairs depth and detection results of the same frame index (both branches see the same frames
         in the same order, since frames are only dropped before the split)."""
         while True:
-            a = self._depth_out.get()
-            b = self._detect_out.get()
+            a = depth_out.get()
+            b = detect_out.get()
             if a is EOS or b is EOS:
-                self._out.put(EOS)
+                out.put(EOS)
                 return
             if a.frame.index != b.frame.index:
                 raise PipelineError(f"join: depth has frame {a.frame.index} but detection has frame {b.frame.index}")
@@ -214,43 +240,85 @@ class Pipeline:
                 detections=b.detections,
                 timings_ms={**b.timings_ms, **a.timings_ms},
             )
-            self._out.put(self.stages.finish(merged))
+            out.put(self.stages.finish(merged))
 
     # -- caller side ------------------------------------------------------------------------------
     def _interrupt(self, signum: int) -> None:
         self._signum = signum
         self.stop_event.set()
 
+    @property
+    def in_flight(self) -> int:
+        """Frames between capture and the caller (``latest`` policy; 0 for ``block``, which does not count them)."""
+        return self._slots.in_use if self._slots is not None else 0
+
+    @property
+    def queue_drops(self) -> dict[str, int]:
+        """Frames dropped (``latest``) at each place that drops: the reader's handoff and the first queue."""
+        return {"handoff": self._handoff.dropped, "captured": self._captured.dropped}
+
+    def _start_graph(self, layout: str) -> BoundedQueue:
+        """The threads and queues of ``layout`` after the capture queue; returns the queue of its results."""
+        self.layout = layout
+        self.stats.layouts.append(layout)
+        before = len(self._threads)
+        q = self._queue
+        out = q("results")
+        if layout == "serial":
+            depth_out = q("depth->detect")
+            self._spawn("depth", self._map(self.stages.depth, self._captured, depth_out))
+            self._spawn("detect", lambda: self._serial_back(depth_out, out))
+        else:
+            depth_in, detect_in, depth_out, detect_out = (q("split->depth"), q("split->detect"), q("depth->join"),
+                                                          q("detect->join"))
+            self._spawn("split", lambda: self._split(depth_in, detect_in))
+            self._spawn("depth", self._map(self.stages.depth, depth_in, depth_out))
+            self._spawn("detect", self._map(self.stages.detect, detect_in, detect_out))
+            self._spawn("join", lambda: self._join(depth_out, detect_out, out))
+        self._graph = self._threads[before:]
+        return out
+
+    def _next_graph(self) -> BoundedQueue:
+        """The running graph has ended on the capture thread's switch: join it, start the asked layout."""
+        for t in self._graph:
+            t.join(STAGE_GRACE_S)
+        self._threads = [t for t in self._threads if t.is_alive() or t not in self._graph]
+        out = self._start_graph(self._requested)
+        log.info("layout: %s from frame %d on", self.layout, self.stats.frames_in)
+        self._requested = None
+        self._graph_ready.set()
+        return out
+
     def results(self) -> Iterator[Result]:
         start = time.perf_counter()
+        # Signals reach the main thread: while its results() runs there, Ctrl-C / SIGTERM stop the pipeline at the
+        # next frame boundary instead of raising in the middle of the caller's work.
         in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            _running.append(self)
+        on_signal = signals.stop_on_signal(self._interrupt) if in_main else contextlib.nullcontext()
         self._reader = self._spawn("reader", self._read, daemon=True)
         self._spawn("capture", self._capture)
-        if self.layout == "serial":
-            self._spawn("depth", self._map(self.stages.depth, self._depth_in, self._depth_out))
-            self._spawn("detect", self._serial_back)
-        else:
-            self._spawn("split", self._split)
-            self._spawn("depth", self._map(self.stages.depth, self._depth_in, self._depth_out))
-            self._spawn("detect", self._map(self.stages.detect, self._detect_in, self._detect_out))
-            self._spawn("join", self._join)
+        out = self._start_graph(self.layout)
+        ended = False
         try:
-            while True:
-                try:
-                    item = self._out.get()
-                except Stopped:
-                    break
-                if item is EOS:
-                    break
-                yield item
-                if self._tokens is not None:
-                    self._tokens.release()  # the caller is done with it: the next newest frame may enter
+            with on_signal:
+                while True:
+                    try:
+                        item = out.get()
+                    except Stopped:
+                        break
+                    if item is EOS:
+                        if self._requested is None:
+                            ended = True
+                            break
+                        out = self._next_graph()
+                        continue
+                    yield item
+                    if self._slots is not None:
+                        self._slots.release()  # the caller is done with it: the next newest frame may enter
         finally:
             self.stop()
-            # A worker still running is inside one stage call (a model's inference): wait for it, so
-            # that the caller may close the models as soon as we return.
+            # A worker still running is inside one stage call (a model's inference): wait for it, so that the
+            # caller may close the models as soon as we return.
             for t in self._threads:
                 t.join(STAGE_GRACE_S)
             alive = [t.name for t in self._threads if t.is_alive()]
@@ -258,12 +326,13 @@ class Pipeline:
                 log.warning("threads still running %.0f s after stop: %s", STAGE_GRACE_S, ", ".join(alive))
             self.stats.wall_s = time.perf_counter() - start
             self.stats.dropped = self._handoff.dropped + self._captured.dropped
-            if in_main:
-                _running.remove(self)
         if self._signum is not None:
             self.stats.stopped_by = signal.Signals(self._signum).name
             raise Interrupted(self._signum)
         self._raise_worker_error()
+        if ended and self._source_error is not None:
+            self.stats.stopped_by = "source error"
+            raise self._source_error
 
     def stop(self, timeout_s: float = 1.0) -> bool:
         """Stop every thread; returns within ``timeout_s`` even while ``source.read()`` blocks forever.
@@ -296,3 +365,8 @@ class Pipeline:
         if isinstance(exc, StreamError):
             raise exc
         raise PipelineError(f"stage '{name}' failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in ("serial", "parallel"):
+        raise ValueError(f"layout must be 'serial' or 'parallel', got {layout!r}")

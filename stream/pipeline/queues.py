@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Callable
 
 EOS = object()  # end of stream marker, forwarded through every queue
+_EMPTY = object()  # nothing there (an empty handoff, no item dropped)
 
 
 class Stopped(Exception):
@@ -17,12 +19,14 @@ class Stopped(Exception):
 class BoundedQueue:
     """A bounded queue with a named policy and stop-aware, timed put/get."""
 
-    def __init__(self, name: str, maxsize: int, policy: str, stop: threading.Event, timeout_s: float) -> None:
+    def __init__(self, name: str, maxsize: int, policy: str, stop: threading.Event, timeout_s: float,
+                 on_drop: Callable[[object], None] | None = None) -> None:
         if policy not in ("block", "latest"):
             raise ValueError(f"queue policy must be 'block' or 'latest', got {policy!r}")
         self.name = name
         self.policy = policy
         self.dropped = 0
+        self._on_drop = on_drop  # latest: called (outside the queue's lock) with each item dropped
         self._q: queue.Queue = queue.Queue(maxsize)
         self._stop = stop
         self._timeout = timeout_s
@@ -30,11 +34,14 @@ class BoundedQueue:
     def put(self, item) -> None:
         if self.policy == "latest" and item is not EOS:
             # One producer per queue: after dropping the oldest there is room for our put.
+            dropped = _EMPTY
             with self._q.mutex:
                 if self._q.maxsize and len(self._q.queue) >= self._q.maxsize:
-                    self._q.queue.popleft()
+                    dropped = self._q.queue.popleft()
                     self.dropped += 1
                     self._q.not_full.notify()
+            if dropped is not _EMPTY and self._on_drop is not None:
+                self._on_drop(dropped)
         while True:
             if self._stop.is_set():
                 raise Stopped
@@ -54,7 +61,37 @@ class BoundedQueue:
                 continue
 
 
-_EMPTY = object()
+class Slots:
+    """At most ``n`` frames between the capture thread and the caller (the ``latest`` policy).
+
+    The capture thread takes a slot before it takes a frame; the slot comes back when the caller is done with the
+    frame, or when the frame is dropped on the way (a newer frame replaced it in a queue), or when what was taken
+    is the end of the stream. ``in_use`` says how many are out.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._free = threading.Semaphore(n)
+        self._lock = threading.Lock()
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    def acquire(self, timeout_s: float) -> bool:
+        if not self._free.acquire(timeout=timeout_s):
+            return False
+        with self._lock:
+            self._in_use += 1
+        return True
+
+    def release(self, _item: object = None) -> None:
+        with self._lock:
+            if self._in_use == 0:
+                raise RuntimeError("Slots.release without a slot out: a frame was given back twice")
+            self._in_use -= 1
+        self._free.release()
 
 
 class Handoff:

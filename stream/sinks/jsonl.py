@@ -61,19 +61,22 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from depthstream.errors import SinkError
 from depthstream.types import Result
 
-from .paths import prepare_output_path
+from .paths import SYNC_S, disk_hint, prepare_output_path
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -99,17 +102,21 @@ def _jsonable(value: Any, where: str) -> Any:
 
 
 class JsonlSink:
-    """Append one strict-JSON line per ``write(record)`` to a file, flushed after every line.
+    """Append one strict-JSON line per ``write(record)`` to a file, each line written to the file at once.
 
-    A killed run leaves every finished line valid. Records may hold numpy scalars and arrays; NaN and
-    infinities become ``null``. The file is created (truncated if it exists) by ``open()``.
+    A killed run leaves every finished line valid, and a write that fails (a full disk) takes back what it wrote
+    of its line, so the file never ends in half a line. The file is synced to the disk at most every
+    :data:`SYNC_S` s (a power loss keeps all but about the last second). Records may hold numpy scalars and arrays;
+    NaN and infinities become ``null``. The file is created (truncated if it exists) by ``open()``.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._closed = False
         self._lines = 0
+        self._size = 0
+        self._synced_at = 0.0
 
     @property
     def lines_written(self) -> int:
@@ -120,39 +127,55 @@ class JsonlSink:
         self._open_file()
         return self
 
-    def _open_file(self) -> IO[str]:
+    def _open_file(self) -> int:
         if self._closed:
             raise SinkError(f"JSONL {self.path} is already closed; create a new JsonlSink to write another file")
-        if self._file is None:
+        if self._fd is None:
             self.path = prepare_output_path(self.path, "JSONL")
             try:
-                self._file = open(self.path, "w", encoding="utf-8", newline="\n")
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             except OSError as exc:
-                raise SinkError(f"cannot open JSONL {self.path} for writing: {exc.strerror or exc}") from exc
-        return self._file
+                raise SinkError(f"cannot open JSONL {self.path} for writing: {exc.strerror or exc}{disk_hint(exc, self.path)}") from exc
+            self._synced_at = time.monotonic()
+        return self._fd
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Write ``record`` (a dict) as one JSON line and flush it."""
+        """Write ``record`` (a dict) as one JSON line."""
         if not isinstance(record, Mapping):
             raise TypeError(f"JsonlSink.write expects a dict record, got {type(record).__name__}")
         line = json.dumps(_jsonable(record, "record"), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        file = self._open_file()
+        data = (line + "\n").encode("utf-8")
+        fd = self._open_file()
+        done = 0
         try:
-            file.write(line + "\n")
-            file.flush()
+            while done < len(data):
+                done += os.write(fd, data[done:])
         except OSError as exc:
-            raise SinkError(f"writing line {self._lines + 1} of JSONL {self.path} failed: {exc.strerror or exc}") from exc
+            if done:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._size)  # take back the part of the line that was written
+            raise SinkError(f"writing line {self._lines + 1} of JSONL {self.path} failed: {exc.strerror or exc}"
+                            f"{disk_hint(exc, self.path)}") from exc
+        self._size += len(data)
         self._lines += 1
+        if time.monotonic() - self._synced_at >= SYNC_S:
+            self._sync(fd)
+
+    def _sync(self, fd: int) -> None:
+        self._synced_at = time.monotonic()
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
 
     def close(self) -> None:
         """Close the file (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        file, self._file = self._file, None
-        if file is not None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            self._sync(fd)
             try:
-                file.close()
+                os.close(fd)
             except OSError as exc:
                 raise SinkError(f"closing JSONL {self.path} failed: {exc.strerror or exc}") from exc
 

@@ -47,6 +47,7 @@ class VideoFileSource(Source):
         self._pending: collections.deque = collections.deque()  # (decoded frame, when its packet arrived)
         self._arrived: dict[int, int] = {}  # packet pts -> time.monotonic_ns() when it arrived
         self._fps: Fraction | None = None
+        self._times = PresentationTimes()
 
     def open(self) -> "VideoFileSource":
         import av
@@ -75,6 +76,7 @@ class VideoFileSource(Source):
         self._packets = container.demux()
         self._pending.clear()
         self._arrived.clear()
+        self._times = PresentationTimes()
         if self.network and not self.uri.lower().startswith(("rtsp://", "rtsps://")):
             self.live = not (container.duration and container.duration > 0)  # a file over HTTP has one
         return self
@@ -119,7 +121,7 @@ class VideoFileSource(Source):
                 if not self._decode_next_packet(t0):
                     return None
             frame, arrived_ns = self._pending.popleft()
-            return self._frame(frame.to_ndarray(format="bgr24"), float(frame.time) if frame.time is not None else None,
+            return self._frame(frame.to_ndarray(format="bgr24"), self._times.seconds(frame),
                                captured_ns=arrived_ns)
 
     def _decode_next_packet(self, t0: float) -> bool:
@@ -193,6 +195,38 @@ class ImagesSource(Source):
         if image is None:
             raise SourceError(f"cannot read image {path} (corrupt, or not an image)")
         return self._frame(image, None)
+
+
+class PresentationTimes:
+    """A decoded frame's presentation time as FFmpeg's own tools take it (libavcodec's ``best_effort_timestamp``):
+    its pts, unless the pts have gone backwards more often than the decode times (dts). A container without
+    presentation times (an AVI with B-frames) gives each frame the pts of the packet in decode order, which jump
+    back and forth; the dts there increase with every frame. The frames the decoder lets out at the end have no
+    dts: they continue the dts by the last step."""
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        self._dts_step = 0
+
+    def seconds(self, frame) -> float | None:
+        pts, dts = frame.pts, frame.dts
+        if dts is not None:
+            if self._last_dts is not None:
+                self.faulty_dts += dts <= self._last_dts
+                self._dts_step = dts - self._last_dts
+            self._last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or (dts is None and self._last_dts is None)):
+            best = pts
+        elif dts is None and self._last_dts is not None and self._dts_step > 0:
+            best = self._last_dts = self._last_dts + self._dts_step
+        else:
+            best = dts
+        return None if best is None or frame.time_base is None else float(best * frame.time_base)
 
 
 def _ff_message(exc: Exception) -> str:

@@ -63,6 +63,11 @@ class TrackStage:
         self.filters: dict[int, DistanceFilter] = {}
         self.stats = TrackStats()
 
+    def use_band(self, band: BandConfig) -> None:
+        """The band the events of the next frames are decided on (the browser view may change it while the run
+        goes on)."""
+        self.events.band = band
+
     def __call__(self, res: Result) -> Result:
         t0 = time.perf_counter()
         dets = res.detections if res.detections is not None else Detections.empty()

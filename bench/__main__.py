@@ -24,6 +24,17 @@ def _write(report: dict, out: Path, stem: str, markdown: str) -> list[Path]:
     return paths
 
 
+def _report(stem: str, title: str, results: dict, timing: dict, markdown, args, argv: list[str]) -> list[Path]:
+    """The JSON and Markdown of a benchmark whose Markdown takes the report and its header; the Markdown printed."""
+    from .report import _header, new_report
+
+    report = new_report(stem, argv, results, dict(timing), args.loadavg_before)
+    md = markdown(report, _header(report, title))
+    paths = _write(report, Path(args.out), stem, md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_pipeline(args, argv: list[str]) -> list[Path]:
     from .pipeline_bench import PIPELINE_TIMING, bench_pipeline, default_workloads, workloads_from
     from .pipeline_report import pipeline_markdown, pipeline_plot
@@ -82,42 +93,30 @@ def cmd_depth(args, argv: list[str]) -> list[Path]:
 
 def cmd_depth_every(args, argv: list[str]) -> list[Path]:
     from .depth_every import DEPTH_EVERY_TIMING, bench_depth_every, depth_every_markdown
-    from .report import _header, new_report
 
     results = bench_depth_every(source=args.source, every=args.every, depth_model=args.depth_model, frames=args.frames,
                                 warmup=args.warmup, repeat=args.repeat, live_fps=args.live_fps, config=args.config,
                                 sets=args.set, live_s=args.live_seconds)
-    report = new_report("depth-every", argv, results, dict(DEPTH_EVERY_TIMING), args.loadavg_before)
-    md = depth_every_markdown(report, _header(report, "Depth at its own rate (depth.every)"))
-    paths = _write(report, Path(args.out), "depth-every", md)
-    sys.stdout.write(md + "\n")
-    return paths
+    return _report("depth-every", "Depth at its own rate (depth.every)", results, DEPTH_EVERY_TIMING,
+                   depth_every_markdown, args, argv)
 
 
 def cmd_fixed_costs(args, argv: list[str]) -> list[Path]:
     from .fixed_costs import FIXED_COSTS_TIMING, bench_fixed_costs, fixed_costs_markdown
-    from .report import _header, new_report
 
     results = bench_fixed_costs(source=args.source, frames=args.frames, rounds=args.rounds, presets=args.presets,
                                 depth_model=args.depth_model, config=args.config, sets=args.set)
-    report = new_report("fixed-costs", argv, results, dict(FIXED_COSTS_TIMING), args.loadavg_before)
-    md = fixed_costs_markdown(report, _header(report, "Fixed costs per frame (besides the models)"))
-    paths = _write(report, Path(args.out), "fixed-costs", md)
-    sys.stdout.write(md + "\n")
-    return paths
+    return _report("fixed-costs", "Fixed costs per frame (besides the models)", results, FIXED_COSTS_TIMING,
+                   fixed_costs_markdown, args, argv)
 
 
 def cmd_live_age(args, argv: list[str]) -> list[Path]:
     from .live_age import LIVE_AGE_TIMING, bench_live_age, live_age_markdown
-    from .report import _header, new_report
 
     results = bench_live_age(source=args.source, fps=args.fps, minutes=args.minutes, window_s=args.window,
                              layout=args.layout, depth_model=args.depth_model, config=args.config, sets=args.set)
-    report = new_report("live-age", argv, results, dict(LIVE_AGE_TIMING), args.loadavg_before)
-    md = live_age_markdown(report, _header(report, "Live frame age over a paced run"))
-    paths = _write(report, Path(args.out), "live-age", md)
-    sys.stdout.write(md + "\n")
-    return paths
+    return _report("live-age", "Live frame age over a paced run", results, LIVE_AGE_TIMING, live_age_markdown,
+                   args, argv)
 
 
 def cmd_layouts(args, argv: list[str]) -> list[Path]:

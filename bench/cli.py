@@ -47,6 +47,14 @@ def _positive(kind: type, name: str, minimum: float = 1):
     return parse
 
 
+def _network_run_options(p: argparse.ArgumentParser, stem: str) -> None:
+    """The options every benchmark of the product's runs with a depth network ends with."""
+    p.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
+    p.add_argument("--config", metavar="YAML")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for {stem}.json / .md (default {DEFAULT_OUT})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m bench", description="Benchmarks of the depthstream pipeline, its models and its depth.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--source", default="demo", help="what to decode (default: demo, the bundled clip)")
     pe.add_argument("--every", nargs="+", type=_positive(int, "--every", 1), default=[1, 2, 3, 4], metavar="N",
                     help="depth rates to compare, 1 among them (default 1 2 3 4)")
-    pe.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
     pe.add_argument("--frames", type=_positive(int, "--frames", 2), default=300, help="measured frames per throughput run (default 300)")
     pe.add_argument("--warmup", type=_positive(int, "--warmup", 0), default=30, help="results left out at the start of every run (default 30)")
     pe.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=2, help="interleaved rounds (default 2)")
@@ -149,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the live runs' camera rate (default 1.5 x the every-frame throughput)")
     pe.add_argument("--live-seconds", type=_positive(float, "--live-seconds", 1), default=30.0, metavar="S",
                     help="length of each live run (default 30 s)")
-    pe.add_argument("--config", metavar="YAML")
-    pe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    pe.add_argument("--out", default=DEFAULT_OUT, help=f"folder for depth-every.json / .md (default {DEFAULT_OUT})")
+    _network_run_options(pe, "depth-every")
 
     pf = sub.add_parser("fixed-costs", help="CPU ms per frame of every step besides the models (pre/post-processing, "
                                            "overlay, encoder presets)",
@@ -163,10 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--presets", nargs="+", default=["ultrafast", "superfast", "veryfast"], metavar="P",
                     choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
                     help="libx264 presets to time (default ultrafast superfast veryfast)")
-    pf.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
-    pf.add_argument("--config", metavar="YAML")
-    pf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    pf.add_argument("--out", default=DEFAULT_OUT, help=f"folder for fixed-costs.json / .md (default {DEFAULT_OUT})")
+    _network_run_options(pf, "fixed-costs")
 
     pa = sub.add_parser("live-age", help="a paced live run for minutes: frame age against the per-frame service time, "
                                          "window by window",
@@ -177,10 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--minutes", type=_positive(float, "--minutes", 0.05), default=10.0, help="length of the run (default 10)")
     pa.add_argument("--window", type=_positive(float, "--window", 1), default=60.0, metavar="S", help="seconds per window (default 60)")
     pa.add_argument("--layout", choices=["serial", "parallel"], default="parallel")
-    pa.add_argument("--depth-model", metavar="CARD", default=None, help="a depth model card (default: the bundled FastDepth-224)")
-    pa.add_argument("--config", metavar="YAML")
-    pa.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    pa.add_argument("--out", default=DEFAULT_OUT, help=f"folder for live-age.json / .md (default {DEFAULT_OUT})")
+    _network_run_options(pa, "live-age")
 
     pb = sub.add_parser("board-rgbd", help="RGB-D pairs with the true depth on a chessboard (solvePnP), from its photos",
                         description="Each photo's board pose (solvePnP, with a camera profile's intrinsics or ones "

@@ -52,7 +52,7 @@ $(VENV)/.bench-installed: $(TEST_STAMP)
 	$(BIN)/pip install --quiet -e '.[bench,export]'
 	touch $@
 
-bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (15-20 minutes on 2 cores) -> bench/results/ (JSON, Markdown, PNG)
+bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (about 8 minutes on 2 cores) -> bench/results/ (JSON, Markdown, PNG)
 	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --repeat 2 --out bench/results/
 	$(BIN)/python -m bench depth-every --source demo --every 1 2 3 4 --repeat 2 --out bench/results/
 	$(BIN)/python -m bench fixed-costs --source demo --rounds 5 --out bench/results/

@@ -8,7 +8,7 @@ another network), the overlay and an H.264 MP4 (written to a temporary folder). 
 seconds of the camera's clock:
 
 - frames processed and dropped;
-- frame age (decode -> the frame encoded into the MP4) p50 / p95 / p99;
+- frame age (decode -> the frame handed to the MP4's encoder thread) p50 / p95 / p99;
 - the per-frame service time: per frame, the sum of its stage times on the layout's path (serial: every stage
   one after the other; parallel: the longer of depth and detection, which run at once), its p50 over the window;
 - the process's resident memory at the window's end.
@@ -38,7 +38,7 @@ from .soak import rss_mb
 log = logging.getLogger(__name__)
 
 LIVE_AGE_TIMING = {
-    "age": "time.monotonic_ns at decode -> after the frame was encoded into the MP4 (the JSONL's age_ms)",
+    "age": "time.monotonic_ns at decode -> the frame handed to the MP4's encoder thread (the JSONL's age_ms)",
     "service time": "per frame: the sum of its stage times (time.perf_counter around each stage) on the layout's "
                     "path, the longer of depth and detection in the parallel layout; p50 per window",
     "windows": "by the camera's clock: frame index / fps",

@@ -17,8 +17,9 @@ figure.
   drawn and includes the time a frame waits in the bounded queues behind a source faster than the
   pipeline (queue_size frames per queue).
 - **live** (per layout): the same source paced like a camera at ``pace`` frames per second (``latest``
-  policy: old frames dropped and counted), MP4 written. *End-to-end latency* = decode -> frame encoded
-  into the MP4; at a pace below capacity it holds no backlog, so it is the latency a camera user sees.
+  policy: old frames dropped and counted), MP4 written. *End-to-end latency* = decode -> frame handed to
+  the MP4's encoder thread (:class:`stream.pipeline.WriterThread`, which encodes it beside the next frames); at a
+  pace below capacity it holds no backlog, so it is the latency a camera user sees.
 
 Per-stage milliseconds are the ``timings_ms`` the pipeline records for every frame (``time.perf_counter``
 around each stage). ``detect`` is the detector's whole call; ``preprocess`` / ``detect_infer`` /
@@ -79,7 +80,7 @@ PIPELINE_TIMING = {
                        "nothing written; FPS = frames after the warm-up / time from the last warm-up result to the "
                        "last result; frame age = decode -> drawn, including the wait in the bounded queues",
     "live runs": "the same, the source paced like a camera (latest policy: old frames dropped and counted), MP4 "
-                 "written; end-to-end latency = decode -> encoded into the MP4",
+                 "written; end-to-end latency = decode -> handed to the MP4's encoder thread",
     "stages": "decode is the source's own decode time (a live run's wait for its next tick left out); "
               "preprocess, detect_infer and postprocess are the detector's letterbox, engine call and decode + "
               "NMS (detect is their sum); a depth network's own pre/post-processing is inside depth; fill is the "

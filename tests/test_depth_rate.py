@@ -14,6 +14,7 @@ from depthstream.schema.config import load_config
 from depthstream.types import DepthMap, Detections, Frame, Result
 from stream.__main__ import main
 from stream.app import make_stages
+from stream.control import RuntimeControl
 from stream.depth import DepthProvider, DepthRate
 from stream.depth.rate import HOLD_WINDOWS
 from stream.pipeline import Pipeline
@@ -202,3 +203,31 @@ def test_every_3_on_the_demo_clip_with_fastdepth_writes_each_maps_age(tmp_path, 
     # a box on a reused map has the distance read off that map; the frames' boxes are all there
     assert all(r["detections"] for r in lines)
     assert "depth rate: every 3rd frame: the network ran on 10 frames, 20 reused its last map" in out
+
+
+def test_a_reused_map_gets_the_mask_of_the_band_in_force_when_the_band_changes():
+    class Halves(DepthProvider):  # left half 1 m, right half 5 m
+        source, kind = "test", "metric"
+
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, f):
+            self.calls += 1
+            metres = np.full((f.height, f.width), 5.0, np.float32)
+            metres[:, : f.width // 2] = 1.0
+            return DepthMap(metres, "test", "metric")
+
+    cfg = load_config(sets=["band.closer_than=2", "pipeline.layout=parallel"])
+    control = RuntimeControl.from_config(cfg)
+    depth = Halves()
+    stages = make_stages(cfg, depth, lambda image: (Detections.empty(), {}), "center_mean", control=control,
+                         rate=DepthRate(4))
+    masks = []
+    for i in range(4):
+        if i == 2:
+            control.update(closer_than=None, further_than=2.0)  # the band flips while frame 0's map is reused
+        masks.append(stages.depth(Result(frame(i, i / 10))).mask)
+    assert depth.calls == 1
+    assert [m[:, :4].all() and not m[:, 4:].any() for m in masks[:2]] == [True, True]  # closer than 2 m: the left
+    assert [not m[:, :4].any() and m[:, 4:].all() for m in masks[2:]] == [True, True]  # further than 2 m: the right

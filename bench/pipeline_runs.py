@@ -43,7 +43,10 @@ class LoopSource(Source):
     """``total`` frames of ``uri``, re-opened and decoded again from the start whenever it ends.
 
     ``pace_fps``: hand out frames no faster than this (a camera's clock; the source is then ``live``).
-    Indices run 0..total-1 over the loops; ``captured_ns`` is stamped when each frame was decoded.
+    Indices run 0..total-1 over the loops; ``captured_ns`` is stamped when each frame is handed out, decoded: a
+    camera's frame at its tick. (The file source stamps when the packet arrived, and its H.264 decoder holds a
+    frame for a few packets: paced, those packets arrived a few ticks before the frame came out -- on the demo
+    2-3 ticks, 200-300 ms at 10 fps -- a decoder delay of the file, not of the pipeline.)
     """
 
     def __init__(self, uri: str, total: int, pace_fps: float | None = None) -> None:
@@ -99,7 +102,7 @@ class LoopSource(Source):
             frame = self._inner.read()
             if frame is None:
                 raise SourceError(f"{self.source_id} has no frames to benchmark on")
-        frame = dataclasses.replace(frame, index=self._index)
+        frame = dataclasses.replace(frame, index=self._index, captured_ns=time.monotonic_ns())
         self.decode_ms[self._index] = (time.perf_counter() - t0) * 1e3
         self._index += 1
         return frame

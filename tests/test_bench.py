@@ -148,6 +148,16 @@ def test_loop_source_replays_and_numbers_frames(tmp_path):
     assert not src.live and src.frame_count == 5
 
 
+@pytest.mark.timeout(60)
+def test_a_paced_frame_is_captured_at_its_tick_not_when_the_decoder_got_its_packet():
+    # the demo's H.264 decoder holds frames for a few packets; paced at 20 fps those packets came ticks earlier
+    with LoopSource("demo", 12, pace_fps=20) as src:
+        ages_ms = []
+        while (f := src.read()) is not None:
+            ages_ms.append((time.monotonic_ns() - f.captured_ns) / 1e6)
+    assert max(ages_ms) < 25, ages_ms  # under one tick (50 ms): only the hand-out itself
+
+
 @pytest.mark.timeout(10)
 def test_loop_source_paced_is_live_and_waits_for_its_ticks(tmp_path):
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((8, 8, 3), np.uint8))

@@ -19,8 +19,9 @@ import numpy as np
 from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from engines.backends import Choice, EngineOptions, resolve_options
+from engines.shared import EnginePool
 
-from depthstream.errors import SourceError
+from depthstream.errors import SourceError, StreamError
 from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
@@ -64,14 +65,16 @@ def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) 
     return ThreadPlan(detect=max(1, total - depth), depth=depth)
 
 
-def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
-    """The backend both models run on (``auto`` resolved on this machine's facts) and why.
-    An explicit backend this machine cannot run is an EngineError here, before any model loads."""
-    return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
+def engine_options(cfg: Config, pool: EnginePool | None = None) -> tuple[EngineOptions, Choice]:
+    """The backend both models run on (``auto`` resolved on this machine's facts) and why; ``pool``: the engines
+    several pipelines of this process share (:mod:`stream.multi`). An explicit backend this machine cannot run is
+    an EngineError here, before any model loads."""
+    return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir,
+                                         pool=pool))
 
 
-def build_models(cfg: Config, camera: CameraChoice | None = None,
-                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+def build_models(cfg: Config, camera: CameraChoice | None = None, choice: DepthChoice | None = None,
+                 pool: EnginePool | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
     """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
     (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
     (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
@@ -79,7 +82,7 @@ def build_models(cfg: Config, camera: CameraChoice | None = None,
     camera = camera or CameraChoice()
     choice = choice or select_depth(cfg, camera)
     threads = plan_threads(cfg, choice.is_network)
-    options, _ = engine_options(cfg)
+    options, _ = engine_options(cfg, pool)
     depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
@@ -399,7 +402,7 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
         control: RuntimeControl | None = None, publish: Callable[[LiveFrame], None] | None = None,
         on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None,
-        detector: Detector | None = None) -> Summary:
+        detector: Detector | None = None, pool: EnginePool | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
@@ -410,6 +413,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     block).
     ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
     ``detector`` runs instead of ``cfg.detect.model`` (the soak benchmark's instant stand-in, ``bench/soak.py``).
+    ``pool``: the models come from it, shared with the other pipelines of the process (:mod:`stream.multi`).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
     fails mid-way (a file cut short) still gives every frame read before it, then its error is raised.
     """
@@ -426,10 +430,10 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         camera = select_camera(cfg, getattr(src, "uri", ""))
         choice = select_depth(cfg, camera)
         if detector is None:
-            threads, depth, detector = build_models(cfg, camera, choice)
+            threads, depth, detector = build_models(cfg, camera, choice, pool)
         else:
             threads = plan_threads(cfg, choice.is_network)
-            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg)[0], choice)
+            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg, pool)[0], choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
@@ -451,11 +455,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
                                   _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish,
                                   on_result)
-        except Interrupted as exc:
-            exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
-            raise
-        except SourceError as exc:
-            if summary.frames and outputs.paths:  # a source that failed mid-way: say what the outputs still hold
+        except (Interrupted, StreamError) as exc:
+            exc.summary = summary  # Ctrl-C / SIGTERM between two frames, a failure mid-way: the caller may report the run
+            if isinstance(exc, SourceError) and summary.frames and outputs.paths:  # say what the outputs still hold
                 frames = f"{summary.frames} frame" + ("s" if summary.frames != 1 else "")
                 exc.args = (f"{exc} (the outputs hold the {frames} before it)",)
             raise

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batched_models import free_batch_axis
+from export.batch_axis import free_batch_axis
 from conftest import DEMO, FASTDEPTH, FASTDEPTH_CARD, ROOT, YOLOX
 from depthstream.errors import ConfigError
 from depthstream.schema.config import DetectConfig
@@ -287,3 +287,19 @@ def test_output_dir_with_one_source_names_the_outputs_after_it(tmp_path):
     r = stream("--source", "demo", "--output-dir", str(tmp_path / "out"), "--max-frames", "3", "--quiet")
     assert r.returncode == 0, r.stderr
     assert len(records(tmp_path / "out" / "demo.jsonl")) == 3 and mp4_facts(tmp_path / "out" / "demo.mp4").frames == 3
+
+
+@pytest.mark.timeout(240)
+def test_bench_multi_reports_total_and_per_camera_fps_and_how_the_detector_was_called(tmp_path, capsys):
+    from bench.__main__ import main as bench_main
+
+    assert bench_main(["multi", "--sources", "1", "2", "--frames", "6", "--repeat", "1", "--batched",
+                       "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "multi.json").read_text())
+    rows = report["rows"]
+    assert [(r["sources"], len(r["per_camera_fps"]), r["frames"]) for r in rows] == [(1, 1, 6), (2, 2, 12)]
+    assert all(r["batched"] and r["total_fps"] > 0 for r in rows)
+    assert rows[0]["frames_per_model_run"] == 1.0 and rows[1]["detector_calls"] == 12
+    assert report["settings"]["detector"].endswith("yolox_nano_batched.onnx")
+    md = (tmp_path / "multi.md").read_text()
+    assert "| ort-cpu | 2 | " in md and "load average before" in md

@@ -33,7 +33,7 @@ from depthstream.types import Frame
 from engines.ort import OrtEngine
 from engines.triton import TritonEngine
 from stream.enginecheck import sample_frames
-from batched_models import free_batch_axis
+from export.batch_axis import free_batch_axis
 from test_triton_repo import make_batched_onnx
 
 SERVER = ROOT / "tests" / "triton_server.py"
@@ -132,7 +132,7 @@ def triton_repo(tmp_path_factory) -> Path:
     """The repository python -m engines triton-repo writes for the product's models, on the CPU, plus a tiny
     model with a batch dimension (a long queue delay, so that concurrent requests surely meet in one batch)
     and a model whose ONNX is broken (it fails to load: the server lists it as UNAVAILABLE); YOLOX-Nano with its batch
-    axis freed (tests/batched_models.py) for the batches of several cameras in one call."""
+    axis freed (export/batch_axis.py) for the batches of several cameras in one call."""
     work = tmp_path_factory.mktemp("triton")
     repo = work / "repo"
     _engines_cli("--runtime", "python", "--out", str(repo))

@@ -1,5 +1,7 @@
-"""The product's real models with their batch axis freed: the same weights, a first dimension left open, so frames of
-several cameras can go through one call (engines/shared.py batches them; tests/test_multi.py checks it).
+"""A model with its batch axis freed: the same weights, a first dimension left open, so frames of several cameras can
+go through one call (several sources in one process batch them: engines/shared.py; a Triton model repository gets
+``dynamic_batching`` for it: ``python -m engines triton-repo``). The tests and ``python -m bench multi --batched`` run
+the product's own models so.
 
 Both shipped ONNX files are exported with a batch of 1 written into their graphs: YOLOX-Nano's three ``Reshape``
 nodes ask for ``[1, 85, -1]``, FastDepth-224's output ``Reshape`` for ``[1, 224, 224, 1]``. ``free_batch_axis``

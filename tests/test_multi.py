@@ -27,7 +27,7 @@ from engines.backends import EngineOptions
 from engines.factory import create_engine
 from engines.ort import OrtEngine
 from engines.shared import EnginePool
-from media import decodable_frames, demo_faststart_copy, mp4_facts
+from media import demo_cut_short, mp4_facts
 from stream.depth import open_depth_model
 from stream.detect import Detector
 from stream.multi import source_name, source_names
@@ -231,11 +231,7 @@ def test_three_sources_write_their_own_outputs_with_the_detections_of_a_run_of_e
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_source_cut_short_fails_alone_the_others_finish_and_the_exit_code_is_1(tmp_path):
-    full = demo_faststart_copy(tmp_path / "full.mp4")
-    cut = tmp_path / "cut.mp4"
-    data = full.read_bytes()
-    cut.write_bytes(data[: len(data) // 3])
-    decodable = decodable_frames(cut)
+    cut, decodable = demo_cut_short(tmp_path, 1 / 3)
     assert 10 < decodable < 100
     out = tmp_path / "out"
     r = stream("--source", str(cut), "--source", "demo", "--output-dir", str(out), "--max-frames", "120")

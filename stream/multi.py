@@ -12,9 +12,9 @@ the others go on. Ctrl-C / SIGTERM stop every pipeline at a frame boundary (:fun
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from engines.shared import DEFAULT_MAX_WAIT_S, EnginePool
 
 from . import signals
 from .app import Summary, run
+from .pipeline import run_side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class MultiSummary:
 
 
 def run_many(configs: list[tuple[str, Config]], *, inputs: dict[str, str] | None = None,
-             max_wait_s: float = DEFAULT_MAX_WAIT_S, poll_s: float = 0.2,
+             max_wait_s: float = DEFAULT_MAX_WAIT_S,
              on_end: Callable[[SourceRun], None] | None = None) -> MultiSummary:
     """Run every (name, config) at once, one thread each, with shared models; return when all have ended.
 
@@ -158,13 +159,7 @@ def run_many(configs: list[tuple[str, Config]], *, inputs: dict[str, str] | None
             on_end(r)
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(r,), name=f"source {r.name}") for r in runs]
-    with signals.relay():
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(poll_s)  # short waits: the main thread stays free to take a signal
+    run_side_by_side([(f"source {r.name}", functools.partial(work, r)) for r in runs])
     summary = MultiSummary(runs, wall_s=time.perf_counter() - start)
     for engine in pool.engines.values():
         s = engine.stats

@@ -151,7 +151,7 @@ def run_many(configs: list[tuple[str, Config]], *, inputs: dict[str, str] | None
                 r.interrupted = True  # it failed because the signal cut it short
             else:
                 r.error = exc
-                log.error("source %s (%s) failed: %s", r.name, r.source, redact(exc))
+                log.warning("source %s (%s) stopped, the other sources go on: %s", r.name, r.source, redact(exc))
         except Exception as exc:  # noqa: BLE001 -- a bug in one camera's run must not take the others down
             r.error = exc
             log.exception("source %s (%s) failed", r.name, r.source)

@@ -500,7 +500,8 @@ def test_a_feed_that_turns_to_garbage_ends_after_its_reconnect_attempts(streamin
     assert r.returncode == 1, r.stderr
     assert re.fullmatch(rf"error: lost {re.escape(server.url)} and could not reconnect: 3 attempts in \d+\.\d s failed "
                         rf"\(last: decoding {re.escape(server.url)} failed at frame \d+: Invalid data found when processing "
-                        rf"input\); check the camera or server, or raise source.reconnect_attempts",
+                        rf"input\); check the camera or server, or raise source.reconnect_attempts "
+                        rf"\(the outputs hold the {len(demo_jpegs)} frames before it\)",
                         r.stderr.splitlines()[-1]), r.stderr
     assert server.connections == 4  # the first, and three reopen attempts
     assert len(_lines(jsonl)) == len(demo_jpegs)  # every good frame was processed

@@ -67,9 +67,11 @@ def format_many(multi: MultiSummary, format_summary: Callable) -> str:
             lines.append(format_summary(r.summary))
         if r.failed:
             lines.append(f"FAILED: {redact(r.error)}")
-    ok = len(multi.runs) - len(multi.failed)
+    stopped = sum(r.interrupted for r in multi.runs)
+    ok = len(multi.runs) - len(multi.failed) - stopped
     per = ", ".join(f"{r.name} {r.summary.fps:.1f}" for r in multi.runs if r.summary is not None and r.frames)
-    lines.append(f"total: {len(multi.runs)} sources ({ok} ok, {len(multi.failed)} failed), {multi.frames} frames in "
+    how = f"{ok} ok, {len(multi.failed)} failed" + (f", {stopped} interrupted" if stopped else "")
+    lines.append(f"total: {len(multi.runs)} sources ({how}), {multi.frames} frames in "
                  f"{multi.wall_s:.1f} s = {multi.fps:.1f} FPS" + (f"; per source FPS: {per}" if per else ""))
     for name, (calls, runs, largest, batching) in sorted(multi.models.items()):
         how = (f"{runs} model runs, up to {largest} frames in one (batched)" if batching

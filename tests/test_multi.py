@@ -264,7 +264,7 @@ def test_a_signal_stops_every_source_at_a_frame_boundary_with_whole_outputs(tmp_
                 break
             time.sleep(0.05)
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
+        out_text, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -272,6 +272,7 @@ def test_a_signal_stops_every_source_at_a_frame_boundary_with_whole_outputs(tmp_
     assert "Traceback" not in err and "error:" not in err, err
     word = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
     assert err.strip().splitlines()[-1].startswith(f"{word}; outputs closed: "), err
+    assert ", 0 failed, 2 interrupted), " in out_text, out_text
     for name in ("demo", "copy"):
         written = len(records(out / f"{name}.jsonl"))
         assert 5 <= written < 150
@@ -299,3 +300,53 @@ def test_bench_multi_reports_total_and_per_camera_fps_and_how_the_detector_was_c
     assert report["settings"]["detector"].endswith("yolox_nano_batched.onnx")
     md = (tmp_path / "multi.md").read_text()
     assert "| ort-cpu | 2 | " in md and "load average before" in md
+
+
+@pytest.mark.timeout(180)
+def test_a_dead_camera_among_the_sources_is_one_line_without_its_password_and_the_others_run(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = f"rtsp://admin:hunter2@127.0.0.1:{port}/live"
+    out = tmp_path / "out"
+    r = stream("--source", dead, "--source", "demo", "--output-dir", str(out), "--max-frames", "10",
+               "--set", "source.reconnect_attempts=1", "--set", "source.reconnect_backoff_s=0.1")
+    assert r.returncode == 1, r.stderr
+    assert "hunter2" not in r.stderr + r.stdout and "hunter2" not in " ".join(p.name for p in out.iterdir())
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: source 127.0.0.1_{port}_live (rtsp://***@127.0.0.1:{port}/live): cannot connect to "
+                      f"rtsp://***@127.0.0.1:{port}/live: connection refused (is the server running, and is the port "
+                      f"right?)"], r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["demo.jsonl", "demo.mp4"]  # nothing for the dead one
+    assert len(records(out / "demo.jsonl")) == 10 and mp4_facts(out / "demo.mp4").frames == 10
+    assert "total: 2 sources (1 ok, 1 failed), 10 frames in " in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("delay_s", [0.0, 0.3, 0.8])
+def test_a_signal_while_the_sources_start_exits_130_without_a_traceback(tmp_path, delay_s):
+    from test_faults import wait_for_handler
+
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(DEMO, copy)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--output-dir",
+                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_handler(proc)
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "error:" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted"), err
+    for name in ("demo", "copy"):
+        jsonl = out / f"{name}.jsonl"
+        written = len(records(jsonl)) if jsonl.exists() else 0
+        assert (mp4_facts(out / f"{name}.mp4").frames if (out / f"{name}.mp4").exists() else 0) == written

@@ -247,15 +247,20 @@ def test_a_source_cut_short_fails_alone_the_others_finish_and_the_exit_code_is_1
     assert "total: 2 sources (1 ok, 1 failed)" in r.stdout and "FAILED: decoding" in r.stdout
 
 
+def start_two(tmp_path: Path, out: Path) -> subprocess.Popen:
+    """The clip and a copy of it (``copy``) to their ends, outputs under ``out``."""
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(DEMO, copy)
+    return subprocess.Popen([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--output-dir",
+                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_every_source_at_a_frame_boundary_with_whole_outputs(tmp_path, signum):
-    copy = tmp_path / "copy.mp4"
-    shutil.copy(DEMO, copy)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--output-dir",
-                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_two(tmp_path, out)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -330,11 +335,8 @@ def test_a_dead_camera_among_the_sources_is_one_line_without_its_password_and_th
 def test_a_signal_while_the_sources_start_exits_130_without_a_traceback(tmp_path, delay_s):
     from test_faults import wait_for_handler
 
-    copy = tmp_path / "copy.mp4"
-    shutil.copy(DEMO, copy)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--output-dir",
-                             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_two(tmp_path, out)
     try:
         wait_for_handler(proc)
         time.sleep(delay_s)

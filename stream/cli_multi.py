@@ -15,7 +15,7 @@ from depthstream.redact import redact
 from depthstream.schema.config import Config, load_config
 
 from . import signals
-from .multi import MultiSummary, SourceRun, run_many, source_names
+from .multi import MultiSummary, run_many, source_names
 
 
 def check_multi_flags(args: argparse.Namespace, sources: list) -> None:
@@ -96,6 +96,3 @@ def main_many(args: argparse.Namespace, overrides: dict, format_summary: Callabl
         sys.stderr.write(f"{word}" + (f"; outputs closed: {' '.join(paths)}" if paths else "; nothing written") + "\n")
         return signals.EXIT_CODES.get(signum, 130)
     return multi.exit_code()
-
-
-__all__ = ["check_multi_flags", "main_many", "with_output_dir", "format_many", "SourceRun"]

@@ -24,7 +24,6 @@ from depthstream.errors import ConfigError
 from depthstream.schema.config import DetectConfig
 from depthstream.types import Frame
 from engines.backends import EngineOptions
-from engines.factory import create_engine
 from engines.ort import OrtEngine
 from engines.shared import EnginePool
 from media import demo_cut_short, mp4_facts

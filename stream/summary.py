@@ -1,9 +1,11 @@
 """What a run did (:class:`Summary`): frames, timings, drops, outages, objects, in constant memory, for the CLI's
-summary and the benchmarks. :func:`count_result` adds one written frame to it."""
+summary and the benchmarks. :func:`count_result` adds one written frame to it; :class:`ThreadPlan` is how the
+models share the cores."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 from ddsketch import LogCollapsingLowestDenseDDSketch
 

@@ -51,6 +51,10 @@ def source_configs(args: argparse.Namespace, overrides: dict, sources: list[str]
         if cfg.output.mp4 or cfg.output.jsonl:
             raise ConfigError(f"output.mp4 / output.jsonl in the config name one file, for one source; with "
                               f"{len(sources)} --source give --output-dir DIR instead")
+        if cfg.camera.profile is not None:
+            raise ConfigError(f"--camera (camera.profile) is one camera's profile and is never applied to another "
+                              f"source; with {len(sources)} --source each uses its own (the bundled clip's, by name or "
+                              f"sha256) or none: run the profiled camera in a process of its own")
         if cfg.serve.listen is not None or cfg.output.show:
             raise ConfigError("serve.listen and output.show in the config are for one source: set them to null / "
                               "false for several --source")

@@ -226,6 +226,9 @@ CASES = [
          r"^error: --output-dir .*/afile is a file: give a folder \(it is created if missing\)$", own_outputs=True),
     Case("several-sources-with-show", ("--source", "demo", "--source", "{ws}/src.mp4", "--show", "--output-dir", "{ws}/multi"), 2,
          r"^error: --show opens one window for one source, got 2 --source", own_outputs=True),
+    Case("several-sources-one-camera-profile", ("--source", "demo", "--source", "{ws}/src.mp4", "--camera", "data/vtest_pets2009.camera.yaml", "--output-dir", "{ws}/multi"), 2,
+         r"^error: --camera \(camera.profile\) is one camera's profile and is never applied to another source; with 2 "
+         r"--source each uses its own", own_outputs=True),
     Case("several-sources-with-serve", ("--source", "demo", "--source", "{ws}/src.mp4", "--serve", "0", "--output-dir", "{ws}/multi"), 2,
          r"^error: --serve shows one source, got 2 --source: run one process per browser view$", own_outputs=True),
 ]

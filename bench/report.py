@@ -80,6 +80,8 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "multi": {**_HEAD, "settings": None, "rows": [{"backend": None, "sources": None, "total_fps": None,
+                                                "per_camera_fps": None, "frames_per_model_run": None}]},
     "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,
                                                     "mask": None, "classes": None, "totals": None}]},
 }

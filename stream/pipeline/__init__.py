@@ -44,12 +44,15 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
   blocks its caller, which delivers track events (``--on-event``) off the pipeline's threads.
 - :mod:`.jobs`: :class:`JobWorker`, one low-priority worker thread behind a bounded queue for the browser view's
   uploads (each a run of its own), so they never take the cores from the live pipeline.
+- :mod:`.side_by_side`: several runs at once, one thread each, signals relayed to all (several sources).
 """
 
 from .dispatch import DispatchStats, Dispatcher
 from .jobs import Busy, JobWorker
 from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages
 from .queues import EOS, BoundedQueue, Slots, Stopped
+from .side_by_side import run_side_by_side
 
 __all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "BoundedQueue", "Slots", "Stopped", "EOS",
-           "STAGE_GRACE_S", "Dispatcher", "DispatchStats", "JobWorker", "Busy"]
+           "STAGE_GRACE_S", "Dispatcher", "DispatchStats", "JobWorker", "Busy",
+           "run_side_by_side"]

@@ -212,6 +212,18 @@ def cmd_serve(args, argv: list[str]) -> list[Path]:
     return paths
 
 
+def cmd_multi(args, argv: list[str]) -> list[Path]:
+    from .multi_bench import MULTI_TIMING, bench_multi, multi_markdown
+    from .report import new_report
+
+    results = bench_multi(args.sources, args.backend, args.frames, args.repeat, args.source, args.batched, args.set)
+    report = new_report("multi", argv, results, dict(MULTI_TIMING), args.loadavg_before)
+    md = multi_markdown(report)
+    paths = _write(report, Path(args.out), args.stem, md)
+    sys.stdout.write(md + "\n")
+    return paths
+
+
 def cmd_contact_sheet(args, argv: list[str]) -> list[Path]:
     from .tracks import contact_sheets
 
@@ -231,7 +243,7 @@ COMMANDS = {"pipeline": cmd_pipeline, "models": cmd_models, "depth": cmd_depth, 
             "fixed-costs": cmd_fixed_costs, "live-age": cmd_live_age,
             "layouts-agree": cmd_layouts,
             "board-rgbd": cmd_board_rgbd, "overlay": cmd_overlay, "tracks": cmd_tracks, "contact-sheet": cmd_contact_sheet,
-            "size-prior": cmd_size_prior, "serve": cmd_serve}
+            "size-prior": cmd_size_prior, "serve": cmd_serve, "multi": cmd_multi}
 
 
 def main(argv: list[str] | None = None) -> int:

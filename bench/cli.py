@@ -248,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
     pv.add_argument("--out", default=DEFAULT_OUT, help=f"folder for serve.json / .md (default {DEFAULT_OUT})")
 
+    pu = sub.add_parser("multi", help="several sources in one process: total and per-camera FPS for 1, 2, 4 sources per backend",
+                        description="Copies of the clip run at once through python -m stream's several-source run, the "
+                                    "models shared (in-process, or on a Triton server: --backend triton://HOST:PORT, "
+                                    "started as the README's 'Many cameras' says). See bench/multi_bench.py.")
+    pu.add_argument("--sources", type=_positive(int, "--sources", 1), nargs="+", default=[1, 2, 4], help="source counts (default 1 2 4)")
+    pu.add_argument("--backend", nargs="+", default=["ort-cpu"], help="backends, e.g. ort-cpu triton://127.0.0.1:8001 (default ort-cpu)")
+    pu.add_argument("--frames", type=_positive(int, "--frames", 1), default=150, help="frames per source (default 150: the whole clip)")
+    pu.add_argument("--repeat", type=_positive(int, "--repeat", 1), default=2, help="rounds over every backend and count (default 2)")
+    pu.add_argument("--source", default="demo", help="the clip each source copies (default demo)")
+    pu.add_argument("--batched", action="store_true", help="the detector with its batch axis freed (export/batch_axis.py): "
+                    "frames of several cameras in one call; on Triton the server must hold it (python -m engines triton-repo FILE)")
+    pu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    pu.add_argument("--out", default=DEFAULT_OUT, help=f"folder for multi.json / .md (default {DEFAULT_OUT})")
+    pu.add_argument("--stem", default="multi", help="file names of the report (default multi)")
+
     pc = sub.add_parser("contact-sheet", help="grids of frames with every box's track id, to count identity switches by eye",
                         description="Draws the boxes of a python -m stream run's JSONL on the frames of its source.")
     pc.add_argument("jsonl", help="the JSONL of a python -m stream run")

@@ -90,6 +90,8 @@ SCHEMAS = {
     "fixed-costs": {**_HEAD, "settings": None, "steps": {"decode": None, "overlay": None}},
     "depth-every": {**_HEAD, "settings": None, "rates": {"1": {"fps": None, "fps_gain": None, "distance": None}},
                     "live": None},
+    "multi": {**_HEAD, "settings": None, "rows": [{"backend": None, "sources": None, "total_fps": None,
+                                                "per_camera_fps": None, "frames_per_model_run": None}]},
     "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,
                                                     "mask": None, "classes": None, "totals": None}]},
 }

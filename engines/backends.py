@@ -30,6 +30,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from depthstream.errors import EngineError
 from depthstream.store import cache_root
@@ -77,6 +78,7 @@ class EngineOptions:
     fp16: bool = True
     cache_dir: str | None = None
     fallback: bool = False
+    pool: Any = field(default=None, compare=False, repr=False)  # an engines.shared.EnginePool: one engine per model for every pipeline
 
     def __post_init__(self) -> None:
         if is_triton(self.backend):
@@ -297,4 +299,4 @@ def resolve_options(options: EngineOptions, facts: Facts | None = None) -> tuple
     """Options with a concrete backend (``auto`` resolved; it may then fall back with a warning)."""
     choice = resolve_backend(options.backend, facts)
     fallback = options.fallback or choice.auto
-    return EngineOptions(choice.backend, options.fp16, options.cache_dir, fallback), choice
+    return EngineOptions(choice.backend, options.fp16, options.cache_dir, fallback, options.pool), choice

@@ -6,6 +6,7 @@ machine's facts; ``backends`` imports none of their engines, so the imports insi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -28,6 +29,8 @@ def create_engine(
     ``.onnx`` (built and cached on ``open()``) or a serialised engine (``.engine`` / ``.plan``).
     """
     options = options or EngineOptions()
+    if options.pool is not None:  # several pipelines in one process: one engine per model for all of them
+        return options.pool.engine(path, replace(options, pool=None), threads=threads, shapes=shapes)
     if is_triton(options.backend):  # a Triton server runs the model: nothing of this machine is probed
         return TritonEngine(path, options.backend)
     if options.backend != "ort-cpu":  # auto is resolved; an explicit GPU backend is checked here, before loading

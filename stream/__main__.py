@@ -31,6 +31,7 @@ EPILOG = """examples:
   python -m stream --source demo --closer-than 30 --output out/near.mp4 --jsonl out/near.jsonl
   python -m stream --source clip.mp4 --further-than 3 --layout parallel --output out.mp4
   python -m stream --source clip.mp4 --set detect.conf=0.4 --max-frames 200 --show
+  python -m stream --source rtsp://cam/1 --source rtsp://cam/2 --output-dir out/    (several sources, shared models)
   python -m stream --source 0 --serve 127.0.0.1:8080    (a browser view: open http://127.0.0.1:8080/)
   DEPTHSTREAM_SERVE_TOKEN=... python -m stream --source rtsp://cam/1 --serve 0.0.0.0:8080
   python -m stream calibrate --help    (camera profiles: chessboard photos, known distances, RGB-D pairs)
@@ -80,12 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--source", help="demo (bundled clip) | video file | image folder or glob | camera index | rtsp://... (default: config source.uri)")
+    p.add_argument("--source", action="append", help="demo (bundled clip) | video file | image folder or glob | camera index | rtsp://... (default: config source.uri); repeat it for several sources in one process, with --output-dir")
     p.add_argument("--closer-than", type=_metres("--closer-than"), metavar="M", help="keep objects nearer than M metres")
     p.add_argument("--further-than", type=_metres("--further-than"), metavar="M", help="keep objects farther than M metres")
     p.add_argument("--layout", choices=["serial", "parallel"], help="serial: mask by depth, then detect; parallel: depth and detection at once (default: config)")
     p.add_argument("--output", metavar="MP4", help="write the annotated video (H.264 MP4)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame (boxes, classes, scores, metres, timings)")
+    p.add_argument("--output-dir", metavar="DIR", help="write each source's NAME.mp4 and NAME.jsonl there, NAME taken from the source (for several --source; also fine with one)")
     p.add_argument("--config", metavar="YAML", help="a config file whose keys override config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key, e.g. detect.conf=0.4 (repeatable)")
     p.add_argument("--max-frames", type=_count, metavar="N", help="stop after N frames (0 = all)")
@@ -213,23 +215,20 @@ def _main(args: argparse.Namespace) -> int:
             handler.addFilter(RedactingFilter())
     progress = None
     try:
-        overrides = {
-            "source.uri": args.source,
-            "band.closer_than": args.closer_than,
-            "band.further_than": args.further_than,
-            "pipeline.layout": args.layout,
-            "output.mp4": args.output,
-            "output.jsonl": args.jsonl,
-            "source.max_frames": args.max_frames,
-            "output.show": args.show,
-            "depth.source": args.depth_model,
-            "camera.profile": args.camera,
-            "detect.model": args.detector,
-            "engine.backend": args.backend,
-            "events.on_event": args.on_event,
-            "serve.listen": args.serve,
-        }
+        sources = args.source or [None]
+        overrides = _overrides(args)
+        if len(sources) > 1 or args.output_dir is not None:
+            from .cli_multi import check_multi_flags, main_many
+
+            check_multi_flags(args, sources)
+            if len(sources) > 1:
+                return main_many(args, overrides, format_summary)
         cfg = load_config(args.config, args.set, overrides)
+        if args.output_dir is not None:  # one source: its outputs under the folder, named as with several
+            from .cli_multi import with_output_dir
+            from .multi import source_name
+
+            cfg = with_output_dir(cfg, args.output_dir, source_name(cfg.source.uri))
         if args.serve_token is not None and cfg.serve.listen is None:
             raise ConfigError("--serve-token is for the browser view: give --serve HOST:PORT too")
         if not args.quiet and sys.stderr.isatty():
@@ -266,6 +265,26 @@ def _main(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stdout.write(format_summary(summary) + "\n")
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The dedicated flags as config keys (None: not given)."""
+    return {
+        "source.uri": args.source[0] if args.source else None,
+        "band.closer_than": args.closer_than,
+        "band.further_than": args.further_than,
+        "pipeline.layout": args.layout,
+        "output.mp4": args.output,
+        "output.jsonl": args.jsonl,
+        "source.max_frames": args.max_frames,
+        "output.show": args.show,
+        "depth.source": args.depth_model,
+        "camera.profile": args.camera,
+        "detect.model": args.detector,
+        "engine.backend": args.backend,
+        "events.on_event": args.on_event,
+        "serve.listen": args.serve,
+    }
 
 
 def _progress_callback(progress):

@@ -11,16 +11,15 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import cv2
-import numpy as np
-from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from engines.backends import Choice, EngineOptions, resolve_options
+from engines.shared import EnginePool
 
-from depthstream.errors import SourceError
+from depthstream.errors import SourceError, StreamError
 from depthstream.schema.camera import CameraProfile
 from depthstream.schema.config import Config
 from depthstream.types import Result
@@ -35,24 +34,16 @@ from .depth.sizing import SizeStage
 from .detect import Detector
 from .mask import band_mask, fill_outside, in_band, serial_mask
 from .overlay import Overlay
-from .pipeline import DispatchStats, Dispatcher, Interrupted, Pipeline, RunStats, Stages
+from .pipeline import Dispatcher, Interrupted, Pipeline, RunStats, Stages
 from .outputs import DEFAULT_IMAGE_FPS, Outputs, claim_outputs
 from .sinks import frame_record
+from .summary import MAIN_STAGES, Summary, ThreadPlan, count_result, sketch  # noqa: F401 -- also the run's API: stream.app.Summary
 from .sources import Source, open_source
 from .track import TrackStage, band_metres
 from .track.deliver import delivery_target
 from .track.records import event_record
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class ThreadPlan:
-    """How the CPU threads are shared between the two models (they run at the same time in both
-    layouts, so their sum must not exceed the budget)."""
-
-    detect: int
-    depth: int
-
 
 def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) -> ThreadPlan:
     """Every core (or ``pipeline.threads``) for the detector alone; with a depth network, ``depth.threads``
@@ -64,14 +55,16 @@ def plan_threads(cfg: Config, depth_is_network: bool, cores: int | None = None) 
     return ThreadPlan(detect=max(1, total - depth), depth=depth)
 
 
-def engine_options(cfg: Config) -> tuple[EngineOptions, Choice]:
-    """The backend both models run on (``auto`` resolved on this machine's facts) and why.
-    An explicit backend this machine cannot run is an EngineError here, before any model loads."""
-    return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir))
+def engine_options(cfg: Config, pool: EnginePool | None = None) -> tuple[EngineOptions, Choice]:
+    """The backend both models run on (``auto`` resolved on this machine's facts) and why; ``pool``: the engines
+    several pipelines of this process share (:mod:`stream.multi`). An explicit backend this machine cannot run is
+    an EngineError here, before any model loads."""
+    return resolve_options(EngineOptions(cfg.engine.backend, fp16=cfg.engine.fp16, cache_dir=cfg.engine.cache_dir,
+                                         pool=pool))
 
 
-def build_models(cfg: Config, camera: CameraChoice | None = None,
-                 choice: DepthChoice | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
+def build_models(cfg: Config, camera: CameraChoice | None = None, choice: DepthChoice | None = None,
+                 pool: EnginePool | None = None) -> tuple[ThreadPlan, DepthProvider, Detector]:
     """The thread plan and the two models, not yet opened, for a source whose camera profile is ``camera``
     (:func:`stream.depth.select.select_camera`; None: no profile) and whose depth source is ``choice``
     (default: :func:`~stream.depth.select.select_depth`). ``run`` and the benchmarks' bare model loop both
@@ -79,7 +72,7 @@ def build_models(cfg: Config, camera: CameraChoice | None = None,
     camera = camera or CameraChoice()
     choice = choice or select_depth(cfg, camera)
     threads = plan_threads(cfg, choice.is_network)
-    options, _ = engine_options(cfg)
+    options, _ = engine_options(cfg, pool)
     depth = build_depth(cfg, camera, threads.depth, options, choice)
     detector = Detector.from_config(cfg.detect, threads=threads.detect, engine=options)
     return threads, depth, detector
@@ -174,12 +167,6 @@ def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str
     return Stages(depth=depth_stage, detect=detect_stage, finish=finish_stage)
 
 
-def sketch() -> LogCollapsingLowestDenseDDSketch:
-    """A quantile sketch (DDSketch): any quantile within 1 % of the true value, in at most 2048 bins however many
-    values it is given, so a run's summary keeps constant memory (a day at 30 fps is 2.6 million frames)."""
-    return LogCollapsingLowestDenseDDSketch(relative_accuracy=0.01, bin_limit=2048)
-
-
 def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: CameraProfile | None = None) -> SizeStage | None:
     """The size priors' stage for a run: always with the size-prior source or a network (scale, cross-check);
     with another source (the ground plane) only when a camera profile gives the focal length: checking a
@@ -188,66 +175,6 @@ def size_stage(cfg: Config, depth: DepthProvider, detector: Detector, profile: C
         return None
     return SizeStage(cfg.depth, depth, detector.class_names, profile=profile, box_stat=box_stat_for(cfg, depth),
                      roi=cfg.depth.roi)
-
-
-@dataclass
-class Summary:
-    """What a run did, for the CLI's summary and the benchmarks: frames, timings, drops, outages, objects.
-
-    Per-frame numbers (stage timings, frame ages) go into quantile sketches, never into lists: its size does not
-    grow with the run. Who needs every frame's numbers (the benchmarks) passes ``on_result`` to :func:`run`.
-    """
-
-    frames: int = 0
-    wall_s: float = 0.0
-    layout: str = ""
-    policy: str = ""
-    source: str = ""
-    depth_source: str = ""
-    depth_kind: str = ""
-    depth_state: str = ""
-    depth_why: str = ""  # why this depth source (depth.source auto, a camera profile's mounting, ...)
-    camera: str = ""  # the camera profile used and how it was chosen, or why there is none
-    box_stat: str = ""
-    band: str = ""
-    threads: ThreadPlan | None = None
-    providers: dict[str, list[str]] = field(default_factory=dict)  # model -> what really runs it
-    backend: str = ""  # the backend that really runs the detector, e.g. "ort-cpu (auto chose ...)"
-    stopped_by: str = ""
-    dropped: int = 0
-    outputs: list[str] = field(default_factory=list)
-    timings: dict[str, LogCollapsingLowestDenseDDSketch] = field(default_factory=dict)  # stage -> its ms
-    ages_ms: LogCollapsingLowestDenseDDSketch = field(default_factory=sketch)  # decode -> written, each frame
-    outages: int = 0  # times a live source was lost (and reconnected, or the run ended)
-    outage_s: float = 0.0  # seconds without frames, all outages together
-    objects: dict[str, int] = field(default_factory=dict)
-    tracks: int | None = None  # track ids handed out (None: tracking off)
-    distances_rejected: tuple[int, int] = (0, 0)  # (raw distances rejected as outliers, raw distances of tracked boxes)
-    events: dict[str, int] = field(default_factory=dict)  # event kind -> count
-    delivery: DispatchStats | None = None  # --on-event: how the deliveries went (None: no target)
-    delivery_target: str = ""
-    boxes: int = 0  # boxes written, over all frames
-    flagged: int = 0  # of which with a distance flagged unreliable
-    unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
-    depth_rate: DepthRate | None = None  # depth.every: how often the depth network ran
-    depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
-    served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
-
-    def percentiles(self, stage: str, qs=(50, 95)) -> list[float]:
-        """The stage's milliseconds at the percentiles ``qs`` (within 1 %)."""
-        return [float(self.timings[stage].get_quantile_value(q / 100)) for q in qs]
-
-    def age_percentiles(self, qs=(50, 95, 99)) -> list[float]:
-        """The frame age (decode -> written) in ms at the percentiles ``qs`` (within 1 %)."""
-        return [float(self.ages_ms.get_quantile_value(q / 100)) for q in qs]
-
-
-# Stages shown in the HUD and the summary, in pipeline order (sub-timings stay in the JSONL).
-MAIN_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "track", "overlay", "encode")
 
 
 class _Fps:
@@ -293,25 +220,6 @@ def _frame_total(cfg: Config, src: Source) -> int | None:
     return total
 
 
-def _count(summary: Summary, res: Result, age_ms: float, names) -> None:
-    summary.frames += 1
-    summary.ages_ms.add(age_ms)
-    for k, v in res.timings_ms.items():
-        stage = summary.timings.get(k)
-        if stage is None:
-            stage = summary.timings[k] = sketch()
-        stage.add(v)
-    dets = res.detections
-    summary.boxes += len(dets)
-    for c in dets.class_id:
-        name = names[c] if c < len(names) else str(c)
-        summary.objects[name] = summary.objects.get(name, 0) + 1
-    summary.flagged += int(np.count_nonzero(~dets.depth_reliable))
-    for note in dets.depth_note[~dets.depth_reliable]:
-        for part in str(note).split("; "):
-            summary.unreliable[part] = summary.unreliable.get(part, 0) + 1
-
-
 @dataclass
 class _Events:
     """Where a run's track events go: the frame's JSONL line (while tracking), the delivery worker (with a
@@ -354,7 +262,7 @@ def _consume(pipeline: Pipeline, control: RuntimeControl, outputs: Outputs, summ
                                           band_text=band_text, age_ms=age_ms, backend=backend, camera=camera.name,
                                           selected=summary.depth_why, events=events.take(summary, records),
                                           file=outputs.src.frame_file(res.frame.index)))
-        _count(summary, res, age_ms, names)
+        count_result(summary, res, age_ms, names)
         control.release(res.frame.index)
         if publish is not None:
             publish(LiveFrame(image, res, settings, fps, tuple(records), names, pipeline.dropped))
@@ -416,7 +324,7 @@ def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary,
 def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, int | None], None] | None = None,
         control: RuntimeControl | None = None, publish: Callable[[LiveFrame], None] | None = None,
         on_result: Callable[[Result, float], None] | None = None, inputs: dict[str, str] | None = None,
-        detector: Detector | None = None) -> Summary:
+        detector: Detector | None = None, pool: EnginePool | None = None) -> Summary:
     """Run the configured pipeline to the end of the source (or ``max_frames``, or a closed window).
 
     ``source`` injects a producer (tests, benchmarks); by default ``cfg.source.uri`` is opened.
@@ -427,6 +335,7 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
     block).
     ``inputs``: other files the run reads (what they are -> path, e.g. the config file): never an output.
     ``detector`` runs instead of ``cfg.detect.model`` (the soak benchmark's instant stand-in, ``bench/soak.py``).
+    ``pool``: the models come from it, shared with the other pipelines of the process (:mod:`stream.multi`).
     KeyboardInterrupt propagates after every output is flushed and closed (the MP4 stays playable). A source that
     fails mid-way (a file cut short) still gives every frame read before it, then its error is raised.
     """
@@ -443,10 +352,10 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         camera = select_camera(cfg, getattr(src, "uri", ""))
         choice = select_depth(cfg, camera)
         if detector is None:
-            threads, depth, detector = build_models(cfg, camera, choice)
+            threads, depth, detector = build_models(cfg, camera, choice, pool)
         else:
             threads = plan_threads(cfg, choice.is_network)
-            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg)[0], choice)
+            depth = build_depth(cfg, camera, threads.depth, engine_options(cfg, pool)[0], choice)
         stat = box_stat_for(cfg, depth)
         outputs = Outputs(cfg, src, stack)
         _open_models(stack, depth, detector)
@@ -470,11 +379,9 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
             stopped_by = _consume(pipeline, control, outputs, summary, depth, overlay, camera, backend,
                                   _Events(track is not None, dispatcher), on_frame, _frame_total(cfg, src), publish,
                                   on_result)
-        except Interrupted as exc:
-            exc.summary = summary  # Ctrl-C / SIGTERM between two frames: the caller may still report the run
-            raise
-        except SourceError as exc:
-            if summary.frames and outputs.paths:  # a source that failed mid-way: say what the outputs still hold
+        except (Interrupted, StreamError) as exc:
+            exc.summary = summary  # Ctrl-C / SIGTERM between two frames, a failure mid-way: the caller may report the run
+            if isinstance(exc, SourceError) and summary.frames and outputs.paths:  # say what the outputs still hold
                 frames = f"{summary.frames} frame" + ("s" if summary.frames != 1 else "")
                 exc.args = (f"{exc} (the outputs hold the {frames} before it)",)
             raise

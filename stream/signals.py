@@ -42,6 +42,7 @@ class _State:
         self.frames_started = False  # a pipeline ran: from then on a signal never raises
         self.armed = False  # False while the CLI's own imports run: a signal is only noted
         self.previous: dict[int, object] = {}
+        self.relay = False  # several pipelines in worker threads (stream.multi): a signal stops every one of them
 
 
 _state = _State()
@@ -53,9 +54,10 @@ def _handler(signum: int, frame) -> None:
         _state.first = signum
     if _state.stops:
         if first:
-            _state.stops[-1](signum)
+            for stop in list(_state.stops) if _state.relay else _state.stops[-1:]:
+                stop(signum)
         return
-    if not _state.armed or _state.frames_started or not first:
+    if _state.relay or not _state.armed or _state.frames_started or not first:
         return  # finishing the outputs, or a repeated signal: the first one already does what is needed
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
@@ -114,9 +116,27 @@ def received() -> int | None:
     return _state.first
 
 
+def relaying() -> bool:
+    """True inside :func:`relay`: a pipeline in any thread stops on a signal (:func:`stop_on_signal`)."""
+    return _state.relay
+
+
+@contextlib.contextmanager
+def relay() -> Iterator[None]:
+    """While the block runs (several pipelines, each in a worker thread, the main thread waiting for them), a signal
+    raises nothing in the main thread: it stops every pipeline that registered with :func:`stop_on_signal`, from any
+    thread, and one that registers later at once (a source still opening when the signal came)."""
+    _state.relay = True
+    try:
+        yield
+    finally:
+        _state.relay = False
+
+
 @contextlib.contextmanager
 def stop_on_signal(stop: Callable[[int], None]) -> Iterator[None]:
-    """While the block runs (a pipeline handing out frames in the main thread), a signal calls ``stop(signum)``
+    """While the block runs (a pipeline handing out frames in the main thread, or in any thread inside
+    :func:`relay`), a signal calls ``stop(signum)``
     instead of raising; after it, signals are only noted (the outputs are being finished). A signal that came just
     before the block is passed on at once."""
     _state.frames_started = True

@@ -75,6 +75,16 @@ def demo_faststart_copy(dest: Path) -> Path:
     return dest
 
 
+def demo_cut_short(folder: Path, keep: float) -> tuple[Path, int]:
+    """The clip (index first) with only its first ``keep`` share of bytes, as a copy cut off mid-download; returns
+    the file and how many frames FFmpeg decodes from it."""
+    full = demo_faststart_copy(folder / "full.mp4")
+    cut = folder / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return cut, decodable_frames(cut)
+
+
 def avi_with_b_frames(dest: Path, frames: int = 100, fps: int = 25) -> Path:
     """An H.264 AVI with B-frames: AVI stores no presentation times, so the times FFmpeg hands out with the frames
     are those of the packets in decode order, and about one step in four goes backwards."""

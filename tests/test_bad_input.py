@@ -211,6 +211,26 @@ CASES = [
     Case("config-file-missing", ("--config", "{ws}/nope_config.yaml"), 2, r"^error: config file not found: .*/nope_config.yaml$"),
     Case("config-file-not-yaml", ("--config", "{ws}/broken.yaml"), 2, r"^error: config file .*/broken.yaml: not valid YAML"),
     Case("unknown-flag", ("--bogus",), 2, r"^error: unrecognized arguments: --bogus"),
+    # -- several sources in one process (README "Many cameras") ---------------------------------------------
+    Case("several-sources-with-output", ("--source", "demo", "--source", "{ws}/src.mp4", "--output", "{ws}/keep/several.mp4"), 2,
+         r"^error: --output names one file, for one source; with 2 --source give --output-dir DIR instead \(each source "
+         r"writes DIR/NAME.mp4 and DIR/NAME.jsonl\)$", own_outputs=True),
+    Case("several-sources-with-jsonl", ("--source", "demo", "--source", "{ws}/src.mp4", "--jsonl", "{ws}/keep/several.jsonl"), 2,
+         r"^error: --jsonl names one file, for one source; with 2 --source give --output-dir DIR instead", own_outputs=True),
+    Case("same-source-twice", ("--source", "demo", "--source", "{ws}/src.mp4", "--source", "demo", "--output-dir", "{ws}/multi"), 2,
+         r"^error: --source demo is given twice: each source is read once; to run the same file twice, give a copy of it$",
+         own_outputs=True),
+    Case("output-dir-with-output", ("--output-dir", "{ws}/multi"), 2,
+         r"^error: --output-dir and --output/--jsonl both name outputs: give --output-dir DIR alone"),
+    Case("output-dir-is-a-file", ("--source", "demo", "--source", "{ws}/src.mp4", "--output-dir", "{ws}/afile"), 2,
+         r"^error: --output-dir .*/afile is a file: give a folder \(it is created if missing\)$", own_outputs=True),
+    Case("several-sources-with-show", ("--source", "demo", "--source", "{ws}/src.mp4", "--show", "--output-dir", "{ws}/multi"), 2,
+         r"^error: --show opens one window for one source, got 2 --source", own_outputs=True),
+    Case("several-sources-one-camera-profile", ("--source", "demo", "--source", "{ws}/src.mp4", "--camera", "data/vtest_pets2009.camera.yaml", "--output-dir", "{ws}/multi"), 2,
+         r"^error: --camera \(camera.profile\) is one camera's profile and is never applied to another source; with 2 "
+         r"--source each uses its own", own_outputs=True),
+    Case("several-sources-with-serve", ("--source", "demo", "--source", "{ws}/src.mp4", "--serve", "0", "--output-dir", "{ws}/multi"), 2,
+         r"^error: --serve shows one source, got 2 --source: run one process per browser view$", own_outputs=True),
 ]
 
 

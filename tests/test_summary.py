@@ -10,7 +10,7 @@ import pytest
 
 from depthstream.types import Detections, Frame, Result
 from stream.__main__ import format_summary
-from stream.app import Summary, _count
+from stream.summary import Summary, count_result as _count
 
 NAMES = ("person", "car")
 STAGES = ("decode", "depth", "mask", "detect", "nms", "box_depth", "track", "overlay", "encode")

@@ -33,6 +33,7 @@ from depthstream.types import Frame
 from engines.ort import OrtEngine
 from engines.triton import TritonEngine
 from stream.enginecheck import sample_frames
+from export.batch_axis import free_batch_axis
 from test_triton_repo import make_batched_onnx
 
 SERVER = ROOT / "tests" / "triton_server.py"
@@ -130,12 +131,15 @@ def _engines_cli(*args: str) -> None:
 def triton_repo(tmp_path_factory) -> Path:
     """The repository python -m engines triton-repo writes for the product's models, on the CPU, plus a tiny
     model with a batch dimension (a long queue delay, so that concurrent requests surely meet in one batch)
-    and a model whose ONNX is broken (it fails to load: the server lists it as UNAVAILABLE)."""
+    and a model whose ONNX is broken (it fails to load: the server lists it as UNAVAILABLE); YOLOX-Nano with its batch
+    axis freed (export/batch_axis.py) for the batches of several cameras in one call."""
     work = tmp_path_factory.mktemp("triton")
     repo = work / "repo"
     _engines_cli("--runtime", "python", "--out", str(repo))
     _engines_cli(str(make_batched_onnx(work / "affine.onnx")), "--runtime", "python", "--out", str(repo),
                  "--queue-delay-us", "300000")
+    _engines_cli(str(free_batch_axis(YOLOX, work / "yolox_batched.onnx")), "--runtime", "python", "--out", str(repo),
+                 "--queue-delay-us", "2000")
     broken = work / "broken.onnx"
     broken.write_bytes(YOLOX.read_bytes())
     _engines_cli(str(broken), "--runtime", "python", "--out", str(repo))
@@ -312,6 +316,18 @@ def _detections(jsonl: Path) -> list[list[dict]]:
     return [json.loads(line)["detections"] for line in jsonl.read_text().splitlines()]
 
 
+def _same_boxes_and_metres(remote: list[list[dict]], local: list[list[dict]]) -> int:
+    """Frame by frame the same classes, boxes within half a pixel, metres within 5 cm; returns the boxes compared."""
+    boxes = 0
+    for a, b in zip(remote, local):
+        assert [d["class"] for d in a] == [d["class"] for d in b]
+        for da, db in zip(a, b):
+            np.testing.assert_allclose(da["box"], db["box"], atol=0.5)
+            assert da["depth_m"] == pytest.approx(db["depth_m"], abs=0.05)
+        boxes += len(a)
+    return boxes
+
+
 @pytest.mark.timeout(180)
 def test_the_demo_through_triton_gives_the_boxes_and_metres_of_the_in_process_backend(triton, tmp_path):
     runs = {}
@@ -322,14 +338,7 @@ def test_the_demo_through_triton_gives_the_boxes_and_metres_of_the_in_process_ba
     first = json.loads((tmp_path / "triton.jsonl").read_text().splitlines()[0])
     assert first["backend"] == triton.url
     assert len(runs["triton"]) == len(runs["ort"]) == 20
-    boxes = 0
-    for a, b in zip(runs["triton"], runs["ort"]):
-        assert [d["class"] for d in a] == [d["class"] for d in b]
-        for da, db in zip(a, b):
-            np.testing.assert_allclose(da["box"], db["box"], atol=0.5)
-            assert da["depth_m"] == pytest.approx(db["depth_m"], abs=0.05)
-        boxes += len(a)
-    assert boxes >= 100
+    assert _same_boxes_and_metres(runs["triton"], runs["ort"]) >= 100
 
 
 @pytest.mark.timeout(60)
@@ -429,3 +438,121 @@ def test_a_server_that_requires_a_header_gets_it_from_the_environment_and_never_
                        env=dict(env, DEPTHSTREAM_TRITON_HEADER="triton-grpc-protocol-ds-key=s3cret-value"))
     assert right.returncode == 0, right.stderr
     assert len(right.stdout.splitlines()) == 3 and "s3cret-value" not in right.stdout + right.stderr
+
+
+# -- several sources in one process through the server (issue 17, item 1; tests/test_multi.py in-process) ---------
+
+
+def _copy_of_demo(tmp_path: Path) -> Path:
+    import shutil
+
+    from conftest import DEMO
+
+    copy = tmp_path / "cam2.mp4"
+    shutil.copy(DEMO, copy)
+    return copy
+
+
+def _start_two(backend: str, copy: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--quiet",
+                             "--backend", backend, "--output-dir", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+@pytest.mark.timeout(300)
+def test_two_sources_through_triton_give_the_boxes_and_metres_of_the_in_process_backend(triton, tmp_path):
+    copy = _copy_of_demo(tmp_path)
+    for name, backend in (("triton", triton.url), ("ort", "ort-cpu")):
+        r = subprocess.run([sys.executable, "-m", "stream", "--source", "demo", "--source", str(copy), "--backend",
+                            backend, "--max-frames", "15", "--output-dir", str(tmp_path / name)],
+                           capture_output=True, text=True, timeout=240, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        assert "total: 2 sources (2 ok, 0 failed), 30 frames in " in r.stdout
+    boxes = 0
+    for source in ("demo", "cam2"):
+        remote, local = _detections(tmp_path / "triton" / f"{source}.jsonl"), _detections(tmp_path / "ort" / f"{source}.jsonl")
+        assert len(remote) == len(local) == 15
+        first = json.loads((tmp_path / "triton" / f"{source}.jsonl").read_text().splitlines()[0])
+        assert first["backend"] == triton.url
+        boxes += _same_boxes_and_metres(remote, local)
+    assert boxes >= 150
+
+
+@pytest.mark.timeout(120)
+def test_frames_of_several_cameras_go_to_triton_in_one_call_with_the_boxes_of_one_by_one(triton, tmp_path, frames):
+    """YOLOX-Nano with a free batch axis on the server (max_batch_size 8): the shared engine sends the frames of three
+    cameras as one batch; each camera gets the boxes ONNX Runtime gives the shipped model for its frame alone."""
+    from depthstream.schema.config import DetectConfig
+    from engines.backends import EngineOptions
+    from engines.shared import EnginePool
+    from stream.detect import Detector
+
+    local_copy = free_batch_axis(YOLOX, tmp_path / "yolox_batched.onnx")  # the same bytes the server holds
+    pool = EnginePool(max_wait_s=1.0)
+    detectors = [Detector.from_path(local_copy, DetectConfig(), engine=EngineOptions(triton.url, pool=pool)).open()
+                 for _ in range(3)]
+    shared = detectors[0].engine
+    assert shared.batching and shared.max_batch_size == 8
+    got: dict[int, object] = {}
+    barrier = threading.Barrier(3)
+
+    def camera(i: int) -> None:
+        barrier.wait(30)
+        got[i] = detectors[i](frames[i])[0]
+
+    threads = [threading.Thread(target=camera, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert shared.stats.calls == 3 and shared.stats.runs == 1  # one call to the server for three cameras
+    with Detector.from_path(YOLOX, DetectConfig()) as alone:
+        for i, dets in got.items():
+            want, _ = alone(frames[i])
+            assert np.array_equal(dets.class_id, want.class_id) and len(dets) >= 5
+            np.testing.assert_allclose(dets.xyxy, want.xyxy, atol=0.5)
+    for d in detectors:
+        d.close()
+
+
+def _kill_server_mid_two(server: TritonServer, query: str, copy: Path, out: Path,
+                         restart_after_s: float | None) -> tuple[int, str]:
+    """Two sources through ``server``, killed once both wrote 10 frames, restarted after ``restart_after_s`` or
+    left down. Returns (exit code, stderr)."""
+    server.start()
+    proc = _start_two(server.url + query, copy, out)
+    try:
+        _wait_lines(out / "demo.jsonl", proc, 10)
+        _wait_lines(out / "cam2.jsonl", proc, 10)
+        server.kill()
+        if restart_after_s is not None:
+            time.sleep(restart_after_s)  # both pipelines now wait on the shared engine's reconnect
+            server.start()
+        _, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
+@pytest.mark.timeout(300)
+def test_killing_the_server_mid_run_with_two_sources_loses_no_frame_of_either_once_it_is_back(own_triton, tmp_path):
+    copy, out = _copy_of_demo(tmp_path), tmp_path / "out"
+    code, stderr = _kill_server_mid_two(own_triton, "?reconnect_s=60", copy, out, restart_after_s=2)
+    assert code == 0, stderr
+    assert "is back after" in stderr
+    for name in ("demo", "cam2"):
+        assert [json.loads(x)["index"] for x in (out / f"{name}.jsonl").read_text().splitlines()] == list(range(150))
+
+
+@pytest.mark.timeout(300)
+def test_a_server_that_stays_down_ends_each_source_with_one_line_and_exit_1(own_triton, tmp_path):
+    copy, out = _copy_of_demo(tmp_path), tmp_path / "out"
+    code, stderr = _kill_server_mid_two(own_triton, "?reconnect_s=3&timeout_s=2", copy, out, restart_after_s=None)
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert code == 1 and len(errors) == 2, stderr
+    for name, error in zip(sorted(("demo", "cam2")), sorted(errors, key=lambda e: e.split()[2])):
+        assert error.startswith(f"error: source {name} (") and f"the Triton server at 127.0.0.1:{own_triton.port} " \
+            "did not answer inference for model" in error, stderr
+    for name in ("demo", "cam2"):
+        assert len((out / f"{name}.jsonl").read_text().splitlines()) >= 5  # what was written stays

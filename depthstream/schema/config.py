@@ -17,81 +17,25 @@ import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from depthstream.coco import COCO_CLASSES
 from depthstream.errors import ConfigError
-from depthstream.store import DEFAULT_CONFIG, MODELS_DIR
+from depthstream.store import DEFAULT_CONFIG
 
 from . import loading
 from .adapter import all_keys
+from .bounds import (
+    Accel, Attempts, BLUR_KSIZE_MAX, BackoffMaxSeconds, BackoffSeconds, BandMetres, Crf, DrainSeconds,
+    EventQueue, Factor, Fraction01, Gain, GrowFraction, GrowHeight, HoldSeconds, InsetFraction,
+    MAX_CAMERA_INDEX, MarginMetres, MaxBoxes, MaxFrames, OpenFraction, QueueSeconds, QueueSize, SCHEMA, Seconds,
+    Share, ShortSeconds, Speed, Threads, TtcSeconds, Window,
+)
+from .depth_config import (  # noqa: F401 - the depth sections are part of the configuration's namespace
+    AutoScaleConfig, BUNDLED_DEPTH_CARD, CameraConfig, CrossCheckConfig, DepthConfig, SizePriorConfig,
+)
 from .fields import MAX_TEXT, Allowed, FilePath, Flag, OutputPath, Text, fits_file_system, integer, number
-
-SCHEMA = ConfigDict(extra="forbid")
-
-Seconds = number(gt=0, le=120, noun="seconds")
-BackoffSeconds = number(gt=0, le=60, noun="seconds")
-BackoffMaxSeconds = number(gt=0, le=300, noun="seconds")
-QueueSeconds = number(gt=0, le=5, noun="seconds")
-Fraction01 = number(ge=0, le=1)
-BoxFraction = number(gt=0, le=1, noun="a fraction")
-InsetFraction = number(ge=0.05, le=0.5, noun="a fraction")
-MaxFrames = integer(ge=0, le=1_000_000_000, note="0 = the whole source")
-Threads = integer(ge=0, le=256, note="0 = every core")
-DepthThreads = integer(ge=0, le=256, note="0 = a share of pipeline.threads")
-Attempts = integer(ge=0, le=10_000, note="0 = do not reconnect")
-QueueSize = integer(ge=1, le=256)
-MaxBoxes = integer(ge=1, le=10_000)
-Crf = integer(ge=0, le=51, note="lower = better quality")
-FarMetres = number(gt=0, le=1_000_000, noun="metres")
-BandMetres = number(gt=0, le=10_000, text="a positive number of metres (at most 10000)")
-OpenFraction = number(gt=0, lt=1)
-Share = number(gt=0, le=1, noun="a fraction")
-Gain = number(gt=0, le=1)
-Factor = number(ge=1, le=100)
-Window = integer(ge=2, le=100)
-Accel = number(gt=0, le=100, noun="metres per second squared")
-Speed = number(gt=0, le=1000, noun="metres per second")
-MarginMetres = number(ge=0, le=1000, noun="metres")
-ShortSeconds = number(gt=0, le=60, noun="seconds")
-HoldSeconds = number(ge=0, le=60, noun="seconds")
-TtcSeconds = number(gt=0, le=600, noun="seconds")
-DrainSeconds = number(ge=0, le=600, noun="seconds")
-EventQueue = integer(ge=1, le=10000)
-Degrees90 = number(gt=-90, lt=90, noun="degrees")
-Degrees180 = number(gt=0, lt=180, noun="degrees")
-FocalPixels = number(gt=0, le=1_000_000, noun="pixels")
-Pixels = number(ge=-1_000_000, le=1_000_000, noun="pixels")
-Spread = number(gt=0, le=1, noun="a relative spread (1 sigma / value)")
-Tolerance = number(gt=0, le=5, noun="a relative difference")
-BorderPixels = number(ge=0, le=50, noun="pixels")
-BoxErrorPixels = number(ge=0, le=20, noun="pixels")
-Aspect = number(ge=1, le=5, noun="a height / width ratio")
-References = number(gt=0, le=1000, noun="a number of references per frame")
-Frames = integer(ge=1, le=10000, noun="a number of frames")
-GrowHeight = number(ge=0, le=10, noun="metres", note="0 = the mask is not grown")
-GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
-DepthEvery = integer(ge=1, le=30, noun="an integer", note="the depth network runs on every Nth frame")
-DepthEveryMax = integer(ge=2, le=30)
-MAX_CAMERA_INDEX = 1023
-BLUR_KSIZE_MAX = 99  # a Gaussian kernel this wide already costs tens of ms a frame on a CPU; wider ones cost seconds
-
-BOX_STAT_FORMS = "auto | center_mean | median | percentile:P (0 <= P <= 100) | bottom"
-
-
-def _box_stat(text: str) -> str:
-    """``auto``, ``center_mean``, ``median``, ``bottom`` or ``percentile:P`` with 0 <= P <= 100."""
-    name, colon, p = text.strip().partition(":")
-    if not colon and name in ("auto", "center_mean", "median", "bottom"):
-        return text
-    if colon and name == "percentile":
-        try:
-            if 0.0 <= float(p) <= 100.0:
-                return text
-        except ValueError:
-            pass
-    raise ValueError(BOX_STAT_FORMS)
 
 
 BACKEND_FORMS = "auto | ort-cpu | ort-cuda | ort-trt | trt | triton://HOST:PORT"
@@ -203,91 +147,6 @@ def _names_known_before_loading(model: Path) -> tuple[tuple[str, ...], Path | No
     if card is not None and card.names:
         return card.names, card.path
     return COCO_CLASSES, None
-
-
-BUNDLED_DEPTH_CARD = str(MODELS_DIR / "fastdepth_224_nyu.yaml")
-"""The bundled depth network's card (FastDepth-224, NYU Depth v2: metric, indoor), through the model store."""
-DEPTH_SOURCE_FORMS = "auto | ground-plane | size-prior | a model card .yaml | an .onnx with a card beside it"
-
-
-@dataclass(frozen=True, config=SCHEMA)
-class CameraConfig:
-    """``camera``: the source's camera profile (intrinsics with their resolution, mounting, depth calibrations).
-
-    ``profile`` null: the source's own profile when it has one (the bundled clip, by name or by its sha256),
-    else none. A profile belongs to one camera: it is never applied to another source unless given here.
-    """
-
-    profile: FilePath | None = None
-
-
-@dataclass(frozen=True, config=SCHEMA)
-class SizePriorConfig:
-    """``depth.size_prior``: distances from the typical real size of a class (:mod:`stream.depth.sizeprior`)."""
-
-    assumed_hfov_deg: Degrees180 = 70.0
-    assumed_focal_spread: Spread = 0.15
-    border_margin_px: BorderPixels = 2.0
-    box_error_px: BoxErrorPixels = 2.0
-    person_min_aspect: Aspect = 2.0
-    max_spread: Spread = 0.25
-    reference_max_spread: Spread = 0.12
-
-
-@dataclass(frozen=True, config=SCHEMA)
-class AutoScaleConfig:
-    """``depth.autoscale``: a depth network's scale fitted to the size priors' distances (:mod:`stream.depth.autoscale`)."""
-
-    mode: Literal["auto", "always", "never"] = "auto"
-    min_references: References = 2.0
-    max_spread: Spread = 0.2
-    half_life_frames: Frames = 30
-    scene_cut: Fraction01 = 0.1
-
-
-@dataclass(frozen=True, config=SCHEMA)
-class CrossCheckConfig:
-    """``depth.crosscheck``: whether a depth source's box distances agree with the size priors (:mod:`stream.depth.crosscheck`)."""
-
-    window_frames: Frames = 30
-    min_references: References = 1.0
-    tolerance: Tolerance = 0.35
-
-
-@dataclass(frozen=True, config=SCHEMA)
-class DepthConfig:
-    """``depth``: where metres come from and how a box gets its distance.
-
-    ``source``: ``auto`` = the camera profile's ground plane when the profile has a mounting, else the bundled
-    depth network (:data:`BUNDLED_DEPTH_CARD`); ``ground-plane`` = the camera profile's ground plane (an error
-    without one); ``size-prior`` = each box's distance from its class's typical size, no map (parallel layout);
-    else a depth model card (or an .onnx with its card beside it).
-    """
-
-    source: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TEXT), AfterValidator(fits_file_system),
-                      Allowed(DEPTH_SOURCE_FORMS)] = "auto"
-    box_stat: Annotated[str, Strict(), Field(max_length=40), AfterValidator(_box_stat), Allowed(BOX_STAT_FORMS)] = "auto"
-    roi: BoxFraction = 0.4
-    threads: DepthThreads = 0
-    ground_max_m: FarMetres = 100.0
-    every: DepthEvery | Annotated[Literal["auto"], Allowed("auto")] = 1
-    every_max: DepthEveryMax = 4
-    size_prior: SizePriorConfig = SizePriorConfig()
-    autoscale: AutoScaleConfig = AutoScaleConfig()
-    crosscheck: CrossCheckConfig = CrossCheckConfig()
-
-    @property
-    def network_card(self) -> str | None:
-        """The depth network's card a run may use: the one given, the bundled one for ``auto`` (sources without
-        a mounting), None for ``ground-plane`` and ``size-prior``."""
-        if self.source in ("ground-plane", "size-prior"):
-            return None
-        return BUNDLED_DEPTH_CARD if self.source == "auto" else self.source
-
-    @property
-    def is_size_prior(self) -> bool:
-        """Distances per box from the classes' typical sizes, no depth map."""
-        return self.source == "size-prior"
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -291,10 +291,11 @@ class Pipeline:
 
     def results(self) -> Iterator[Result]:
         start = time.perf_counter()
-        # Signals reach the main thread: while its results() runs there, Ctrl-C / SIGTERM stop the pipeline at the
-        # next frame boundary instead of raising in the middle of the caller's work.
+        # Signals reach the main thread: while its results() runs there (or, for several pipelines in worker threads,
+        # inside signals.relay()), Ctrl-C / SIGTERM stop the pipeline at the next frame boundary instead of raising in
+        # the middle of the caller's work.
         in_main = threading.current_thread() is threading.main_thread()
-        on_signal = signals.stop_on_signal(self._interrupt) if in_main else contextlib.nullcontext()
+        on_signal = signals.stop_on_signal(self._interrupt) if in_main or signals.relaying() else contextlib.nullcontext()
         self._reader = self._spawn("reader", self._read, daemon=True)
         self._spawn("capture", self._capture)
         out = self._start_graph(self.layout)

@@ -52,8 +52,10 @@ $(VENV)/.bench-installed: $(TEST_STAMP)
 	$(BIN)/pip install --quiet -e '.[bench,export]'
 	touch $@
 
-bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (a few minutes) -> bench/results/ (JSON, Markdown, PNG)
+bench: $(VENV)/.bench-installed  ## the standard benchmarks on this machine (about 8 minutes on 2 cores) -> bench/results/ (JSON, Markdown, PNG)
 	$(BIN)/python -m bench pipeline --source demo --layouts serial parallel --frames 300 --repeat 2 --out bench/results/
+	$(BIN)/python -m bench depth-every --source demo --every 1 2 3 4 --repeat 2 --out bench/results/
+	$(BIN)/python -m bench fixed-costs --source demo --rounds 5 --out bench/results/
 	$(BIN)/python -m bench models --backend ort-cpu ort-cuda ort-trt trt --precision fp32 fp16 --out bench/results/
 
 models: $(DEMO_STAMP)  ## the model store's files (models/MANIFEST.yaml): from the cache or the mirror, else downloaded, sha256 checked

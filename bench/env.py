@@ -147,6 +147,29 @@ def process_cpu_s() -> float:
     return t.user + t.system
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, by name: Python's thread name where the thread is one of
+    Python's (``stream-detect``, ``MainThread``), else the kernel's (ONNX Runtime's, FFmpeg's, libx264's own
+    threads), those summed per name. From /proc/<pid>/task (file reads release the GIL); {} without /proc."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    task = Path(f"/proc/{os.getpid()}/task")
+    if not task.is_dir():
+        return {}
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in task.iterdir():
+        line = _first_line(str(entry / "stat"))
+        if not line:
+            continue  # the thread ended meanwhile
+        head, _, rest = line.rpartition(")")
+        fields = rest.split()
+        name = names.get(int(entry.name)) or f"native {head.partition('(')[2]}"
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def collect() -> dict[str, object]:
     """The environment block of every benchmark report."""
     import cv2

@@ -44,10 +44,11 @@ MODELS_TIMING = {
 
 
 def default_models() -> list[Path]:
-    """The shipped detector, plus the benchmarks' U-Net when it has been exported (``out/bench``)."""
+    """The shipped detector and the bundled depth network (FastDepth-224, through the model store), plus the
+    benchmarks' U-Net when it has been exported (``out/bench``)."""
     from .pipeline_bench import UNET_DIR, UNET_SIZE
 
-    models = [resolve_model(MODELS_DIR / "yolox_nano.onnx")]
+    models = [resolve_model(MODELS_DIR / "yolox_nano.onnx"), resolve_model(MODELS_DIR / "fastdepth_224_nyu.onnx")]
     unet = UNET_DIR / f"unet-{UNET_SIZE[0]}x{UNET_SIZE[1]}-random-init.onnx"
     if unet.is_file():
         models.append(unet)
@@ -85,8 +86,9 @@ def _feeds(engine) -> dict[str, np.ndarray]:
             raise EngineError(f"{engine.path.name}: input '{name}' has a dynamic size {spec.describe()}; "
                               f"benchmark a model exported at a fixed size")
         shape = tuple(1 if d is None else d for d in spec.shape)
-        feeds[name] = rng.random(shape, dtype=np.float32).astype(spec.dtype) if np.dtype(spec.dtype).kind == "f" \
-            else np.zeros(shape, spec.dtype)
+        kind = np.dtype(spec.dtype).kind
+        feeds[name] = (rng.random(shape, dtype=np.float32).astype(spec.dtype) if kind == "f" else
+                       rng.integers(0, 256, shape).astype(spec.dtype) if spec.dtype == np.uint8 else np.zeros(shape, spec.dtype))
     return feeds
 
 

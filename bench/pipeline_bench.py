@@ -2,7 +2,9 @@
 
 What is timed, exactly
 ----------------------
-Per workload (a depth source: ``ground-plane`` or a depth model card) three kinds of run, each over
+Workloads, each with the detector (YOLOX-Nano by default): the bundled depth network FastDepth-224 (the depth of
+every source without a camera profile: the product's learned workload; ``--depth-model CARD`` for another), then
+the ground plane (the cheap one: a cached map per frame size). Per workload (a depth source) three kinds of run, each over
 ``warmup + frames`` frames of the source, looped when it is shorter (the file is re-opened and decoded
 again, so decode stays a real cost); the first ``warmup`` results of every run are left out of every
 figure.
@@ -15,8 +17,9 @@ figure.
   drawn and includes the time a frame waits in the bounded queues behind a source faster than the
   pipeline (queue_size frames per queue).
 - **live** (per layout): the same source paced like a camera at ``pace`` frames per second (``latest``
-  policy: old frames dropped and counted), MP4 written. *End-to-end latency* = decode -> frame encoded
-  into the MP4; at a pace below capacity it holds no backlog, so it is the latency a camera user sees.
+  policy: old frames dropped and counted), MP4 written. *End-to-end latency* = decode -> frame handed to
+  the MP4's encoder thread (:class:`stream.pipeline.WriterThread`, which encodes it beside the next frames); at a
+  pace below capacity it holds no backlog, so it is the latency a camera user sees.
 
 Per-stage milliseconds are the ``timings_ms`` the pipeline records for every frame (``time.perf_counter``
 around each stage). ``detect`` is the detector's whole call; ``preprocess`` / ``detect_infer`` /
@@ -34,6 +37,8 @@ cores / cores busy: the rate the same CPU work per frame would give if every cor
 the cores allow). The machine's CPU time (/proc/stat) minus ours = what other processes took from the
 same cores meanwhile, reported per run so that a disturbed figure is visible as such.
 
+What the cores allow and the targets, as ratios of this run's figures: :mod:`bench.pipeline_targets`.
+
 Repeats (``--repeat``) are interleaved: each round runs the bare loop and every layout once, so slow
 phases of a busy machine fall on all of them alike.
 """
@@ -49,7 +54,8 @@ from pathlib import Path
 from typing import Sequence
 
 from depthstream.errors import ConfigError, StreamError
-from depthstream.schema.config import Config, load_config
+from depthstream.schema.card import load_card
+from depthstream.schema.config import BUNDLED_DEPTH_CARD, Config, load_config
 from stream.app import build_models
 from stream.depth.select import select_camera
 from stream.depth import OnnxDepth
@@ -57,6 +63,7 @@ from depthstream.store import PROJECT_ROOT
 
 from .env import usable_cores
 from .pipeline_runs import RunResult, check_counts, finalise, run_bare, run_layout
+from .pipeline_targets import limits, targets
 from .stats import ratio
 
 log = logging.getLogger(__name__)
@@ -73,7 +80,7 @@ PIPELINE_TIMING = {
                        "nothing written; FPS = frames after the warm-up / time from the last warm-up result to the "
                        "last result; frame age = decode -> drawn, including the wait in the bounded queues",
     "live runs": "the same, the source paced like a camera (latest policy: old frames dropped and counted), MP4 "
-                 "written; end-to-end latency = decode -> encoded into the MP4",
+                 "written; end-to-end latency = decode -> handed to the MP4's encoder thread",
     "stages": "decode is the source's own decode time (a live run's wait for its next tick left out); "
               "preprocess, detect_infer and postprocess are the detector's letterbox, engine call and decode + "
               "NMS (detect is their sum); a depth network's own pre/post-processing is inside depth; fill is the "
@@ -86,6 +93,11 @@ PIPELINE_TIMING = {
                   "= FPS x cores / cores busy, the rate the same CPU work per frame allows",
     "other processes": "other_processes_cores_busy = the machine's CPU seconds (/proc/stat) minus this process's, "
                        "per wall second, in the noisiest repeat: what other work took from the same cores",
+    "targets": "ratios of figures of this one run (bench/pipeline_targets.py): slower layout FPS / bare FPS >= 0.95; "
+               "parallel / serial live latency p50 <= 0.80 at parallel FPS >= serial FPS; FPS / FPS the cores allow "
+               ">= 0.90; live frame age p99 / per-frame service time (the p50 stage times on the layout's path) <= 2",
+    "devices": "per stage, the device it ran on and what ran it: the models' providers as ONNX Runtime reports them "
+               "after the session was created (or the backend), the rest as this product runs it",
 }
 
 
@@ -100,6 +112,21 @@ class Workload:
 
 
 GROUND_PLANE = Workload("ground-plane", "ground-plane", "cheap geometric depth: one cached map per frame size")
+
+
+def network_workload(card: str | Path = BUNDLED_DEPTH_CARD) -> Workload:
+    """A depth network given by its model card (default: the bundled FastDepth-224, the depth of every source
+    without a camera profile), with the detector: the product's learned workload. ConfigError when the card
+    or its model (through the model store) is missing."""
+    path = Path(card)
+    if not path.is_file():
+        raise ConfigError(f"depth model card {card} not found (expected a model card .yaml such as "
+                          f"models/fastdepth_224_nyu.yaml)")
+    loaded = load_card(path)
+    bundled = path.resolve() == Path(BUNDLED_DEPTH_CARD).resolve()
+    note = (f"the bundled depth network ({loaded.name}, {loaded.size[0]}x{loaded.size[1]}) with the detector: the "
+            f"product's default learned workload" if bundled else f"depth model card {path}")
+    return Workload(loaded.name, str(path), note)
 
 
 # The seed reports' U-Net at an input size whose cost on one CPU thread is close to YOLOX-Nano's (the
@@ -126,13 +153,16 @@ def unet_workload(size: tuple[int, int] = UNET_SIZE) -> Workload:
     return Workload(name, str(card), f"the seed reports' depth U-Net, untrained, input {h}x{w}", untrained=True)
 
 
-def default_workloads() -> tuple[list[Workload], list[dict[str, str]]]:
-    """Ground-plane, and the U-Net when it can be exported here; (workloads, skipped with the reason)."""
+def default_workloads(depth_model: str | None = None) -> tuple[list[Workload], list[dict[str, str]]]:
+    """The depth network (``depth_model``, default the bundled FastDepth-224) with the detector, then the ground
+    plane; (workloads, skipped with the reason). A network whose model cannot be found here is skipped."""
     try:
-        return [GROUND_PLANE, unet_workload()], []
+        return [network_workload(depth_model or BUNDLED_DEPTH_CARD), GROUND_PLANE], []
     except StreamError as exc:
-        log.warning("U-Net workload skipped: %s", exc)
-        return [GROUND_PLANE], [{"workload": "unet", "reason": str(exc)}]
+        if depth_model is not None:
+            raise
+        log.warning("depth network workload skipped: %s", exc)
+        return [GROUND_PLANE], [{"workload": Path(BUNDLED_DEPTH_CARD).stem, "reason": str(exc)}]
 
 
 def workloads_from(sources: Sequence[str]) -> list[Workload]:
@@ -148,46 +178,7 @@ def workloads_from(sources: Sequence[str]) -> list[Workload]:
             path = Path(src)
             if not path.is_file():
                 raise ConfigError(f"--depth: {src} is neither ground-plane, unet nor a depth model card that exists")
-            out.append(Workload(path.stem, str(path), f"depth model card {path}"))
-    return out
-
-
-def _limits(bare: dict, layouts: dict[str, dict], cores: int) -> dict:
-    """What the cores allow, from the measured runs (see the module docstring)."""
-    out: dict[str, object] = {"cores": cores, "bare_cores_busy": bare["cpu_cores_busy"], "throughput": {}}
-    for name, runs in layouts.items():
-        tp = runs["throughput"]
-        busy = tp["cpu_cores_busy"]
-        out["throughput"][name] = {
-            "cores_busy": busy,
-            "fps_at_full_cores": round(tp["fps"] * cores / busy, 2) if busy > 0 else None,
-        }
-    serial = layouts.get("serial", {}).get("live")
-    if serial is not None:
-        st = serial["stages"]
-
-        def p50(stage: str) -> float:
-            return st[stage]["p50"] if stage in st else 0.0
-
-        branch_depth = p50("depth") + p50("mask")
-        branch_detect = p50("detect")
-        lat = serial["latency_ms"]["p50"]
-        ideal = lat - p50("fill") - branch_depth - branch_detect + max(branch_depth, branch_detect)
-        out["parallel_latency_p50_ideal_ms"] = round(ideal, 2)
-        out["parallel_over_serial_latency_limit"] = round(ideal / lat, 3) if lat > 0 else None
-        parallel = layouts.get("parallel", {}).get("live")
-        if parallel is not None and branch_depth >= 1.0:  # a depth that costs something to overlap
-            pst = parallel["stages"]
-            par_depth = pst["depth"]["p50"] + (pst["mask"]["p50"] if "mask" in pst else 0.0)
-            par_detect = pst["detect"]["p50"]
-            # Two models side by side on the same cores each run slower than alone (caches, memory
-            # bandwidth, the Python threads between them): the serial run's times vs the parallel run's.
-            out["side_by_side_slowdown"] = {
-                "depth": _round(ratio(par_depth, branch_depth), 3),
-                "detect": _round(ratio(par_detect, branch_detect), 3),
-            }
-            explained = lat - p50("fill") - branch_depth - branch_detect + max(par_depth, par_detect)
-            out["parallel_latency_p50_with_slowdown_ms"] = round(explained, 2)
+            out.append(network_workload(path))
     return out
 
 
@@ -223,6 +214,7 @@ def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[
             "latency_p50": _round(ratio(p["live"]["latency_ms"]["p50"], s["live"]["latency_ms"]["p50"])),
             "latency_p95": _round(ratio(p["live"]["latency_ms"]["p95"], s["live"]["latency_ms"]["p95"])),
         }
+    lim = limits(bare, results, usable_cores())
     depth_info: dict[str, object] = {"source": workload.depth_source, "note": workload.note}
     _, depth, _ = build_models(cfg, select_camera(cfg, uri))
     depth = getattr(depth, "network", depth)  # a network the size priors may rescale (stream.depth.scaled)
@@ -235,7 +227,8 @@ def bench_workload(cfg: Config, workload: Workload, uri: str, layouts: Sequence[
         "bare": bare,
         "layouts": results,
         "ratios": ratios,
-        "limits": _limits(bare, results, usable_cores()),
+        "limits": lim,
+        "targets": targets(bare, results, lim),
     }
 
 

@@ -18,7 +18,7 @@ from stream.app import build_models, engine_providers, run
 from stream.depth.select import select_camera
 from stream.sources import Source, open_source
 
-from .env import machine_busy_s, process_cpu_s
+from .env import machine_busy_s, process_cpu_s, thread_cpu_s
 from .stats import steady_fps, summarise
 
 # Report names of the stages, in pipeline order -> the keys the pipeline records in timings_ms.
@@ -43,7 +43,10 @@ class LoopSource(Source):
     """``total`` frames of ``uri``, re-opened and decoded again from the start whenever it ends.
 
     ``pace_fps``: hand out frames no faster than this (a camera's clock; the source is then ``live``).
-    Indices run 0..total-1 over the loops; ``captured_ns`` is stamped when each frame was decoded.
+    Indices run 0..total-1 over the loops; ``captured_ns`` is stamped when each frame is handed out, decoded: a
+    camera's frame at its tick. (The file source stamps when the packet arrived, and its H.264 decoder holds a
+    frame for a few packets: paced, those packets arrived a few ticks before the frame came out -- on the demo
+    2-3 ticks, 200-300 ms at 10 fps -- a decoder delay of the file, not of the pipeline.)
     """
 
     def __init__(self, uri: str, total: int, pace_fps: float | None = None) -> None:
@@ -99,10 +102,43 @@ class LoopSource(Source):
             frame = self._inner.read()
             if frame is None:
                 raise SourceError(f"{self.source_id} has no frames to benchmark on")
-        frame = dataclasses.replace(frame, index=self._index)
+        frame = dataclasses.replace(frame, index=self._index, captured_ns=time.monotonic_ns())
         self.decode_ms[self._index] = (time.perf_counter() - t0) * 1e3
         self._index += 1
         return frame
+
+
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def model_device(providers: Sequence[str]) -> str:
+    """Where a model ran, from what really ran it (ONNX Runtime's providers as the session reports them, else
+    the backend's name): ``cpu``, ``gpu`` or ``server`` (Triton, on whatever the server has)."""
+    first = providers[0] if providers else ""
+    if first in GPU_PROVIDERS or first == "trt":
+        return "gpu"
+    if first.startswith("triton"):
+        return "server"
+    return "cpu"
+
+
+def stage_devices(providers: dict[str, list[str]], *, network_depth: bool, mp4: bool, preset: str = "") -> dict:
+    """Per stage: on which device it ran and what ran it. Decode, the overlay, the per-box depth and the encoder
+    run on the CPU in this product (FFmpeg through PyAV, OpenCV, numpy, libx264); the models where their engine
+    says."""
+    out = {"decode": {"device": "cpu", "ran_on": "FFmpeg software decoder (PyAV)"}}
+    depth = providers.get("depth")
+    if network_depth and depth:
+        out["depth"] = {"device": model_device(depth), "ran_on": ", ".join(depth)}
+    else:
+        out["depth"] = {"device": "cpu", "ran_on": "numpy (ground plane: one map per frame size)"}
+    detect = providers.get("detect", [])
+    out["detect"] = {"device": model_device(detect), "ran_on": ", ".join(detect)}
+    for stage in ("mask", "fill", "preprocess", "postprocess", "box_depth", "overlay"):
+        out[stage] = {"device": "cpu", "ran_on": "numpy / OpenCV"}
+    if mp4:
+        out["encode"] = {"device": "cpu", "ran_on": f"libx264 (PyAV){', preset ' + preset if preset else ''}"}
+    return out
 
 
 @dataclass
@@ -121,13 +157,42 @@ class _Clock:
     stamps: list[float] = field(default_factory=list)
     cpu_start: tuple[float, float, float | None] | None = None  # (perf_counter, own CPU s, machine CPU s)
     cpu_end: tuple[float, float, float | None] | None = None
+    threads_start: dict[str, float] = field(default_factory=dict)  # thread name -> CPU s (bench.env.thread_cpu_s)
+    threads_end: dict[str, float] = field(default_factory=dict)
+    threads_cpu: tuple[float, float] = (0.0, 0.0)  # this process's CPU s at the two thread samples
+
+    @property
+    def threads_at(self) -> int:
+        """The result after which threads are sampled the second time: before the last results, whose workers
+        may have ended already (they stop once the end of the source has passed them)."""
+        return max(max(1, self.warmup) + 1, self.total - min(20, (self.total - self.warmup) // 4))
 
     def tick(self, done: int, total: int | None = None) -> None:
         self.stamps.append(time.perf_counter())
         if done == max(1, self.warmup):
             self.cpu_start = _cpu_sample()
+            self.threads_start, self.threads_cpu = thread_cpu_s(), (self.cpu_start[1], 0.0)
+        if done == self.threads_at:
+            self.threads_end = thread_cpu_s()
+            self.threads_cpu = (self.threads_cpu[0], process_cpu_s())
         if done == self.total:
             self.cpu_end = _cpu_sample()
+
+    def threads_ms_per_frame(self) -> dict[str, float]:
+        """CPU ms per frame of each thread between its two samples (:attr:`threads_at`), busiest first; ``ended or
+        unnamed``: the process's CPU time no thread alive at the second sample accounts for (threads that ended
+        before it)."""
+        frames = self.threads_at - max(1, self.warmup)
+        if not (self.threads_start and self.threads_end) or frames < 1:
+            return {}
+        per = {name: 1e3 * (cpu - self.threads_start.get(name, 0.0)) / frames
+               for name, cpu in self.threads_end.items()}
+        total = 1e3 * (self.threads_cpu[1] - self.threads_cpu[0]) / frames
+        rest = total - sum(per.values())
+        out = {name: round(ms, 2) for name, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05}
+        if rest >= 0.05:
+            out["ended or unnamed"] = round(rest, 2)
+        return out
 
     def window(self) -> tuple[float, float, float | None]:
         """(wall s, this process's CPU s, other processes' CPU s) between the two CPU samples (other
@@ -237,7 +302,8 @@ def run_bare(cfg: Config, uri: str, frames: int, warmup: int) -> RunResult:
         finally:
             depth.close()
     wall, cpu, others = clock.window()
-    info = {"mode": "bare", "threads": dataclasses.asdict(threads), "providers": providers}
+    info = {"mode": "bare", "threads": dataclasses.asdict(threads), "providers": providers,
+            "devices": stage_devices(providers, network_depth="depth" in providers, mp4=False)}
     return RunResult(info, steady_fps(clock.stamps, warmup), cpu / wall, _per_wall(others, wall),
                      _stage_samples(timings, warmup, BARE_STAGES))
 
@@ -261,12 +327,19 @@ def run_layout(cfg: Config, layout: str, uri: str, frames: int, warmup: int, *,
     wall, cpu, others = clock.window()
     info = {
         "mode": "live" if pace_fps else "throughput",
+        "threads_cpu_ms_per_frame": clock.threads_ms_per_frame(),
         "layout": layout,
         "policy": summary.policy,
         "source_loops": src.loops,
         "threads": dataclasses.asdict(summary.threads) if summary.threads else None,
         "providers": summary.providers,
+        "devices": stage_devices(summary.providers, network_depth="depth" in summary.providers, mp4=mp4 is not None,
+                                 preset=cfg.output.preset),
     }
+    rate = summary.depth_rate
+    if rate is not None:
+        info["depth_rate"] = {"setting": rate.describe(), "runs": rate.runs, "reused": rate.reused,
+                              "frames_at": {str(n): k for n, k in sorted(rate.frames_at.items())}}
     if pace_fps:
         info["pace_fps"] = round(pace_fps, 2)
     series = {"latency_ms" if pace_fps else "frame_age_ms": frames_seen.ages_ms[warmup:]}

@@ -1,6 +1,6 @@
 """Benchmark reports: one JSON document per benchmark, its Markdown tables and the pipeline plot.
 
-Every report carries ``schema``, ``kind`` (pipeline | models | depth | layouts), ``created_utc``, the exact
+Every report carries ``schema``, ``kind`` (pipeline | models | depth | depth-every | layouts | ...), ``created_utc``, the exact
 ``command``, the ``env`` block (:mod:`bench.env`) and the benchmark's own blocks. :data:`SCHEMAS` lists
 the fields each kind must have; :func:`validate` checks a report against it before it is written, so a
 report that misses a field never reaches a reader.
@@ -30,6 +30,7 @@ UNTRAINED_NOTE = ("timing does not depend on the weights: the U-Net runs with un
 ANY_KEY = "*"
 
 STAT = {k: None for k in ("n", "mean", "p50", "p95", "p99", "min", "max")}
+CHECK = {"value": None, "target": None, "met": None}
 ENV = {
     "cpu": {"model": None, "logical_cores": None, "usable_cores": None, "memory_gib": None},
     "gpu": None, "jetson": None, "os": None, "python": None,
@@ -39,7 +40,8 @@ ENV = {
     "loadavg_before": None, "loadavg_after": None,
 }
 _RUN = {"mode": None, "frames": None, "repeats": None, "fps": None, "cpu_cores_busy": None,
-        "other_processes_cores_busy": None, "dropped": None, "threads": None, "providers": None}
+        "other_processes_cores_busy": None, "dropped": None, "threads": None, "providers": None,
+        "devices": {"decode": None, "depth": None, "detect": None}}
 BARE_RUN = {**_RUN, "stages": {"decode": STAT, "depth": STAT, "detect": STAT}}
 _PIPE_STAGES = {k: STAT for k in ("decode", "depth", "mask", "preprocess", "detect_infer", "postprocess",
                                   "detect", "box_depth", "overlay")}
@@ -54,7 +56,10 @@ WORKLOAD = {
     "layouts": {ANY_KEY: {"throughput": THROUGHPUT_RUN, "live": LIVE_RUN}},
     "ratios": {"overhead": None},
     "limits": {"cores": None, "bare_cores_busy": None,
-               "throughput": {ANY_KEY: {"cores_busy": None, "fps_at_full_cores": None}}},
+               "throughput": {ANY_KEY: {"cores_busy": None, "cpu_ms_per_frame": None, "fps_at_full_cores": None,
+                                        "share_of_cores_limit": None, "share_of_free_cores": None}}},
+    "targets": {"slower_layout_over_bare": CHECK, "share_of_cores_limit": {ANY_KEY: CHECK},
+                "age_p99_over_service": {ANY_KEY: {**CHECK, "age_p99_ms": None, "service_ms": None}}},
 }
 _HEAD = {"schema": None, "kind": None, "created_utc": None, "command": None, "env": ENV, "timing": None}
 MODEL_ROW = {"model": None, "backend": None, "precision": None, "status": None}
@@ -80,6 +85,11 @@ SCHEMAS = {
     "tracks": {**_HEAD, "runs": [{"jsonl": None, "threshold": None, "tracks": None, "pairs": None, "raw_jumps": None,
                                   "filtered_jumps": None, "raw_share": None, "filtered_share": None,
                                   "per_track": None, "events": None}]},
+    "live-age": {**_HEAD, "settings": None, "overall": {"age_p99_ms": None, "service_ms": None, "met": None,
+                                                          "p99_slope_ms_per_min": None}, "windows": [None]},
+    "fixed-costs": {**_HEAD, "settings": None, "steps": {"decode": None, "overlay": None}},
+    "depth-every": {**_HEAD, "settings": None, "rates": {"1": {"fps": None, "fps_gain": None, "distance": None}},
+                    "live": None},
     "multi": {**_HEAD, "settings": None, "rows": [{"backend": None, "sources": None, "total_fps": None,
                                                 "per_camera_fps": None, "frames_per_model_run": None}]},
     "layouts": {**_HEAD, "settings": None, "runs": [{"source": None, "frames": None, "depth": None, "band": None,
@@ -187,86 +197,7 @@ def _header(report: dict, title: str) -> list[str]:
     ]
 
 
-def pipeline_markdown(report: dict) -> str:
-    s = report["settings"]
-    lines = _header(report, "Pipeline benchmark")
-    lines += [
-        f"{s['frames']} measured frames per run after {s['warmup']} warm-up frames, {s['repeat']} repeat(s); source "
-        f"`{s['source']}` looped; band closer than {s['band']['closer_than']} m. FPS from the throughput runs "
-        f"(file as fast as it decodes, every frame processed, nothing written); latency from the live runs "
-        f"(source paced like a camera, newest frame kept, MP4 written). Times in ms, p50 / p95 / p99.",
-        "",
-        "| workload | run | FPS | FPS / bare | cores busy (others) | e2e latency (live) | frame age (throughput) | dropped (live) |",
-        "|---|---|---:|---:|---:|---|---|---:|",
-    ]
-    for w in report["workloads"]:
-        bare = w["bare"]
-        lines.append(f"| {w['name']} | bare loop | {_f(bare['fps'])} | 1.00 | {_busy(bare)} | — | — | — |")
-        for name, runs in w["layouts"].items():
-            tp, live = runs["throughput"], runs["live"]
-            lines.append(
-                f"| {w['name']} | {name} | {_f(tp['fps'])} | {_f(w['ratios']['overhead'][name], 2)} | "
-                f"{_busy(tp)} | {_trio(live['latency_ms'])} | {_trio(tp['frame_age_ms'])} | "
-                f"{live['dropped']} |"
-            )
-    lines.append("")
-    noisiest = max_other_load(report)
-    if noisiest is not None and noisiest > NOISE_CORES:
-        lines += [f"**Warning: other processes kept up to {noisiest:.2f} cores busy during these runs** (column "
-                  f"'others'): they competed for the same cores, so these figures are slower and noisier than this "
-                  f"machine alone gives. Re-run on an idle machine to compare.", ""]
-    for w in report["workloads"]:
-        r, lim = w["ratios"], w["limits"]
-        lines.append(f"**{w['name']}** ({_depth_line(w)}; live pace {w['pace_fps']} fps):")
-        over = ", ".join(f"{k} {_f(v, 2)}" for k, v in r["overhead"].items())
-        lines.append(f"- overhead ratio (pipeline FPS / bare FPS, target >= 0.90): {over}")
-        pos = r.get("parallel_over_serial")
-        if pos:
-            lines.append(f"- parallel / serial: FPS {_f(pos['fps'], 2)} (target >= 1.00), latency p50 "
-                         f"{_f(pos['latency_p50'], 2)} (target <= 0.85), p95 {_f(pos['latency_p95'], 2)}")
-        cores = ", ".join(f"{k} {_f(v['cores_busy'], 2)} busy -> {_f(v['fps_at_full_cores'])} FPS"
-                          for k, v in lim["throughput"].items())
-        lines.append(f"- limit the cores allow (throughput runs, cores kept busy -> FPS if every core were): "
-                     f"bare {_f(lim['bare_cores_busy'], 2)} busy; {cores}")
-        if "parallel_over_serial_latency_limit" in lim:
-            lines.append(f"- parallel latency limit: serial p50 minus fill, minus depth + detect, plus the longer of "
-                         f"the two = {_f(lim['parallel_latency_p50_ideal_ms'])} ms, a ratio of "
-                         f"{_f(lim['parallel_over_serial_latency_limit'], 2)}")
-        if "side_by_side_slowdown" in lim:
-            slow = lim["side_by_side_slowdown"]
-            lines.append(f"- side by side, each model runs slower than alone: depth x{_f(slow['depth'], 2)}, detect "
-                         f"x{_f(slow['detect'], 2)}; with that slowdown the parallel p50 would be "
-                         f"{_f(lim['parallel_latency_p50_with_slowdown_ms'])} ms")
-        lines.append("")
-    for w in report["workloads"]:
-        names = list(w["layouts"])
-        lines += [f"Per-stage ms, {w['name']} (live runs; bare loop for comparison), p50 / p95 / p99:", "",
-                  "| stage | " + " | ".join(names) + " | bare loop |",
-                  "|---|" + "---|" * (len(names) + 1)]
-        stages: list[str] = []
-        for name in names:
-            stages += [k for k in w["layouts"][name]["live"]["stages"] if k not in stages]
-        for stage in stages:
-            cells = [_trio(w["layouts"][n]["live"]["stages"].get(stage)) for n in names]
-            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {_trio(w['bare']['stages'].get(stage))} |")
-        lines.append("| **end to end** | " + " | ".join(_trio(w["layouts"][n]["live"]["latency_ms"]) for n in names)
-                     + " | — |")
-        lines.append("")
-    notes = report["timing"]
-    lines += ["What was timed:", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
-    return "\n".join(lines)
-
-
 NOISE_CORES = 0.25  # other processes busier than this during a run: the report says so
-
-
-def max_other_load(report: dict) -> float | None:
-    """The most cores other processes kept busy during any run of a pipeline report (None: unknown)."""
-    values = []
-    for w in report["workloads"]:
-        runs = [w["bare"]] + [r for layout in w["layouts"].values() for r in layout.values()]
-        values += [r["other_processes_cores_busy"] for r in runs if r.get("other_processes_cores_busy") is not None]
-    return max(values) if values else None
 
 
 def _busy(run: dict) -> str:
@@ -329,71 +260,3 @@ def depth_markdown(report: dict) -> str:
     lines += [row(r["name"], r) for r in report["per_image"]]
     lines += ["", "What was measured:", ""] + [f"- {k}: {v}" for k, v in report["timing"].items()] + [""]
     return "\n".join(lines)
-
-
-# -- plot ----------------------------------------------------------------------------------------
-
-PLOT_STAGES = ("decode", "depth", "mask", "fill", "detect", "box_depth", "overlay", "encode")
-
-
-def pipeline_plot(report: dict, path: Path) -> Path | None:
-    """Per-stage p50 bars (p95 whiskers) per layout and the end-to-end latency, one row per workload.
-    None when matplotlib is missing (``pip install -e '.[bench]'``)."""
-    try:
-        import matplotlib
-    except ImportError:
-        log.warning("plot skipped: matplotlib is not installed (pip install -e '.[bench]')")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    workloads = report["workloads"]
-    fig, axes = plt.subplots(len(workloads), 2, figsize=(12, 3.8 * len(workloads)), squeeze=False,
-                             gridspec_kw={"width_ratios": [3, 1.4]})
-    colours = {"serial": "#1f77b4", "parallel": "#ff7f0e", "bare loop": "#9a9a9a"}
-    for row, w in enumerate(workloads):
-        ax, ax2 = axes[row]
-        series = {n: w["layouts"][n]["live"]["stages"] for n in w["layouts"]}
-        series["bare loop"] = w["bare"]["stages"]
-        present = [s for s in PLOT_STAGES if any(s in st for st in series.values())]
-        y = np.arange(len(present))
-        h = 0.8 / len(series)
-        for i, (n, st) in enumerate(series.items()):
-            ys = y + (i - (len(series) - 1) / 2) * h
-            have = np.array([s in st for s in present])
-            p50 = np.array([st[s]["p50"] if s in st else 0.0 for s in present])
-            p95 = np.array([st[s]["p95"] if s in st else 0.0 for s in present])
-            ax.barh(ys[have], p50[have], h, xerr=[np.zeros(have.sum()), (p95 - p50)[have]], color=colours.get(n),
-                    label=n + (" (decode -> depth -> detect only)" if n == "bare loop" else ""),
-                    capsize=2, error_kw={"lw": 0.8})
-            for yy, v in zip(ys[have], p50[have]):
-                ax.text(v, yy, f" {v:.1f}", va="center", fontsize=7)
-        ax.set_yticks(y, present)
-        ax.invert_yaxis()
-        ax.set_xlabel("ms per frame: bar p50, whisker p95")
-        ax.set_title(f"{w['name']}: per-stage time ({_depth_line(w)}, live at {w['pace_fps']} fps)", fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
-        ax.grid(axis="x", alpha=0.3)
-        labels = list(w["layouts"])
-        lat = [w["layouts"][n]["live"]["latency_ms"] for n in labels]
-        p50s, p95s, p99s = (np.array([x[k] for x in lat]) for k in ("p50", "p95", "p99"))
-        x = np.arange(len(labels))
-        ax2.bar(x, p50s, 0.6, color=[colours.get(n) for n in labels])
-        ax2.errorbar(x, p50s, yerr=[np.zeros(len(x)), p95s - p50s], fmt="none", ecolor="k", capsize=4, lw=0.8)
-        ax2.scatter(x, p99s, marker="_", s=300, color="k", label="p99")
-        for xx, v in zip(x, p50s):
-            ax2.text(xx, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-        ax2.set_xticks(x, labels)
-        ax2.set_ylabel("ms, decode -> encoded (p50, p95)")
-        ax2.legend(fontsize=8, loc="lower right")
-        pos = w["ratios"].get("parallel_over_serial")
-        extra = f"\nparallel / serial p50 {pos['latency_p50']:.2f}" if pos and pos["latency_p50"] else ""
-        ax2.set_title(f"end-to-end latency{extra}", fontsize=10)
-        ax2.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Pipeline per-stage latency — {machine_line(report['env'])}", fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -176,6 +176,9 @@ class DepthMap:
             max depth); None = not stated. Distances outside it are flagged, and the overlay's colour scale uses it.
     state:  how far the source can be trusted right now, in words for the HUD and the JSONL, e.g.
             ``indoor, metric`` or ``uncalibrated``; empty = nothing to add.
+    frame_index, pts_s, captured_ns: the frame the map was computed from (its ``Frame`` fields of the same
+            names), set by the pipeline's depth stage; a map reused for later frames (``depth.every``) keeps
+            them, so :meth:`age` tells how old it is. None: not stamped (a map made outside the pipeline).
     details: facts behind the metres for the JSONL's ``depth`` object (plain JSON values), e.g. the focal
             length the size priors used, a fitted scale and its spread, a cross-check's verdict; empty = none.
     """
@@ -185,6 +188,9 @@ class DepthMap:
     kind: DepthKind
     valid_range_m: tuple[float, float] | None = None
     state: str = ""
+    frame_index: int | None = None
+    pts_s: float | None = None
+    captured_ns: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -197,6 +203,21 @@ class DepthMap:
         """(H, W) bool: pixels with a finite, positive depth."""
         with np.errstate(invalid="ignore"):
             return np.isfinite(self.metres) & (self.metres > 0)
+
+    def stamped(self, frame: Frame) -> "DepthMap":
+        """This map marked as computed from ``frame`` (the array is shared, not copied)."""
+        return dataclasses.replace(self, frame_index=frame.index, pts_s=frame.pts_s, captured_ns=frame.captured_ns)
+
+    def age(self, frame: Frame) -> tuple[int, float] | None:
+        """How much older the map is than ``frame``: (frames, milliseconds), 0 for the frame's own map. The
+        milliseconds are media time when both frames have one (what the scene did meanwhile), else capture
+        time. None when the map is not stamped."""
+        if self.frame_index is None:
+            return None
+        frames = frame.index - self.frame_index
+        if self.pts_s is not None and frame.pts_s is not None:
+            return frames, (frame.pts_s - self.pts_s) * 1e3
+        return frames, (frame.captured_ns - (self.captured_ns or frame.captured_ns)) / 1e6
 
 
 EventKind = Literal["entered", "left", "approaching"]

@@ -119,6 +119,11 @@ def format_summary(s) -> str:
         f"depth: {s.depth_source} ({s.depth_state or s.depth_kind}; {s.depth_why}), box distance = {s.box_stat}   "
         f"band: {s.band}",
     ]
+    rate = s.depth_rate
+    if rate is not None and (rate.auto or rate.every > 1):
+        at = ", ".join(f"every {n}: {k}" for n, k in sorted(rate.frames_at.items()))
+        lines.append(f"depth rate: {rate.describe()}: the network ran on {rate.runs} frames, {rate.reused} reused its "
+                     f"last map (frames processed at {at})")
     lines += s.depth_notes
     if s.backend:
         lines.append(f"backend: {s.backend}")

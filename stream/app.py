@@ -27,7 +27,7 @@ from depthstream.types import Result
 from .boxdepth import assign_box_depth
 from .control import LiveFrame, RuntimeControl
 from .boxtrust import flag_boxes
-from .depth import DepthProvider, GroundPlaneDepth
+from .depth import DepthProvider, DepthRate, GroundPlaneDepth
 from .depth.scaled import ScaledNetworkDepth
 from .depth.select import CameraChoice, DepthChoice, build_depth, select_camera, select_depth
 from .depth.sizing import SizeStage
@@ -100,26 +100,35 @@ def _ms(t0: float) -> float:
 
 def make_stages(cfg: Config, depth: DepthProvider, detector: Detector, stat: str,
                 track: TrackStage | None = None, sizing: SizeStage | None = None,
-                control: RuntimeControl | None = None) -> Stages:
-    """The three stages the pipeline runs: depth (+ the band's mask), detect (on the masked frame in the
-    serial layout), finish (per-box depth -- through ``sizing``, the size priors' stage, when given --, then
-    ``track``: tracks, filtered distances, events, then the band keeps the boxes inside it, by the tracks'
-    filtered distances).
+                control: RuntimeControl | None = None, rate: DepthRate | None = None) -> Stages:
+    """The three stages the pipeline runs: depth (+ the band's mask; on the frames ``rate`` says, the others
+    reuse the last map and its mask, with no ``depth`` / ``mask`` timing; ``rate`` None: every frame), detect
+    (on the masked frame in the serial layout), finish (per-box depth -- through ``sizing``, the size priors'
+    stage, when given --, then ``track``: tracks, filtered distances, events, then the band keeps the boxes
+    inside it, by the tracks' filtered distances).
 
     The band is read per frame from ``control`` (default: the config's, fixed), pinned for the frame
     (:meth:`RuntimeControl.for_frame`), so a band changed while the run goes on reaches the mask, the filter and
-    the track events of the same frames. The layout too: a frame pinned to the serial layout is blanked by its mask
-    before detection when the graph it runs in computed the mask first (the serial graph; in the parallel graph
-    detection runs beside depth and there is no mask yet); ``finish`` knows it by the ``fill`` time."""
+    the track events of the same frames (a reused map's mask is made again when the band changed since). The
+    layout too: a frame pinned to the serial layout is blanked by its mask before detection when the graph it runs
+    in computed the mask first (the serial graph; in the parallel graph detection runs beside depth and there is
+    no mask yet); ``finish`` knows it by the ``fill`` time."""
     control = control or RuntimeControl.from_config(cfg)
     no_map = cfg.depth.is_size_prior
+    rate = rate or DepthRate()
+    last: list = [None, None, None]  # the last map, the band of its mask, the mask; only the depth stage's thread touches them
 
     def depth_stage(res: Result) -> Result:
         band = control.for_frame(res.frame.index).band
+        if not rate.due(res.frame, last[0]):
+            if last[1] != band:  # the band changed since the map was made: its mask for the band in force
+                last[1:] = band, band_mask(last[0], band) if band.active and not no_map else None
+            return replace(res, depth=last[0], mask=last[2])
         t0 = time.perf_counter()
-        dm = depth(res.frame)
+        dm = depth(res.frame).stamped(res.frame)
         t1 = time.perf_counter()
         mask = band_mask(dm, band) if band.active and not no_map else None
+        last[:] = dm, band, mask
         return replace(res, depth=dm, mask=mask, timings_ms={**res.timings_ms, "depth": (t1 - t0) * 1e3, "mask": _ms(t1)})
 
     def detect_stage(res: Result) -> Result:
@@ -294,6 +303,13 @@ def _track_stage(cfg: Config, src: Source) -> TrackStage | None:
     return TrackStage(cfg.track, cfg.events, cfg.band, live=src.live, fps=float(src.fps or DEFAULT_IMAGE_FPS))
 
 
+def depth_rate(cfg: Config, depth: DepthProvider, src: Source) -> DepthRate:
+    """``depth.every`` for this run: a ground plane (no pixels read) and a folder of unrelated pictures get a
+    map of their own on every frame."""
+    every = cfg.depth.every if depth.reads_pixels else 1
+    return DepthRate(every, cfg.depth.every_max, live=src.live, stills=src.stills)
+
+
 def _open_dispatcher(stack: contextlib.ExitStack, cfg: Config, summary: Summary, deliver) -> Dispatcher | None:
     """The event-delivery worker for ``--on-event`` (None without a target); closed by ``stack``, which gives
     it ``events.drain_s`` to deliver what is still queued."""
@@ -349,10 +365,12 @@ def run(cfg: Config, *, source: Source | None = None, on_frame: Callable[[int, i
         options = replace(cfg.overlay, depth_inset=False) if cfg.depth.is_size_prior else cfg.overlay  # no map to show
         overlay = Overlay(options, detector.class_names, stills=src.stills)  # one per run: its layout stays steady
         track = _track_stage(cfg, src)
+        rate = depth_rate(cfg, depth, src)
+        summary.depth_rate = rate
         dispatcher = _open_dispatcher(stack, cfg, summary, deliver)
         sizing = size_stage(cfg, depth, detector, camera.profile)
         pipeline = Pipeline(
-            src, make_stages(cfg, depth, detector, stat, track, sizing, control), layout=control.layout(),
+            src, make_stages(cfg, depth, detector, stat, track, sizing, control, rate), layout=control.layout(),
             policy=policy, queue_size=cfg.pipeline.queue_size, timeout_s=cfg.pipeline.timeout_s,
             max_frames=cfg.source.max_frames, switch=control.layout,
         )

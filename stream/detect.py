@@ -33,6 +33,7 @@ from engines.factory import create_engine
 
 from .detectors import (
     FAMILY_PREPROCESS,
+    Geometry,
     STRIDES,
     Preprocess,
     check_layout_shape,
@@ -276,16 +277,17 @@ class Detector:
             return decode_yolov5(raw, self.options.conf)
         return decode_end2end(raw, self.options.conf)
 
-    def __call__(self, image: np.ndarray) -> tuple[Detections, dict[str, float]]:
-        """BGR uint8 (H, W, 3) -> (Detections in frame pixels, {'detect_pre'|'detect_infer'|'detect_post': ms})."""
-        t0 = time.perf_counter()
+    def prepare(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Geometry]:
+        """BGR uint8 (H, W, 3) -> (the engine's feeds: the letterboxed blob, the letterbox's geometry)."""
         canvas, geometry = letterbox_image(image, self._size, self.preprocess.letterbox, self.preprocess.pad)
-        blob = to_blob(canvas, self.preprocess, self._in_dtype)
-        t1 = time.perf_counter()
-        raw = self.engine.infer({self._input_name: blob})
-        t2 = time.perf_counter()
-        boxes, scores, class_ids = self.decode(np.asarray(raw[self._output_name][0], dtype=np.float32))
-        h, w = image.shape[:2]
+        return {self._input_name: to_blob(canvas, self.preprocess, self._in_dtype)}, geometry
+
+    def boxes(self, outputs: dict[str, np.ndarray], geometry: Geometry, image_hw: tuple[int, int]) -> Detections:
+        """The engine's outputs for a frame of ``image_hw`` = (H, W) prepared with ``geometry`` -> Detections in
+        frame pixels (decoded, boxes wholly in the letterbox padding dropped, class filter, NMS, at most
+        ``max_det``)."""
+        boxes, scores, class_ids = self.decode(np.asarray(outputs[self._output_name][0], dtype=np.float32))
+        h, w = image_hw
         in_frame = geometry.to_frame(boxes, w, h)
         # A box wholly in the letterbox padding has nothing of the frame in it (zero width or height once clipped).
         sel = (in_frame[:, 2] > in_frame[:, 0]) & (in_frame[:, 3] > in_frame[:, 1])
@@ -296,7 +298,16 @@ class Detector:
             keep = np.argsort(-scores, kind="stable")[: self.options.max_det]
         else:
             keep = class_aware_nms(boxes, scores, class_ids, self.options.iou)[: self.options.max_det]
-        dets = Detections(in_frame[keep], scores[keep], class_ids[keep])
+        return Detections(in_frame[keep], scores[keep], class_ids[keep])
+
+    def __call__(self, image: np.ndarray) -> tuple[Detections, dict[str, float]]:
+        """BGR uint8 (H, W, 3) -> (Detections in frame pixels, {'detect_pre'|'detect_infer'|'detect_post': ms})."""
+        t0 = time.perf_counter()
+        feeds, geometry = self.prepare(image)
+        t1 = time.perf_counter()
+        raw = self.engine.infer(feeds)
+        t2 = time.perf_counter()
+        dets = self.boxes(raw, geometry, image.shape[:2])
         t3 = time.perf_counter()
         return dets, {"detect_pre": (t1 - t0) * 1e3, "detect_infer": (t2 - t1) * 1e3, "detect_post": (t3 - t2) * 1e3}
 

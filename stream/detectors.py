@@ -176,13 +176,19 @@ def letterbox_image(image: np.ndarray, size: tuple[int, int], placement: str, pa
 
 
 def to_blob(canvas: np.ndarray, pre: Preprocess, dtype=np.float32) -> np.ndarray:
-    """(h, w, 3) uint8 BGR canvas -> (1, 3, h, w) in the network's colour order and scale."""
-    if pre.colour == "rgb":
-        canvas = canvas[..., ::-1]
-    blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+    """(h, w, 3) uint8 BGR canvas -> (1, 3, h, w) C-contiguous, in the network's colour order, scale and dtype.
+
+    One pass: the pixels are cast, channel-first, straight into the new array (``astype`` of the transposed
+    view would keep its channel-last strides and need a second copy to become contiguous: 4 times slower at
+    416x416). The scale is applied in float32, then cast, whatever ``dtype`` is.
+    """
+    pixels = canvas[..., ::-1] if pre.colour == "rgb" else canvas
+    work = np.dtype(np.float32) if pre.scale != 1.0 else np.dtype(dtype)
+    blob = np.empty((1, 3, *canvas.shape[:2]), dtype=work)
+    np.copyto(blob[0], pixels.transpose(2, 0, 1), casting="unsafe")
     if pre.scale != 1.0:
         blob *= np.float32(pre.scale)
-    return np.ascontiguousarray(blob, dtype=dtype)
+    return blob if work == np.dtype(dtype) else blob.astype(dtype)
 
 
 # -- decoders: raw output (batch removed) -> xyxy in input pixels, scores, class ids ----------------------

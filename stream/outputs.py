@@ -21,6 +21,7 @@ from depthstream.errors import ConfigError
 from depthstream.schema.config import Config
 from depthstream.types import Result
 
+from .pipeline.writer import WriterThread
 from .sinks import ImageFolderSink, JsonlSink, Mp4Sink, WindowSink, prepare_output_path
 from .sinks.lock import OutputLock
 from .sinks.paths import refuse_outputs_over_inputs, refuse_replacing_a_non_jsonl
@@ -28,6 +29,7 @@ from .sinks.timeline import Timeline
 from .sources import Source
 
 DEFAULT_IMAGE_FPS = Fraction(5)  # an MP4 made from a folder of images plays at this rate
+ENCODER_QUEUE = 2  # frames waiting for the MP4's encoder thread at most (a killed run loses them besides the open fragment)
 
 
 def fit_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -74,6 +76,7 @@ class Outputs:
         if self.cfg.jsonl:
             prepare_output_path(self.cfg.jsonl, "JSONL")
         self.mp4: Mp4Sink | None = None  # opened on the first frame, when its size is known
+        self.encoder: WriterThread | None = None  # the MP4's writes, on a thread of their own
         self.timeline = Timeline(live=src.live, fps=src.fps or DEFAULT_IMAGE_FPS, stills=src.stills)
         self.jsonl: JsonlSink | None = None
         self.window = WindowSink("stream") if self.cfg.show else None
@@ -86,7 +89,9 @@ class Outputs:
         return [p for p in (self.cfg.mp4, self.cfg.jsonl) if p]
 
     def write_image(self, res: Result, image: np.ndarray) -> Result:
-        """The annotated image into the folder or the MP4 (``encode`` timed); ``res`` unchanged without either."""
+        """The annotated image into the folder or the MP4 (``encode`` timed: the wait of the thread that hands out
+        the results; the MP4 is encoded on its own thread, :class:`WriterThread`); ``res`` unchanged without either.
+        ``image`` must not change afterwards (the overlay draws a new one every frame)."""
         if self.folder is None and not self.cfg.mp4:
             return res
         t0 = time.perf_counter()
@@ -99,8 +104,10 @@ class Outputs:
                     self.cfg.mp4, fps=self.src.fps or DEFAULT_IMAGE_FPS, width=w, height=h,
                     crf=self.cfg.crf, preset=self.cfg.preset,
                 ))
+                # closed first (the stack unwinds backwards): every queued frame is encoded before the file is finished
+                self.encoder = self.stack.enter_context(WriterThread("encoder", self.mp4.write, maxsize=ENCODER_QUEUE))
                 t0 = time.perf_counter()
-            self.mp4.write(fit_frame(image, self.mp4.height, self.mp4.width), self.timeline.seconds(res.frame))
+            self.encoder.write(fit_frame(image, self.mp4.height, self.mp4.width), self.timeline.seconds(res.frame))
         return res.timed("encode", (time.perf_counter() - t0) * 1e3)
 
     def write_record(self, record: dict) -> None:

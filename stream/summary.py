@@ -11,6 +11,7 @@ from ddsketch import LogCollapsingLowestDenseDDSketch
 
 from depthstream.types import Result
 
+from .depth import DepthRate
 from .pipeline import DispatchStats
 
 
@@ -68,6 +69,7 @@ class Summary:
     boxes: int = 0  # boxes written, over all frames
     flagged: int = 0  # of which with a distance flagged unreliable
     unreliable: dict[str, int] = field(default_factory=dict)  # depth_note -> boxes flagged with it
+    depth_rate: DepthRate | None = None  # depth.every: how often the depth network ran
     depth_notes: list[str] = field(default_factory=list)  # size priors, automatic scale, cross-check (one line each)
     served: dict | None = None  # --serve: the view's url, viewers_total, encodes, dropped_viewers (None: not served)
 

@@ -19,8 +19,10 @@ from stream.detectors import (
     decode_ultralytics,
     decode_yolov5,
     grid_cells,
+    FAMILY_PREPROCESS,
     infer_layout,
     letterbox_image,
+    to_blob,
 )
 from depthstream.errors import ConfigError, EngineError
 from depthstream.schema.config import DetectConfig
@@ -397,3 +399,17 @@ def test_real_detector_in_each_layout_finds_the_dog(tmp_path, dog_image, yolox_d
         dets, _ = det(dog_image)
     got = dets.xyxy[dets.class_id == dog]
     assert np.abs(got[0] - ref).max() < 0.05, (got[0], ref)
+
+
+@pytest.mark.parametrize("family, dtype", [("yolox", np.float32), ("ultralytics", np.float32),
+                                           ("ultralytics", np.float16), ("yolox", np.float16)])
+def test_blob_is_the_canvas_channel_first_in_the_networks_colours_scale_and_dtype(dog_image, family, dtype):
+    pre = FAMILY_PREPROCESS[family]
+    canvas, _ = letterbox_image(dog_image, (416, 416), pre.letterbox, pre.pad)
+    blob = to_blob(canvas, pre, dtype)
+    assert blob.shape == (1, 3, 416, 416) and blob.dtype == dtype and blob.flags.c_contiguous
+    colours = canvas[..., ::-1] if pre.colour == "rgb" else canvas  # YOLOX: BGR 0..255; Ultralytics: RGB / 255
+    for c in range(3):
+        expected = (colours[..., c].astype(np.float32) * np.float32(pre.scale)).astype(dtype)
+        np.testing.assert_array_equal(blob[0, c], expected)
+

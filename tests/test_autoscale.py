@@ -130,6 +130,27 @@ def test_fastdepth_times_3_and_inverted_is_scaled_back_to_the_same_metres(demo_f
         assert np.nanmedian(errors) < 0.3, name
 
 
+@pytest.mark.timeout(120)
+def test_a_reused_map_neither_updates_the_fit_nor_the_cross_check(demo_frames, demo_detections, variants):
+    """depth.every: a frame given an earlier frame's map (stamped with that frame) is no new measurement; the
+    fit and the verdict of the last fresh map stay as they were, and its boxes get their distances under that fit."""
+    wrapped = ScaledNetworkDepth(OnnxDepth(load_card(variants["x3"]), autoscaled=True))
+    stage = SizeStage(with_mode("always"), wrapped, COCO_CLASSES, profile=PROFILE, box_stat="center_mean")
+    with wrapped:
+        frames = [Frame(image, i, i / 10, 0, "demo") for i, image in enumerate(demo_frames[:12])]
+        for f, d in zip(frames[:10], demo_detections[:10]):
+            last_map = wrapped(f).stamped(f)
+            stage(f, last_map, d)
+        fit, verdict = stage.last[0].fit, stage.last[1]
+        dm, boxed = stage(frames[10], last_map, demo_detections[10])  # frame 9's map again
+        assert stage.last[0].fit is fit and stage.last[1] is verdict
+        assert dm.frame_index == 9 and dm.details["scale"]["scale"] == fit.details(True)["scale"]
+        assert np.isfinite(boxed.depth_m).sum() == np.isfinite(assign_box_depth(demo_detections[10], dm, "center_mean")
+                                                                .depth_m).sum()
+        stage(frames[11], wrapped(frames[11]).stamped(frames[11]), demo_detections[11])  # a fresh map: updated
+        assert stage.last[0].fit is not fit
+
+
 @pytest.mark.timeout(60)
 def test_no_references_means_uncalibrated_never_a_guess(variants):
     """A bedroom without people or vehicles: an inverse-depth network has nothing to be scaled by."""

@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from bench import pipeline_report as prpt
 from bench import report as rpt
 from bench.__main__ import main
 from bench.depth_bench import bench_depth, find_pairs, read_depth_png
+from bench.depth_every import bench_depth_every, compare, depth_every_markdown
 from bench.models_bench import bench_models, skip_reason
-from bench.pipeline_bench import GROUND_PLANE, Workload, _limits, bench_pipeline
+from bench.pipeline_bench import GROUND_PLANE, Workload, bench_pipeline, default_workloads, network_workload
+from bench.pipeline_targets import limits, service_ms, targets
 from bench.pipeline_runs import LoopSource, RunResult, _dropped_after_warmup, finalise
 from bench.stats import ratio, steady_fps, summarise
 from depthstream.schema.camera import load_profile
@@ -85,16 +88,50 @@ def test_limits_from_serial_stage_times():
     stat = lambda p50: {"p50": p50}  # noqa: E731
     serial_live = {"stages": {"depth": stat(10.0), "mask": stat(1.0), "fill": stat(2.0), "detect": stat(12.0)},
                    "latency_ms": stat(40.0)}
-    layouts = {"serial": {"throughput": {"fps": 50.0, "cpu_cores_busy": 1.0}, "live": serial_live},
-               "parallel": {"throughput": {"fps": 60.0, "cpu_cores_busy": 2.0}, "live": serial_live}}
-    lim = _limits({"cpu_cores_busy": 1.0}, layouts, cores=2)
+    layouts = {"serial": {"throughput": {"fps": 50.0, "cpu_cores_busy": 1.0, "other_processes_cores_busy": 0.5},
+                          "live": serial_live},
+               "parallel": {"throughput": {"fps": 60.0, "cpu_cores_busy": 2.0, "other_processes_cores_busy": None},
+                            "live": serial_live}}
+    lim = limits({"cpu_cores_busy": 1.0}, layouts, cores=2)
     # 40 - fill 2 - (depth + mask 11) - detect 12 + max(11, 12) = 27
     assert lim["parallel_latency_p50_ideal_ms"] == pytest.approx(27.0)
     assert lim["parallel_over_serial_latency_limit"] == pytest.approx(27 / 40, abs=1e-3)
     assert lim["side_by_side_slowdown"] == {"depth": 1.0, "detect": 1.0}
     assert lim["parallel_latency_p50_with_slowdown_ms"] == pytest.approx(27.0)
-    assert lim["throughput"]["serial"]["fps_at_full_cores"] == pytest.approx(100.0)
-    assert lim["throughput"]["parallel"]["fps_at_full_cores"] == pytest.approx(60.0)
+    serial, parallel = lim["throughput"]["serial"], lim["throughput"]["parallel"]
+    # 1 core busy at 50 FPS: 20 ms of CPU a frame; 2 cores allow 100 FPS; half of it used; other processes
+    # took 0.5 core, so the layout used 1 of the 1.5 cores left to it
+    assert (serial["cpu_ms_per_frame"], serial["fps_at_full_cores"], serial["share_of_cores_limit"]) == (20.0, 100.0, 0.5)
+    assert serial["share_of_free_cores"] == pytest.approx(0.667)
+    assert (parallel["fps_at_full_cores"], parallel["share_of_cores_limit"], parallel["share_of_free_cores"]) == (60.0, 1.0, None)
+
+
+def test_targets_are_ratios_of_the_runs_figures():
+    stat = lambda p50, p99=None: {"p50": p50, "p99": p99 if p99 is not None else p50}  # noqa: E731
+    stages = {"decode": stat(3.0), "depth": stat(10.0), "mask": stat(1.0), "detect": stat(12.0), "box_depth": stat(1.0),
+              "track": stat(0.5), "overlay": stat(2.0), "encode": stat(5.5)}
+    layouts = {
+        "serial": {"throughput": {"fps": 40.0, "cpu_cores_busy": 1.9, "other_processes_cores_busy": 0.0},
+                   "live": {"stages": {**stages, "fill": stat(4.0)}, "latency_ms": stat(40.0, 70.0)}},
+        "parallel": {"throughput": {"fps": 42.0, "cpu_cores_busy": 1.7, "other_processes_cores_busy": 0.0},
+                     "live": {"stages": stages, "latency_ms": stat(30.0, 60.0)}},
+    }
+    # serial: 3 + 11 + 4 + 12 + 9 = 39 ms a frame when it never waits; parallel: 3 + max(11, 12) + 9 = 24 ms
+    assert service_ms("serial", layouts["serial"]["live"]["stages"]) == pytest.approx(39.0)
+    assert service_ms("parallel", stages) == pytest.approx(24.0)
+    t = targets({"fps": 41.0}, layouts, limits({"cpu_cores_busy": 1.0}, layouts, cores=2))
+    assert t["slower_layout_over_bare"] == {"value": pytest.approx(40 / 41, abs=1e-3), "target": ">= 0.95", "met": True,
+                                            "slower": "serial"}
+    lat = t["parallel_latency_p50_over_serial"]
+    assert (lat["value"], lat["fps_ratio"], lat["met"]) == (0.75, 1.05, True)
+    assert t["share_of_cores_limit"]["serial"]["met"] and not t["share_of_cores_limit"]["parallel"]["met"]  # 0.95, 0.85
+    ages = t["age_p99_over_service"]
+    assert ages["serial"]["value"] == pytest.approx(70 / 39, abs=1e-3) and ages["serial"]["met"]
+    assert ages["parallel"]["value"] == 2.5 and not ages["parallel"]["met"]
+    # a lower latency at a lower FPS does not meet the latency target
+    layouts["parallel"]["throughput"]["fps"] = 39.0
+    assert not targets({"fps": 41.0}, layouts, limits({"cpu_cores_busy": 1.0}, layouts, 2))[
+        "parallel_latency_p50_over_serial"]["met"]
 
 
 # -- the loop source -------------------------------------------------------------------------------
@@ -109,6 +146,16 @@ def test_loop_source_replays_and_numbers_frames(tmp_path):
     assert [int(f.image[0, 0, 0]) for f in frames[:5]] == [0, 100, 0, 100, 0]
     assert src.loops == 2 and sorted(src.decode_ms) == [0, 1, 2, 3, 4]
     assert not src.live and src.frame_count == 5
+
+
+@pytest.mark.timeout(60)
+def test_a_paced_frame_is_captured_at_its_tick_not_when_the_decoder_got_its_packet():
+    # the demo's H.264 decoder holds frames for a few packets; paced at 20 fps those packets came ticks earlier
+    with LoopSource("demo", 12, pace_fps=20) as src:
+        ages_ms = []
+        while (f := src.read()) is not None:
+            ages_ms.append((time.monotonic_ns() - f.captured_ns) / 1e6)
+    assert max(ages_ms) < 25, ages_ms  # under one tick (50 ms): only the hand-out itself
 
 
 @pytest.mark.timeout(10)
@@ -167,12 +214,21 @@ def test_pipeline_run_has_every_field(pipeline_report):
             tp, live = w["layouts"][name]["throughput"], w["layouts"][name]["live"]
             assert tp["policy"] == "block" and live["policy"] == "latest" and live["pace_fps"] == 25.0
             assert tp["frames"] == 3 and "encode" not in tp["stages"] and "encode" in live["stages"]
+            assert isinstance(tp["threads_cpu_ms_per_frame"], dict)  # 3 frames: often under the clock's tick
             assert all(math.isfinite(v) for v in live["latency_ms"].values())
         assert set(w["ratios"]["overhead"]) == {"serial", "parallel"}
         assert set(w["ratios"]["parallel_over_serial"]) == {"fps", "latency_p50", "latency_p95"}
         assert "fill" in w["layouts"]["serial"]["live"]["stages"]
         assert "fill" not in w["layouts"]["parallel"]["live"]["stages"]
+        assert set(w["targets"]) == {"slower_layout_over_bare", "parallel_latency_p50_over_serial",
+                                     "share_of_cores_limit", "age_p99_over_service"}
+        assert set(w["targets"]["age_p99_over_service"]) == {"serial", "parallel"}
+        live = w["layouts"]["parallel"]["live"]
+        assert live["devices"]["detect"] == {"device": "cpu", "ran_on": "CPUExecutionProvider"}
+        assert live["devices"]["encode"]["device"] == "cpu" and "encode" not in w["layouts"]["parallel"]["throughput"]["devices"]
     tiny = report["workloads"][1]
+    assert tiny["bare"]["devices"]["depth"] == {"device": "cpu", "ran_on": "CPUExecutionProvider"}
+    assert report["workloads"][0]["bare"]["devices"]["depth"]["ran_on"].startswith("numpy (ground plane")
     assert tiny["depth"]["input_size"] == [NET, NET]
     assert tiny["bare"]["providers"]["depth"] == ["CPUExecutionProvider"]
     assert tiny["bare"]["threads"]["depth"] >= 1 and tiny["bare"]["threads"]["detect"] >= 1
@@ -185,18 +241,20 @@ def test_pipeline_run_has_every_field(pipeline_report):
 @pytest.mark.timeout(120)
 def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
     report, _ = pipeline_report
-    md = rpt.pipeline_markdown(report)
+    md = prpt.pipeline_markdown(report)
     assert "| ground-plane | bare loop |" in md and "| tiny | parallel |" in md
-    assert "overhead ratio" in md and "parallel / serial" in md and "**end to end**" in md
+    assert "Targets, tiny" in md and "| slower layout FPS / bare decode -> depth -> detect loop FPS |" in md
+    assert "| live frame age p99 / per-frame service time, parallel |" in md and "**end to end**" in md
+    assert "- ran on: decode cpu (FFmpeg software decoder (PyAV)); depth cpu (CPUExecutionProvider); detect cpu" in md
     assert rpt.UNTRAINED_NOTE in md
     quiet = json.loads(json.dumps(report))
     for w in quiet["workloads"]:
         for run in [w["bare"]] + [r for layout in w["layouts"].values() for r in layout.values()]:
             run["other_processes_cores_busy"] = 0.0
-    assert "Warning: other processes" not in rpt.pipeline_markdown(quiet)
+    assert "Warning: other processes" not in prpt.pipeline_markdown(quiet)
     quiet["workloads"][0]["layouts"]["serial"]["live"]["other_processes_cores_busy"] = 1.2
-    assert rpt.max_other_load(quiet) == 1.2
-    assert "Warning: other processes kept up to 1.20 cores busy" in rpt.pipeline_markdown(quiet)
+    assert prpt.max_other_load(quiet) == 1.2
+    assert "Warning: other processes kept up to 1.20 cores busy" in prpt.pipeline_markdown(quiet)
     path = rpt.write_json(report, tmp_path / "r" / "pipeline.json")
     assert json.loads(path.read_text())["schema"] == rpt.SCHEMA
 
@@ -205,7 +263,7 @@ def test_pipeline_markdown_and_json(pipeline_report, tmp_path):
 def test_pipeline_plot_is_a_png(pipeline_report, tmp_path):
     pytest.importorskip("matplotlib")
     report, _ = pipeline_report
-    path = rpt.pipeline_plot(report, tmp_path / "p.png")
+    path = prpt.pipeline_plot(report, tmp_path / "p.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -220,6 +278,17 @@ def test_validate_names_the_missing_field(pipeline_report):
         rpt.validate(broken)
     with pytest.raises(ValueError, match="kind"):
         rpt.validate({"kind": "nope"})
+
+
+def test_default_workloads_are_the_bundled_network_then_the_ground_plane(tmp_path):
+    workloads, skipped = default_workloads()
+    assert [w.name for w in workloads] == ["fastdepth-224-nyu", "ground-plane"] and skipped == []
+    assert workloads[0].depth_source.endswith("models/fastdepth_224_nyu.yaml") and "default" in workloads[0].note
+    card = _tiny_depth_card(tmp_path)
+    workloads, _ = default_workloads(str(card))
+    assert [w.name for w in workloads] == ["tiny", "ground-plane"]
+    with pytest.raises(ConfigError, match=r"depth model card nope.yaml not found"):
+        network_workload("nope.yaml")
 
 
 def test_pipeline_argument_errors():
@@ -347,6 +416,9 @@ def test_cli_usage_errors_are_one_line(capsys):
     assert err.startswith("error: argument --frames: --frames must be >= 2") and err.count("\n") == 1
     assert main(["depth", "--data", str(DATA / "missing"), "--max-depth", "10"]) == 2
     assert capsys.readouterr().err.startswith("error: --data")
+    assert main(["pipeline", "--depth", "ground-plane", "--depth-model", "models/fastdepth_224_nyu.yaml"]) == 2
+    assert capsys.readouterr().err == ("error: give --depth (the workloads) or --depth-model (the network of the "
+                                       "default workloads), not both\n")
 
 
 def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
@@ -360,3 +432,99 @@ def test_cli_depth_writes_json_and_markdown(tmp_path, capsys):
     rpt.validate(report)
     assert report["command"].startswith("python -m bench depth --data ")
     assert (out / "depth.md").is_file() and f"wrote {out / 'depth.json'}" in capsys.readouterr().out
+
+
+# -- depth at its own rate -------------------------------------------------------------------------
+
+
+def _box(xyxy, depth_m, filtered=None):
+    return {"box": xyxy, "depth_m": depth_m, "depth_filtered_m": filtered}
+
+
+def test_depth_every_compares_each_box_with_the_every_frame_runs():
+    base = {0: (0, [_box([0, 0, 1, 1], 10.0, 10.0)]), 1: (0, [_box([0, 0, 1, 1], 10.0, 10.0), _box([2, 2, 3, 3], 4.0)]),
+            2: (0, [_box([5, 5, 6, 6], 2.0)])}
+    other = {0: (0, [_box([0, 0, 1, 1], 10.0, 10.0)]), 1: (1, [_box([0, 0, 1, 1], 11.0, 10.2), _box([2, 2, 3, 3], 3.0)]),
+             2: (1, [_box([5, 5, 7, 6], 2.0)])}
+    out = compare(base, other)
+    assert out["frames_with_other_boxes"] == 1  # frame 2's box differs: left out, and said
+    assert out["raw"]["boxes"] == 3 and out["raw_reused_maps"]["boxes"] == 2
+    assert out["raw_reused_maps"]["median"] == pytest.approx(0.175)  # 10 % and 25 %
+    assert out["shown_reused_maps"]["median"] == pytest.approx((0.02 + 0.25) / 2)  # filtered 10.2 vs 10; raw 3 vs 4
+    assert out["raw"]["median"] == pytest.approx(0.1)
+
+
+@pytest.mark.timeout(300)
+def test_depth_every_bench_runs_each_rate(tmp_path):
+    card = _tiny_depth_card(tmp_path)
+    results = bench_depth_every(source="demo", every=[1, 3], depth_model=str(card), frames=6, warmup=2, repeat=1,
+                                live_fps=30.0, config=None, sets=[], live_s=1.0, distance_frames=12)
+    assert set(results["rates"]) == {"1", "3"} and results["rates"]["1"]["fps_gain"] == 1.0
+    d = results["rates"]["3"]["distance"]
+    assert d["frames_with_other_boxes"] == 0 and d["raw"]["boxes"] > d["raw_reused_maps"]["boxes"] > 0
+    assert results["rates"]["1"]["distance"] is None
+    assert set(results["live"]) == {"1", "auto"}
+    assert results["live"]["1"]["depth_rate"]["frames_at"] == {"1": results["live"]["1"]["depth_rate"]["runs"]}
+    assert results["live"]["auto"]["depth_rate"]["setting"].startswith("auto (live")
+    report = rpt.new_report("depth-every", ["depth-every"], results, {"x": "y"}, None)
+    rpt.validate(report)
+    md = depth_every_markdown(report, [])
+    assert "| 3 |" in md and "| auto |" in md
+    with pytest.raises(ConfigError, match="--every must include 1"):
+        bench_depth_every(source="demo", every=[2], depth_model=str(card), frames=6, warmup=2, repeat=1, live_fps=30.0,
+                          config=None, sets=[])
+
+
+@pytest.mark.timeout(300)
+def test_fixed_costs_times_every_step_of_the_product(tmp_path, capsys):
+    assert main(["fixed-costs", "--frames", "3", "--rounds", "2", "--presets", "ultrafast", "veryfast",
+                 "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "fixed-costs.json").read_text())
+    steps = report["steps"]
+    assert set(steps) == {"decode", "detect_pre", "detect_post", "depth_pre", "depth_post", "mask", "serial_mask", "fill",
+                          "box_depth", "overlay", "encode:ultrafast", "encode:veryfast"}
+    assert all(len(s["rounds"]) == 2 and s["cpu_ms_per_frame"] >= 0 for s in steps.values())
+    # a slower preset writes a smaller file at the same quality
+    assert steps["encode:veryfast"]["kb_per_frame"] < steps["encode:ultrafast"]["kb_per_frame"]
+    assert report["settings"]["depth_source"].endswith("fastdepth_224_nyu.yaml")
+    assert "| encode:veryfast (" in (tmp_path / "fixed-costs.md").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_live_age_reports_each_window_against_the_service_time(tmp_path):
+    assert main(["live-age", "--fps", "20", "--minutes", "0.05", "--window", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "live-age.json").read_text())
+    o, windows = report["overall"], report["windows"]
+    assert report["settings"]["frames"] == 60 and len(windows) == 3
+    assert sum(w["processed"] + w["dropped"] for w in windows) == 60 == o["processed"] + o["dropped"]
+    assert 0 < o["service_ms"] and o["age_p50_ms"] <= o["age_p99_ms"]
+    assert o["age_p99_over_service"] == pytest.approx(o["age_p99_ms"] / o["service_ms"], rel=0.02)
+    assert o["met"] == (o["age_p99_over_service"] <= 2.0) and o["p99_slope_ms_per_min"] is not None
+    assert report["settings"]["devices"]["depth"]["ran_on"] == "CPUExecutionProvider"
+    assert "| from s | processed |" in (tmp_path / "live-age.md").read_text()
+
+
+@pytest.mark.timeout(30)
+def test_thread_cpu_names_python_threads_and_counts_their_cpu():
+    from bench.env import process_cpu_s, thread_cpu_s
+
+    import threading
+
+    done = threading.Event()
+
+    def spin():
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.2:  # 0.2 s of this thread's own CPU
+            pass
+        done.wait(10)
+
+    t = threading.Thread(target=spin, name="bench-spinner")
+    t.start()
+    try:
+        while t.is_alive() and thread_cpu_s().get("bench-spinner", 0.0) < 0.15:
+            time.sleep(0.05)
+        cpu = thread_cpu_s()
+    finally:
+        done.set()
+        t.join()
+    assert 0.15 <= cpu["bench-spinner"] <= process_cpu_s() and "MainThread" in cpu

@@ -52,6 +52,8 @@ def test_demo_clip_end_to_end(tmp_path, layout):
     # the size priors check the clip's geometry with the same profile's focal length: they agree
     assert lines[-1]["depth"]["size_prior"]["focal_px"] == 1194.6
     assert lines[-1]["depth"]["crosscheck"]["verdict"] == "agrees"
+    # every frame has its own map (depth.every 1): age 0
+    assert all((rec["depth"]["map_index"], rec["depth"]["age_frames"]) == (rec["index"], 0) for rec in lines)
     assert "camera profile: pets2009-view001 (the bundled clip's own: vtest_pets2009.camera.yaml)" in r.stdout
     boxes = [d for rec in lines for d in rec["detections"]]
     assert len(boxes) > 300

@@ -104,6 +104,10 @@ def test_user_config_only_overrides_what_it_sets(tmp_path):
         ("output.crf=52", r"^output.crf: got 52, expected an integer in 0..51 \(lower = better quality\)$"),
         ("source.uri=-1", r"^source.uri: got -1, expected a camera index in 0..1023, or a video file, a folder or glob of "
                           r"images, a URL or demo$"),
+        ("depth.every=0", r"^depth.every: got 0, expected an integer in 1..30 \(the depth network runs on every Nth frame\) "
+                          r"or auto$"),
+        ("depth.every=sometimes", r"^depth.every: got 'sometimes', expected an integer in 1..30 .* or auto$"),
+        ("depth.every_max=1", r"^depth.every_max: got 1, expected an integer in 2..30$"),
         ("depth.source=''", r"^depth.source: got '', expected auto \| ground-plane \| size-prior \| a model card .yaml \| an .onnx with a card "
                              r"beside it$"),
     ],

@@ -226,9 +226,20 @@ def test_frame_record_schema(tmp_path: Path) -> None:
     )
     assert set(rec) == {"index", "pts_s", "source", "depth", "band", "detections", "timings_ms", "age_ms"}
     assert rec["index"] == 7 and rec["pts_s"] == pytest.approx(0.7) and rec["source"] == "clip.mp4"
+    # a map made outside the pipeline's depth stage is not stamped: its age is not known
     assert rec["depth"] == {"source": "fake", "kind": "metric", "unit": "m", "state": None, "valid_range_m": None,
-                            "camera": None}
+                            "camera": None, "map_index": None, "age_frames": None, "age_ms": None}
     assert rec["band"] == "closer than 2 m"
+    # a map computed from frame 5 (0.5 s) and reused for frame 7 (depth.every): 2 frames, 200 ms of media time old
+    res = make_result()
+    earlier = Frame(image=res.frame.image, index=5, pts_s=0.5, captured_ns=100, source_id="clip.mp4")
+    reused = dataclasses.replace(res, depth=res.depth.stamped(earlier))
+    block = frame_record(reused, ["person"], depth_source="fake", depth_kind="metric", band_text=None, age_ms=None)["depth"]
+    assert (block["map_index"], block["age_frames"], block["age_ms"]) == (5, 2, 200.0)
+    live = dataclasses.replace(res.frame, pts_s=None, captured_ns=150_000_100)  # no media time: capture time
+    rec_live = frame_record(dataclasses.replace(reused, frame=live), ["person"], depth_source="fake", depth_kind="metric",
+                            band_text=None, age_ms=None)
+    assert rec_live["depth"]["age_ms"] == 150.0
     assert rec["timings_ms"] == {"depth": 3.14, "detect": 12.0, "overlay": 1.01}
     assert list(rec["timings_ms"]) == ["depth", "detect", "overlay"]
     assert rec["age_ms"] == 35.27

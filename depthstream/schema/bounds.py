@@ -52,5 +52,7 @@ References = number(gt=0, le=1000, noun="a number of references per frame")
 Frames = integer(ge=1, le=10000, noun="a number of frames")
 GrowHeight = number(ge=0, le=10, noun="metres", note="0 = the mask is not grown")
 GrowFraction = number(ge=0, le=1, noun="a fraction of the object's height")
+DepthEvery = integer(ge=1, le=30, noun="an integer", note="the depth network runs on every Nth frame")
+DepthEveryMax = integer(ge=2, le=30)
 MAX_CAMERA_INDEX = 1023
 BLUR_KSIZE_MAX = 99  # a Gaussian kernel this wide already costs tens of ms a frame on a CPU; wider ones cost seconds

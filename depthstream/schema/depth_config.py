@@ -11,7 +11,10 @@ from pydantic.dataclasses import dataclass
 
 from depthstream.store import MODELS_DIR
 
-from .bounds import Aspect, BorderPixels, BoxErrorPixels, BoxFraction, Degrees180, DepthThreads, FarMetres, Fraction01, Frames, References, SCHEMA, Spread, Tolerance
+from .bounds import (
+    Aspect, BorderPixels, BoxErrorPixels, BoxFraction, Degrees180, DepthEvery, DepthEveryMax, DepthThreads, FarMetres,
+    Fraction01, Frames, References, SCHEMA, Spread, Tolerance,
+)
 from .fields import MAX_TEXT, Allowed, FilePath, fits_file_system
 
 
@@ -97,6 +100,8 @@ class DepthConfig:
     roi: BoxFraction = 0.4
     threads: DepthThreads = 0
     ground_max_m: FarMetres = 100.0
+    every: DepthEvery | Annotated[Literal["auto"], Allowed("auto")] = 1
+    every_max: DepthEveryMax = 4
     size_prior: SizePriorConfig = SizePriorConfig()
     autoscale: AutoScaleConfig = AutoScaleConfig()
     crosscheck: CrossCheckConfig = CrossCheckConfig()

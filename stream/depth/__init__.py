@@ -20,5 +20,7 @@ decided by :mod:`stream.depth.select` from the config and the source's camera pr
 from .base import DepthProvider
 from .ground import GroundPlaneDepth, ground_plane_z
 from .network import OnnxDepth, find_card, open_depth_model
+from .rate import DepthRate
 
-__all__ = ["DepthProvider", "GroundPlaneDepth", "ground_plane_z", "OnnxDepth", "find_card", "open_depth_model"]
+__all__ = ["DepthProvider", "DepthRate", "GroundPlaneDepth", "ground_plane_z", "OnnxDepth", "find_card",
+           "open_depth_model"]

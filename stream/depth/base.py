@@ -14,7 +14,9 @@ class DepthProvider(abc.ABC):
     :data:`~depthstream.types.DepthKind` of the maps it returns; ``valid_range_m`` (near, far metres it can
     measure, None = not stated) and ``state`` (words, e.g. ``indoor, metric``) are what its maps carry;
     ``domain_note`` says why none of its distances can be trusted on this source (a network out of its domain),
-    None when nothing does. ``open()`` loads what the provider needs
+    None when nothing does. ``reads_pixels``: the map depends on the frame's pixels (a network), so a map
+    reused for later frames (``depth.every``) ages; False: on the camera alone (a ground plane), computed for
+    every frame. ``open()`` loads what the provider needs
     (a model), ``close()`` frees it; both are no-ops here. Use as a context manager:
     ``with provider: depth = provider(frame)``.
     """
@@ -24,6 +26,7 @@ class DepthProvider(abc.ABC):
     valid_range_m: tuple[float, float] | None = None
     state: str = ""
     domain_note: str | None = None
+    reads_pixels: bool = True
 
     def open(self) -> None:
         """Load what the provider needs; calling it again while open does nothing."""

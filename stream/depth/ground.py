@@ -68,6 +68,7 @@ class GroundPlaneDepth(DepthProvider):
 
     source = "ground-plane"
     kind: DepthKind = "geometric"
+    reads_pixels = False
 
     def __init__(self, profile: CameraProfile, max_depth_m: float = 100.0) -> None:
         if profile.mounting is None or profile.intrinsics is None:

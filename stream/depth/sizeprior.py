@@ -288,6 +288,7 @@ class SizePriorDepth(DepthProvider):
 
     source = SOURCE
     kind: DepthKind = "size-prior"
+    reads_pixels = False  # no map to reuse: depth.every does not apply
 
     def __init__(self, options: SizePriorConfig, profile: CameraProfile | None = None) -> None:
         self.options = options

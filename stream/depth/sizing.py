@@ -13,6 +13,10 @@ depth source:
   get their distances from the resulting map;
 - another source with a map (the ground plane): its box distances feed the cross-check.
 
+A map reused from an earlier frame (``depth.every``) is not a new measurement: its values at this frame's boxes
+neither update the scale fit nor the cross-check (the last fit and verdict stay in force); the boxes still get
+their distances from it under that fit.
+
 Every distance the stage cannot stand behind is flagged (``depth_reliable`` False, with a ``depth_note`` saying
 why, :data:`NOTES` and :data:`~stream.depth.sizeprior.NOTES`): a size prior too uncertain,
 only a bound, or under an assumed focal length; a network whose metres need a fit that is uncalibrated, or that is
@@ -94,7 +98,7 @@ class SizeStage:
             self.last = (None, None, ranges)
             return replace(depth, details=details), ranges.apply_to(dets)
         if self.network is not None:
-            return self._network(depth, dets, ranges, details)
+            return self._network(depth, dets, ranges, details, fresh=depth.frame_index in (None, frame.index))
         dets = assign_box_depth(dets, depth, self.box_stat, self.roi)
         verdict = self._check(dets.depth_m, ranges)
         self.last = (None, verdict, ranges)
@@ -104,14 +108,19 @@ class SizeStage:
             dets = flag(dets, np.ones(len(dets), bool), NOTES["disagrees"])
         return replace(depth, state=state, details={**depth.details, **details}), dets
 
-    def _network(self, depth: DepthMap, dets: Detections, ranges: BoxRanges, details: dict) -> tuple[DepthMap, Detections]:
+    def _network(self, depth: DepthMap, dets: Detections, ranges: BoxRanges, details: dict,
+                 fresh: bool = True) -> tuple[DepthMap, Detections]:
+        """``fresh`` False: the map is an earlier frame's (``depth.every``): the fit and verdict are not updated."""
         net = self.network
         output = depth.output  # type: ignore[attr-defined]
         ref = ranges.reference
-        values = assign_box_depth(dets, DepthMap(output, depth.source, depth.kind), self.box_stat, self.roi).depth_m
-        verdict = self._check(values, ranges) if self.crosscheck is not None else None
         fit = net.scaling.fit
-        if self.autoscale is not None:
+        if fresh:
+            values = assign_box_depth(dets, DepthMap(output, depth.source, depth.kind), self.box_stat, self.roi).depth_m
+            verdict = self._check(values, ranges) if self.crosscheck is not None else None
+        else:
+            verdict = self.last[1]
+        if self.autoscale is not None and fresh:
             fit = self.autoscale.update(values[ref], ranges.distance_m[ref], ranges.spread[ref], ranges.common_spread)
         mode = self.options.autoscale.mode
         disagrees = verdict is not None and verdict.disagrees

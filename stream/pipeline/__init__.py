@@ -44,6 +44,8 @@ waits for. Every other thread is a normal thread, joined before ``results()`` re
   blocks its caller, which delivers track events (``--on-event``) off the pipeline's threads.
 - :mod:`.jobs`: :class:`JobWorker`, one low-priority worker thread behind a bounded queue for the browser view's
   uploads (each a run of its own), so they never take the cores from the live pipeline.
+- :mod:`.writer`: :class:`WriterThread`, a sink's writes in order on one thread behind a short bounded queue that
+  waits when full: the MP4's encoder, off the thread that hands out the results.
 - :mod:`.side_by_side`: several runs at once, one thread each, signals relayed to all (several sources).
 """
 
@@ -52,7 +54,8 @@ from .jobs import Busy, JobWorker
 from .layouts import STAGE_GRACE_S, Interrupted, Pipeline, RunStats, Stages
 from .queues import EOS, BoundedQueue, Slots, Stopped
 from .side_by_side import run_side_by_side
+from .writer import WriterThread
 
 __all__ = ["Pipeline", "Stages", "RunStats", "Interrupted", "BoundedQueue", "Slots", "Stopped", "EOS",
            "STAGE_GRACE_S", "Dispatcher", "DispatchStats", "JobWorker", "Busy",
-           "run_side_by_side"]
+           "run_side_by_side", "WriterThread"]

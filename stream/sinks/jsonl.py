@@ -20,6 +20,9 @@ optical axis; times are milliseconds unless the key ends in ``_s``.
                 "valid_range_m": [0.5, 10.0],   # [near, far] it can measure (null: not stated); outside = flagged
                 "camera": null,         # the camera profile used (its name), null: none
                 "selected": "auto: no camera profile, so the bundled depth network",   # why this source
+                "map_index": 40,        # the frame the depth map was computed from (depth.every: an earlier one) ...
+                "age_frames": 2,        # ... how many frames older than this one it is (0: this frame's own map)
+                "age_ms": 200.0},       # ... and how much older in ms (media time, else capture time); null: unknown
                 "size_prior": {"focal_px": 548.4, "focal_assumed": true,    # the focal length the size priors used,
                                "focal_from": "assumed: hfov 70 deg",        # whether it was assumed, where it came from,
                                "pitch_deg": 0.0, "references": 3},          # the pitch, the reference boxes in this frame
@@ -196,6 +199,10 @@ def _depth_block(result: Result, source: str, kind: str, camera: str | None, sel
     block["camera"] = camera
     if selected is not None:
         block["selected"] = selected
+    age = dm.age(result.frame) if dm is not None else None
+    block["map_index"] = dm.frame_index if dm is not None else None
+    block["age_frames"] = age[0] if age is not None else None
+    block["age_ms"] = _round_or_none(age[1], 2) if age is not None else None
     if dm is not None:
         block.update(dm.details)  # the size priors' focal length, the automatic scale, the cross-check
     return block

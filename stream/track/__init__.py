@@ -8,6 +8,11 @@ after each box got its raw distance and before the band filter (``stream.app.mak
    time to contact, each with its standard deviation (``distance.py``);
 3. ``TrackEvents`` decides ``entered`` / ``left`` / ``approaching`` (``events.py``), returned in ``Result.events``.
 
+A frame whose depth map was computed from an earlier frame (``depth.every``: the map is reused) gives its
+boxes distances that are not new measurements: each box keeps its raw ``depth_m`` (read off the older map),
+but the track filters are not fed it; they predict across such frames from the last fresh distances, and
+only a frame's own map corrects them.
+
 All of it runs on the track clock (``clock.py``): seconds from the frames' own times, so frames dropped by the
 ``latest`` policy are predicted across by the time that really passed. The stage keeps state across frames
 (tracks) but starts no thread and does no I/O; delivering events is ``deliver.py`` on the pipeline's
@@ -42,6 +47,7 @@ class TrackStats:
     measured: int = 0  # raw distances offered to the per-track filters
     rejected: int = 0  # of those, rejected as outliers
     filled_steps: int = 0  # empty tracker updates made for frames missing in gaps
+    predicted: int = 0  # distances of tracked boxes read off a reused (older) depth map: predicted across, not used
 
 
 class TrackStage:
@@ -72,12 +78,16 @@ class TrackStage:
                 ("depth_filtered_m", "depth_filtered_std_m", "speed_mps", "speed_std_mps", "ttc_s", "ttc_std_s")}
         events: list[TrackEvent] = []
         index = res.frame.index
+        dm = res.depth
+        fresh = dm is None or dm.frame_index is None or dm.frame_index == index
         for i in np.flatnonzero(ids >= 0):
             tid = int(ids[i])
             f = self.filters.get(tid)
             if f is None:
                 f = self.filters[tid] = DistanceFilter(self.distance)
-            raw = float(dets.depth_m[i])
+            raw = float(dets.depth_m[i]) if fresh else math.nan
+            if not fresh:
+                self.stats.predicted += 1
             est = f.update(now, raw, float(dets.depth_spread_m[i]), bool(dets.depth_reliable[i]))
             if math.isfinite(raw) and raw > 0:
                 self.stats.measured += 1

@@ -74,6 +74,7 @@ class SharedEngine(Engine):
         self.stats = BatchStats()
         self._users = 0
         self._life = threading.Lock()  # open / close
+        self._turn = threading.Lock()  # a fixed batch: one caller's run at a time
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._leader = False  # a caller is gathering or running a batch
@@ -126,17 +127,9 @@ class SharedEngine(Engine):
 
     def _infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self.batching:
-            with self._cond:
-                while self._leader:
-                    self._cond.wait()
-                self._leader = True
-            try:
+            with self._turn:
                 self._count(1)
                 return self.inner.infer(feeds)
-            finally:
-                with self._cond:
-                    self._leader = False
-                    self._cond.notify_all()
         return self._batched(_Request(feeds))
 
     def _count(self, n: int) -> None:

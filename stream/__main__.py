@@ -202,7 +202,7 @@ def _interrupted(exc: BaseException | None, args: argparse.Namespace | None, sum
         out = f"; outputs closed: {' '.join(paths)}" if paths else ""
     else:
         out = "; nothing written" if args is not None and (args.output or args.jsonl) else ""
-    word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    word = signals.ended_by(signum)
     when = "" if summary is not None and summary.frames else " before the first frame"
     sys.stderr.write(f"{word}{when}{out}\n")
     return signals.EXIT_CODES.get(signum, 130)

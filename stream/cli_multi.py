@@ -4,7 +4,6 @@ source's config, the per-source summaries and the exit code. The run itself: :mo
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -96,7 +95,7 @@ def main_many(args: argparse.Namespace, overrides: dict, format_summary: Callabl
     signum = signals.received()
     if signum is not None:
         paths = [p for r in multi.runs if r.summary is not None and r.frames for p in r.summary.outputs]
-        word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        word = signals.ended_by(signum)
         sys.stderr.write(f"{word}" + (f"; outputs closed: {' '.join(paths)}" if paths else "; nothing written") + "\n")
         return signals.EXIT_CODES.get(signum, 130)
     return multi.exit_code()

@@ -29,6 +29,11 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+def ended_by(signum: int) -> str:
+    """How the CLI says that ``signum`` ended a run: ``terminated (SIGTERM)`` or ``interrupted``."""
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
 

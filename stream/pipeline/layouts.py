@@ -326,7 +326,7 @@ class Pipeline:
             if alive:
                 log.warning("threads still running %.0f s after stop: %s", STAGE_GRACE_S, ", ".join(alive))
             self.stats.wall_s = time.perf_counter() - start
-            self.stats.dropped = self._handoff.dropped + self._captured.dropped
+            self.stats.dropped = self.dropped
         if self._signum is not None:
             self.stats.stopped_by = signal.Signals(self._signum).name
             raise Interrupted(self._signum)

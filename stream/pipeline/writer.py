@@ -39,10 +39,7 @@ class WriterThread:
 
     def _work(self) -> None:
         while True:
-            try:
-                args = self._q.get(timeout=self._timeout)
-            except queue.Empty:
-                continue
+            args = self._q.get()  # close() always queues _END while the thread lives
             if args is _END:
                 return
             try:
